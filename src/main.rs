@@ -1,0 +1,48 @@
+//! usher: a tiny PID 1 for containers. parse -> validate -> run -> exit status.
+
+mod child;
+mod cli;
+mod event_loop;
+mod events;
+mod reaper;
+mod signals;
+mod supervisor;
+mod sys;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use cli::Invocation;
+
+const LICENSE: &str = "usher is dual-licensed under MIT OR Apache-2.0.\n";
+
+fn main() -> ExitCode {
+    // First of all, before any thread exists: from here on every signal is queued for usher,
+    // including those sent before the child exists (they are forwarded once it does).
+    let inbox = match sys::take_over_signals() {
+        Ok(inbox) => inbox,
+        Err(e) => return usage_error(&format!("failed to take over signals: {e}")),
+    };
+    let args = std::env::args_os().skip(1).collect();
+    let config = match cli::parse(args, &|name| std::env::var_os(name)) {
+        Ok(Invocation::Run(config)) => config,
+        Ok(Invocation::Help) => return print(cli::HELP),
+        Ok(Invocation::Version) => {
+            return print(concat!("usher ", env!("CARGO_PKG_VERSION"), "\n"));
+        }
+        Ok(Invocation::License) => return print(LICENSE),
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    events::set_verbosity(config.verbosity);
+    ExitCode::from(event_loop::run(config, inbox))
+}
+
+fn print(text: &str) -> ExitCode {
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    ExitCode::SUCCESS
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "usher: {message}");
+    ExitCode::from(2)
+}

@@ -1,0 +1,532 @@
+//! The lifecycle as a state machine: events in, actions out, time passed in. It does no I/O,
+//! so every transition is unit-tested without processes.
+//!
+//! ```text
+//! Running --TERM/INT--> Draining --drain over--> Stopping --grace over--> Killing --> exit
+//!    |                     |                      ^   (forwarding goes on)     |
+//!    +---main child exits--+----------------------+                            |
+//!                     (everyone left gets SIGTERM)          all reaped (any phase) -> exit
+//! ```
+
+use std::time::{Duration, Instant};
+
+use crate::cli::ExitRemap;
+use crate::reaper::ChildExit;
+use crate::signals::{Rewrites, Signo};
+
+/// After SIGKILL, how long to wait for the last processes to be reaped before exiting anyway.
+/// A process in uninterruptible sleep (a hung NFS read) must not hang the container forever;
+/// as PID 1 the kernel kills whatever is left when usher exits.
+pub const REAP_AFTER_KILL_LIMIT: Duration = Duration::from_secs(2);
+
+/// What the supervisor needs from the configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    pub grace: Duration,
+    pub drain: Duration,
+    pub rewrites: Rewrites,
+    pub single_child: bool,
+    pub remap_exit: ExitRemap,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// usher received a signal (never SIGCHLD: that is the reaper's business).
+    Signal(Signo),
+    /// The main child was reaped; `others_left` says whether any other child remains.
+    MainExited { exit: ChildExit, others_left: bool },
+    /// The reaper found no child at all any more.
+    AllReaped,
+    /// The deadline from [`Supervisor::deadline`] has passed.
+    Deadline,
+}
+
+/// Whom a forwarded signal goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The main child's process group (the default).
+    Group,
+    /// The main child alone (`--single-child`).
+    Child,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// A graceful stop has begun because usher received `signal` (the health server will answer
+    /// /ready with 503 from here on).
+    StopBegun {
+        signal: Signo,
+        drain: Duration,
+    },
+    Forward {
+        signal: Signo,
+        scope: Scope,
+    },
+    /// Signal every process still alive: the main child's group and, as PID 1, everything.
+    SignalEveryoneLeft(Signo),
+    /// Processes were still unreaped when the limit after SIGKILL ran out.
+    AbandonUnreaped,
+    Exit(u8),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Running,
+    /// A stop signal arrived; it is forwarded at `forward_at`.
+    Draining {
+        signal: Signo,
+        forward_at: Instant,
+    },
+    /// The stop signal was forwarded, or the main child exited: SIGKILL at `kill_at`.
+    Stopping {
+        kill_at: Instant,
+    },
+    /// SIGKILL was sent; waiting for the reaper until `give_up_at`.
+    Killing {
+        give_up_at: Instant,
+    },
+    Done,
+}
+
+#[derive(Debug)]
+pub struct Supervisor {
+    policy: Policy,
+    phase: Phase,
+    main_exit: Option<ChildExit>,
+}
+
+impl Supervisor {
+    pub fn new(policy: Policy) -> Supervisor {
+        Supervisor {
+            policy,
+            phase: Phase::Running,
+            main_exit: None,
+        }
+    }
+
+    /// When the supervisor next needs a [`Event::Deadline`], if ever.
+    pub fn deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Draining { forward_at, .. } => Some(forward_at),
+            Phase::Stopping { kill_at } => Some(kill_at),
+            Phase::Killing { give_up_at } => Some(give_up_at),
+            Phase::Running | Phase::Done => None,
+        }
+    }
+
+    pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
+        match event {
+            Event::Signal(signal) => self.on_signal(signal, now),
+            Event::MainExited { exit, others_left } => self.on_main_exit(exit, others_left, now),
+            Event::AllReaped => self.on_all_reaped(),
+            Event::Deadline => self.on_deadline(now),
+        }
+    }
+
+    fn scope(&self) -> Scope {
+        if self.policy.single_child {
+            Scope::Child
+        } else {
+            Scope::Group
+        }
+    }
+
+    /// Forwards `received` as rewritten; nothing when it is dropped, or when it would go to a
+    /// main child that is already gone (its pid may belong to someone else by now).
+    fn forward(&self, received: Signo) -> Option<Action> {
+        let signal = self.policy.rewrites.apply(received)?;
+        if self.main_exit.is_some() && self.policy.single_child {
+            return None;
+        }
+        Some(Action::Forward {
+            signal,
+            scope: self.scope(),
+        })
+    }
+
+    fn start_grace(&mut self, now: Instant) {
+        self.phase = Phase::Stopping {
+            kill_at: now + self.policy.grace,
+        };
+    }
+
+    fn on_signal(&mut self, signal: Signo, now: Instant) -> Vec<Action> {
+        match self.phase {
+            // A stop signal that a rewrite drops does not stop anything: that is what the
+            // operator asked for by dropping it.
+            Phase::Running
+                if signal.starts_stop() && self.policy.rewrites.apply(signal).is_some() =>
+            {
+                let begun = Action::StopBegun {
+                    signal,
+                    drain: self.policy.drain,
+                };
+                if self.policy.drain.is_zero() {
+                    self.start_grace(now);
+                    [Some(begun), self.forward(signal)]
+                        .into_iter()
+                        .flatten()
+                        .collect()
+                } else {
+                    self.phase = Phase::Draining {
+                        signal,
+                        forward_at: now + self.policy.drain,
+                    };
+                    vec![begun]
+                }
+            }
+            // A second stop signal during the drain (Ctrl-C twice) cuts the drain short.
+            Phase::Draining { .. } if signal.starts_stop() => {
+                self.start_grace(now);
+                self.forward(signal).into_iter().collect()
+            }
+            Phase::Running | Phase::Draining { .. } | Phase::Stopping { .. } => {
+                self.forward(signal).into_iter().collect()
+            }
+            Phase::Killing { .. } | Phase::Done => Vec::new(),
+        }
+    }
+
+    fn on_main_exit(&mut self, exit: ChildExit, others_left: bool, now: Instant) -> Vec<Action> {
+        self.main_exit = Some(exit);
+        if !others_left {
+            return self.on_all_reaped();
+        }
+        match self.phase {
+            Phase::Running | Phase::Draining { .. } => {
+                self.start_grace(now);
+                vec![Action::SignalEveryoneLeft(Signo::TERM)]
+            }
+            // The group already has the stop signal; with --single-child nobody else does.
+            Phase::Stopping { .. } if self.policy.single_child => {
+                vec![Action::SignalEveryoneLeft(Signo::TERM)]
+            }
+            Phase::Stopping { .. } | Phase::Killing { .. } | Phase::Done => Vec::new(),
+        }
+    }
+
+    fn on_all_reaped(&mut self) -> Vec<Action> {
+        match self.main_exit {
+            Some(exit) if self.phase != Phase::Done => {
+                self.phase = Phase::Done;
+                vec![Action::Exit(self.policy.remap_exit.apply(exit.code()))]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn on_deadline(&mut self, now: Instant) -> Vec<Action> {
+        if self.deadline().is_none_or(|deadline| now < deadline) {
+            return Vec::new();
+        }
+        match self.phase {
+            Phase::Draining { signal, .. } => {
+                self.start_grace(now);
+                self.forward(signal).into_iter().collect()
+            }
+            Phase::Stopping { .. } => {
+                self.phase = Phase::Killing {
+                    give_up_at: now + REAP_AFTER_KILL_LIMIT,
+                };
+                vec![Action::SignalEveryoneLeft(Signo::KILL)]
+            }
+            Phase::Killing { .. } => {
+                self.phase = Phase::Done;
+                // A main child we could not even reap was SIGKILLed: report it so.
+                let code = self
+                    .main_exit
+                    .unwrap_or(ChildExit::Signaled(libc::SIGKILL))
+                    .code();
+                vec![
+                    Action::AbandonUnreaped,
+                    Action::Exit(self.policy.remap_exit.apply(code)),
+                ]
+            }
+            Phase::Running | Phase::Done => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GRACE: Duration = Duration::from_secs(10);
+    const DRAIN: Duration = Duration::from_secs(5);
+
+    fn usr1() -> Signo {
+        Signo::new(libc::SIGUSR1).unwrap()
+    }
+
+    fn quit() -> Signo {
+        Signo::new(libc::SIGQUIT).unwrap()
+    }
+
+    fn supervisor(configure: impl FnOnce(&mut Policy)) -> Supervisor {
+        let mut policy = Policy {
+            grace: GRACE,
+            ..Policy::default()
+        };
+        configure(&mut policy);
+        Supervisor::new(policy)
+    }
+
+    fn forward(signal: Signo) -> Action {
+        Action::Forward {
+            signal,
+            scope: Scope::Group,
+        }
+    }
+
+    fn exited(code: u8, others_left: bool) -> Event {
+        Event::MainExited {
+            exit: ChildExit::Exited(code),
+            others_left,
+        }
+    }
+
+    #[test]
+    fn forwards_ordinary_signals_to_the_group_while_running() {
+        let mut sup = supervisor(|_| {});
+        let t0 = Instant::now();
+        assert_eq!(sup.handle(Event::Signal(usr1()), t0), [forward(usr1())]);
+        assert_eq!(
+            sup.handle(Event::Signal(Signo::HUP), t0),
+            [forward(Signo::HUP)]
+        );
+        assert_eq!(sup.deadline(), None);
+    }
+
+    #[test]
+    fn single_child_scope() {
+        let mut sup = supervisor(|p| p.single_child = true);
+        let actions = sup.handle(Event::Signal(usr1()), Instant::now());
+        assert_eq!(
+            actions,
+            [Action::Forward {
+                signal: usr1(),
+                scope: Scope::Child
+            }]
+        );
+    }
+
+    #[test]
+    fn main_child_exit_alone_exits_with_its_code() {
+        let mut sup = supervisor(|_| {});
+        assert_eq!(
+            sup.handle(exited(3, false), Instant::now()),
+            [Action::Exit(3)]
+        );
+        let mut sup = supervisor(|_| {});
+        let killed = Event::MainExited {
+            exit: ChildExit::Signaled(11),
+            others_left: false,
+        };
+        assert_eq!(sup.handle(killed, Instant::now()), [Action::Exit(139)]);
+    }
+
+    #[test]
+    fn remap_exit_applies_to_the_final_code() {
+        let mut sup = supervisor(|p| p.remap_exit = ExitRemapForTest::of(&[143]));
+        let killed = Event::MainExited {
+            exit: ChildExit::Signaled(15),
+            others_left: false,
+        };
+        assert_eq!(sup.handle(killed, Instant::now()), [Action::Exit(0)]);
+    }
+
+    #[test]
+    fn term_is_forwarded_then_sigkill_after_grace() {
+        let mut sup = supervisor(|_| {});
+        let t0 = Instant::now();
+        let actions = sup.handle(Event::Signal(Signo::TERM), t0);
+        assert_eq!(
+            actions,
+            [
+                Action::StopBegun {
+                    signal: Signo::TERM,
+                    drain: Duration::ZERO
+                },
+                forward(Signo::TERM)
+            ]
+        );
+        assert_eq!(sup.deadline(), Some(t0 + GRACE));
+        // Forwarding goes on during the grace period, TERM included.
+        assert_eq!(sup.handle(Event::Signal(usr1()), t0), [forward(usr1())]);
+        assert_eq!(
+            sup.handle(Event::Signal(Signo::TERM), t0),
+            [forward(Signo::TERM)]
+        );
+        // An early wake-up is not the deadline.
+        assert_eq!(sup.handle(Event::Deadline, t0 + GRACE / 2), []);
+        let t1 = t0 + GRACE;
+        assert_eq!(
+            sup.handle(Event::Deadline, t1),
+            [Action::SignalEveryoneLeft(Signo::KILL)]
+        );
+        assert_eq!(sup.deadline(), Some(t1 + REAP_AFTER_KILL_LIMIT));
+        // Nothing is forwarded any more once everything was killed.
+        assert_eq!(sup.handle(Event::Signal(usr1()), t1), []);
+        let killed = Event::MainExited {
+            exit: ChildExit::Signaled(9),
+            others_left: false,
+        };
+        assert_eq!(sup.handle(killed, t1), [Action::Exit(137)]);
+        assert_eq!(sup.deadline(), None);
+    }
+
+    #[test]
+    fn child_exiting_during_grace_ends_the_stop() {
+        let mut sup = supervisor(|_| {});
+        let t0 = Instant::now();
+        sup.handle(Event::Signal(Signo::INT), t0);
+        assert_eq!(sup.handle(exited(0, false), t0), [Action::Exit(0)]);
+    }
+
+    #[test]
+    fn stragglers_after_a_stop_keep_the_original_deadline() {
+        let mut sup = supervisor(|_| {});
+        let t0 = Instant::now();
+        sup.handle(Event::Signal(Signo::TERM), t0);
+        // The group already has TERM: nothing more is sent, the deadline does not move.
+        assert_eq!(sup.handle(exited(0, true), t0 + GRACE / 2), []);
+        assert_eq!(sup.deadline(), Some(t0 + GRACE));
+        assert_eq!(
+            sup.handle(Event::AllReaped, t0 + GRACE / 2),
+            [Action::Exit(0)]
+        );
+    }
+
+    #[test]
+    fn single_child_stragglers_get_term_when_the_child_exits() {
+        let mut sup = supervisor(|p| p.single_child = true);
+        let t0 = Instant::now();
+        sup.handle(Event::Signal(Signo::TERM), t0);
+        assert_eq!(
+            sup.handle(exited(0, true), t0),
+            [Action::SignalEveryoneLeft(Signo::TERM)]
+        );
+        // The child's pid may be reused now: nothing more is sent to it.
+        assert_eq!(sup.handle(Event::Signal(usr1()), t0), []);
+    }
+
+    #[test]
+    fn main_exit_first_terms_the_rest_then_kills_after_grace() {
+        let mut sup = supervisor(|_| {});
+        let t0 = Instant::now();
+        assert_eq!(
+            sup.handle(exited(3, true), t0),
+            [Action::SignalEveryoneLeft(Signo::TERM)]
+        );
+        assert_eq!(sup.deadline(), Some(t0 + GRACE));
+        // Signals still reach whoever is left in the group.
+        assert_eq!(
+            sup.handle(Event::Signal(Signo::HUP), t0),
+            [forward(Signo::HUP)]
+        );
+        assert_eq!(
+            sup.handle(Event::Deadline, t0 + GRACE),
+            [Action::SignalEveryoneLeft(Signo::KILL)]
+        );
+        assert_eq!(sup.handle(Event::AllReaped, t0 + GRACE), [Action::Exit(3)]);
+    }
+
+    #[test]
+    fn main_exit_then_rest_leaves_quickly() {
+        let mut sup = supervisor(|_| {});
+        let t0 = Instant::now();
+        sup.handle(exited(3, true), t0);
+        assert_eq!(sup.handle(Event::AllReaped, t0), [Action::Exit(3)]);
+        assert_eq!(sup.handle(Event::AllReaped, t0), []);
+    }
+
+    #[test]
+    fn unreapable_processes_do_not_hang_usher() {
+        let mut sup = supervisor(|_| {});
+        let t0 = Instant::now();
+        sup.handle(Event::Signal(Signo::TERM), t0);
+        sup.handle(Event::Deadline, t0 + GRACE);
+        let give_up = t0 + GRACE + REAP_AFTER_KILL_LIMIT;
+        assert_eq!(
+            sup.handle(Event::Deadline, give_up),
+            [Action::AbandonUnreaped, Action::Exit(137)]
+        );
+    }
+
+    #[test]
+    fn rewrite_changes_what_is_forwarded_and_drop_means_nothing() {
+        let mut sup = supervisor(|p| {
+            p.rewrites.add_rule("TERM:QUIT").unwrap();
+            p.rewrites.add_rule("USR1:0").unwrap();
+        });
+        let t0 = Instant::now();
+        assert_eq!(sup.handle(Event::Signal(usr1()), t0), []);
+        let actions = sup.handle(Event::Signal(Signo::TERM), t0);
+        assert_eq!(actions[1], forward(quit()));
+        assert_eq!(sup.deadline(), Some(t0 + GRACE));
+    }
+
+    #[test]
+    fn a_dropped_stop_signal_starts_no_stop() {
+        let mut sup = supervisor(|p| p.rewrites.add_rule("TERM:0").unwrap());
+        assert_eq!(sup.handle(Event::Signal(Signo::TERM), Instant::now()), []);
+        assert_eq!(sup.deadline(), None);
+    }
+
+    #[test]
+    fn drain_delays_the_forward_then_grace_starts() {
+        let mut sup = supervisor(|p| p.drain = DRAIN);
+        let t0 = Instant::now();
+        assert_eq!(
+            sup.handle(Event::Signal(Signo::TERM), t0),
+            [Action::StopBegun {
+                signal: Signo::TERM,
+                drain: DRAIN
+            }]
+        );
+        assert_eq!(sup.deadline(), Some(t0 + DRAIN));
+        // Other signals still pass during the drain.
+        assert_eq!(sup.handle(Event::Signal(usr1()), t0), [forward(usr1())]);
+        let t1 = t0 + DRAIN;
+        assert_eq!(sup.handle(Event::Deadline, t1), [forward(Signo::TERM)]);
+        assert_eq!(sup.deadline(), Some(t1 + GRACE));
+    }
+
+    #[test]
+    fn second_stop_signal_cuts_the_drain_short() {
+        let mut sup = supervisor(|p| p.drain = DRAIN);
+        let t0 = Instant::now();
+        sup.handle(Event::Signal(Signo::TERM), t0);
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(
+            sup.handle(Event::Signal(Signo::INT), t1),
+            [forward(Signo::INT)]
+        );
+        assert_eq!(sup.deadline(), Some(t1 + GRACE));
+    }
+
+    #[test]
+    fn main_exit_during_drain() {
+        let mut sup = supervisor(|p| p.drain = DRAIN);
+        let t0 = Instant::now();
+        sup.handle(Event::Signal(Signo::TERM), t0);
+        assert_eq!(sup.handle(exited(0, false), t0), [Action::Exit(0)]);
+    }
+
+    /// Builds an `ExitRemap` through the command line, as a user would.
+    struct ExitRemapForTest;
+    impl ExitRemapForTest {
+        fn of(codes: &[u8]) -> ExitRemap {
+            let mut args: Vec<std::ffi::OsString> = Vec::new();
+            for code in codes {
+                args.push("--remap-exit".into());
+                args.push(code.to_string().into());
+            }
+            args.push("x".into());
+            match crate::cli::parse(args, &|_| None) {
+                Ok(crate::cli::Invocation::Run(config)) => config.remap_exit,
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}

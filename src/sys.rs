@@ -1,0 +1,227 @@
+//! The only module with `unsafe`: thin wrappers over the system calls usher needs, each turning
+//! a return code into a `Result` in one place.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::Duration;
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// glibc keeps the signals between 32 and SIGRTMIN for itself (thread cancellation, setxid
+/// broadcast); blocking or reading them would break it.
+fn is_reserved_by_libc(signo: i32) -> bool {
+    (32..libc::SIGRTMIN()).contains(&signo)
+}
+
+/// The set of every signal usher takes over: all but KILL, STOP and libc's own.
+fn taken_signals() -> io::Result<libc::sigset_t> {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initialises the set it is given; we only read it after it succeeded.
+    check(unsafe { libc::sigemptyset(set.as_mut_ptr()) })?;
+    // SAFETY: initialised by sigemptyset just above.
+    let mut set = unsafe { set.assume_init() };
+    for signo in 1..=libc::SIGRTMAX() {
+        if signo == libc::SIGKILL || signo == libc::SIGSTOP || is_reserved_by_libc(signo) {
+            continue;
+        }
+        // SAFETY: `set` is an initialised sigset_t and `signo` a valid signal number.
+        check(unsafe { libc::sigaddset(&mut set, signo) })?;
+    }
+    Ok(set)
+}
+
+/// usher's signals, read synchronously from a signalfd instead of by handlers.
+pub struct SignalInbox {
+    fd: OwnedFd,
+}
+
+/// One signal as the kernel delivered it.
+#[derive(Clone, Copy, Debug)]
+pub struct ReceivedSignal {
+    pub signo: i32,
+    /// The sending process (0 when the kernel sent it).
+    pub sender_pid: u32,
+}
+
+/// Takes over every signal: un-ignores the ones inherited as ignored (a PID 1 never receives an
+/// ignored signal), blocks them all in this thread, which every later thread inherits, and
+/// opens a signalfd to read them. Must run before any thread exists, or a thread with an
+/// unblocked mask could take a signal with its default action.
+///
+/// SIGSEGV, SIGBUS and the other fault signals are blocked too: one sent with kill(2) is read
+/// and forwarded, while a real fault inside usher is forced through the block by the kernel and
+/// still kills it.
+pub fn take_over_signals() -> io::Result<SignalInbox> {
+    let set = taken_signals()?;
+    for signo in 1..=libc::SIGRTMAX() {
+        // SAFETY: sigismember reads an initialised set.
+        if unsafe { libc::sigismember(&set, signo) } != 1 {
+            continue;
+        }
+        let mut old = MaybeUninit::<libc::sigaction>::uninit();
+        // SAFETY: a null new action only queries the current one into `old`.
+        check(unsafe { libc::sigaction(signo, std::ptr::null(), old.as_mut_ptr()) })?;
+        // SAFETY: sigaction succeeded, so it wrote `old`.
+        let old = unsafe { old.assume_init() };
+        if old.sa_sigaction == libc::SIG_IGN {
+            // SAFETY: restoring the default disposition installs no handler code; Rust's
+            // runtime ignores SIGPIPE, which would make a SIGPIPE sent to usher vanish.
+            unsafe { libc::signal(signo, libc::SIG_DFL) };
+        }
+    }
+    // SAFETY: `set` is initialised; a null old-set pointer is allowed.
+    let ret = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) };
+    if ret != 0 {
+        return Err(io::Error::from_raw_os_error(ret));
+    }
+    // SAFETY: signalfd(-1, ...) creates a new descriptor from an initialised mask.
+    let fd = check(unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) })?;
+    // SAFETY: the descriptor was just created and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok(SignalInbox { fd })
+}
+
+impl SignalInbox {
+    /// Waits until a signal is pending or `timeout` passes (`None`: forever).
+    /// Returns whether a signal is waiting.
+    pub fn wait(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        let timeout_ms = match timeout {
+            // Round up: waking a little early would only spin until the deadline.
+            Some(t) => i32::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX),
+            None => -1,
+        };
+        let mut pollfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        match check(unsafe { libc::poll(&mut pollfd, 1, timeout_ms) }) {
+            Ok(ready) => Ok(ready > 0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads the next pending signal, if any, without blocking.
+    pub fn read(&self) -> io::Result<Option<ReceivedSignal>> {
+        let mut info = MaybeUninit::<libc::signalfd_siginfo>::uninit();
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        // SAFETY: reads at most `size` bytes into memory of that size that we own.
+        let read = unsafe { libc::read(self.fd.as_raw_fd(), info.as_mut_ptr().cast(), size) };
+        if read < 0 {
+            let error = io::Error::last_os_error();
+            return match error.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+                _ => Err(error),
+            };
+        }
+        if usize::try_from(read).ok() != Some(size) {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "short signalfd read",
+            ));
+        }
+        // SAFETY: the kernel filled the whole structure (checked just above).
+        let info = unsafe { info.assume_init() };
+        Ok(Some(ReceivedSignal {
+            signo: i32::try_from(info.ssi_signo).unwrap_or(0),
+            sender_pid: info.ssi_pid,
+        }))
+    }
+}
+
+/// What one `waitpid(-1, WNOHANG)` found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reaped {
+    /// A child ended; `status` is the raw wait status.
+    Child { pid: i32, status: i32 },
+    /// Children exist but none has ended.
+    NoneReady,
+    /// No children at all.
+    NoChildren,
+}
+
+/// Reaps one ended child. Only the reaper calls this: nobody else waits on any child.
+///
+/// nix's `waitpid` is not used: it fails with EINVAL for a child killed by a real-time signal,
+/// after the kernel has already reaped it, which would lose the main child's exit status.
+pub fn reap_one() -> io::Result<Reaped> {
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: `status` is a valid out-pointer for the duration of the call.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        return match pid {
+            0 => Ok(Reaped::NoneReady),
+            -1 => {
+                let error = io::Error::last_os_error();
+                match error.raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    Some(libc::ECHILD) => Ok(Reaped::NoChildren),
+                    _ => Err(error),
+                }
+            }
+            pid => Ok(Reaped::Child { pid, status }),
+        };
+    }
+}
+
+/// kill(2): `pid` > 0 one process, < 0 a process group, -1 every process we may signal.
+pub fn send_signal(pid: i32, signo: i32) -> io::Result<()> {
+    // SAFETY: kill has no memory-safety preconditions.
+    check(unsafe { libc::kill(pid, signo) }).map(drop)
+}
+
+/// tini's `-p`: have the kernel send `signo` to usher when its parent dies.
+pub fn set_parent_death_signal(signo: i32) -> io::Result<()> {
+    let signo =
+        libc::c_ulong::try_from(signo).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory of ours.
+    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signo, 0, 0, 0) }).map(drop)
+}
+
+/// Prepares the child between fork and exec: a clean signal mask (it would otherwise inherit
+/// usher's, with everything blocked: std's spawn does not reset it) and a session of its own,
+/// which also makes it a process-group leader, so that signalling `-pid` reaches the child and
+/// everything it starts, and nothing of usher's own session. Dispositions need no reset: usher
+/// un-ignored every signal it takes over at start-up and exec resets the handlers Rust's runtime
+/// installed; only libc's reserved signals, which usher could not touch through libc, are reset
+/// here with the raw system call, in case usher itself inherited them ignored.
+pub fn prepare_child(command: &mut Command) {
+    // SAFETY: the hook runs between fork and exec, where only async-signal-safe calls are
+    // allowed: sigemptyset, sigprocmask and setsid are, and reading errno is; nothing
+    // allocates or takes a lock.
+    unsafe {
+        command.pre_exec(|| {
+            let mut empty = MaybeUninit::<libc::sigset_t>::uninit();
+            check(libc::sigemptyset(empty.as_mut_ptr()))?;
+            check(libc::sigprocmask(
+                libc::SIG_SETMASK,
+                empty.as_ptr(),
+                std::ptr::null_mut(),
+            ))?;
+            // The kernel's struct sigaction, all zero: SIG_DFL, no flags, empty mask.
+            let default_action = [0u64; 4];
+            for signo in 32..libc::SIGRTMIN() {
+                let signo = libc::c_long::from(signo);
+                let action = default_action.as_ptr();
+                let mask_size: libc::c_long = 8;
+                let none = std::ptr::null::<u64>();
+                if libc::syscall(libc::SYS_rt_sigaction, signo, action, none, mask_size) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            check(libc::setsid())?;
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,206 @@
+//! Exit statuses, the graceful stop with its forced-kill deadline, and what happens to
+//! processes left behind, with usher as a real PID 1 and as a plain subreaper.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+use std::time::Duration;
+use support::*;
+
+#[test]
+fn exit_status_is_the_childs() {
+    if !require_root("exit_status_is_the_childs") {
+        return;
+    }
+    let exit_with = fixture("exit_with");
+    for (args, expected) in [
+        (vec!["code", "0"], 0),
+        (vec!["code", "3"], 3),
+        (vec!["signal", "KILL"], 137),
+        (vec!["signal", "SEGV"], 139),
+        (vec!["signal", "TERM"], 143),
+        (vec!["signal", "34"], 128 + 34), // a real-time signal: nix's waitpid would lose it
+    ] {
+        let mut command = vec!["--", exit_with.as_str()];
+        command.extend(&args);
+        assert_eq!(Usher::pid1(&command).wait(), expected, "{args:?}");
+    }
+}
+
+#[test]
+fn remap_exit_reports_chosen_codes_as_success() {
+    if !require_root("remap_exit_reports_chosen_codes_as_success") {
+        return;
+    }
+    let exit_with = fixture("exit_with");
+    assert_eq!(
+        Usher::pid1(&["--remap-exit", "3", "--", &exit_with, "code", "3"]).wait(),
+        0
+    );
+    assert_eq!(
+        Usher::pid1(&["-e", "143", "--", &exit_with, "signal", "TERM"]).wait(),
+        0
+    );
+    assert_eq!(
+        Usher::pid1(&["-e", "143", "--", &exit_with, "code", "4"]).wait(),
+        4
+    );
+}
+
+#[test]
+fn command_not_found_is_127_and_not_executable_is_126() {
+    if !require_root("command_not_found_is_127_and_not_executable_is_126") {
+        return;
+    }
+    let mut usher = Usher::pid1(&["--", "/no/such/command"]);
+    assert_eq!(usher.wait(), 127);
+    assert_eq!(usher.stderr_seen.len(), 1, "{:?}", usher.stderr_seen);
+    assert!(
+        usher.stderr_seen[0].contains("/no/such/command"),
+        "{:?}",
+        usher.stderr_seen
+    );
+    let mut usher = Usher::pid1(&["no-such-command-in-path"]);
+    assert_eq!(usher.wait(), 127);
+
+    let dir = std::env::temp_dir().join(format!("usher-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("not-executable");
+    std::fs::write(&script, "#!/bin/sh\necho should not run\n").unwrap();
+    let mut usher = Usher::pid1(&["--", script.to_str().unwrap()]);
+    assert_eq!(usher.wait(), 126);
+    assert!(usher.stdout_seen.is_empty());
+    assert_eq!(usher.stderr_seen.len(), 1, "{:?}", usher.stderr_seen);
+    assert!(
+        usher.stderr_seen[0].contains("not executable"),
+        "{:?}",
+        usher.stderr_seen
+    );
+    assert_eq!(Usher::pid1(&["--", dir.to_str().unwrap()]).wait(), 126);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn term_ignoring_child_and_grandchild_are_killed_after_grace() {
+    if !require_root("term_ignoring_child_and_grandchild_are_killed_after_grace") {
+        return;
+    }
+    let grace = Duration::from_millis(1500);
+    let mut usher = Usher::pid1(&[
+        "--grace",
+        "1500ms",
+        "--",
+        &fixture("print_signals"),
+        "--grandchild",
+    ]);
+    usher.line_starting("ready");
+    let sent = std::time::Instant::now();
+    usher.signal(libc::SIGTERM);
+    let mut got = vec![usher.next_line(), usher.next_line()];
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            format!("grandchild signal {}", libc::SIGTERM),
+            format!("signal {}", libc::SIGTERM)
+        ]
+    );
+    assert_eq!(usher.wait(), 137);
+    // Correctness, not speed: the kill must not come before the grace period is over.
+    assert!(
+        sent.elapsed() >= grace,
+        "killed after {:?}, before the grace period",
+        sent.elapsed()
+    );
+}
+
+#[test]
+fn stop_as_subreaper_kills_the_grandchild_too() {
+    // usher as a plain process: the grandchild's fate can be checked after usher exits.
+    let mut usher = Usher::plain(&[
+        "--grace",
+        "1s",
+        "--",
+        &fixture("print_signals"),
+        "--grandchild",
+    ]);
+    let grandchild: i32 = usher
+        .line_starting("grandchild ready")
+        .trim_start_matches("grandchild ready pid=")
+        .parse()
+        .unwrap();
+    usher.line_starting("ready");
+    usher.signal(libc::SIGTERM);
+    assert_eq!(usher.wait(), 137);
+    assert!(
+        !is_alive(grandchild),
+        "grandchild {grandchild} survived usher"
+    );
+}
+
+#[test]
+fn well_behaved_child_stops_with_its_own_status() {
+    if !require_root("well_behaved_child_stops_with_its_own_status") {
+        return;
+    }
+    let mut usher = Usher::pid1(&["--", &fixture("print_signals"), "--exit-on", "TERM"]);
+    usher.line_starting("ready");
+    usher.signal(libc::SIGTERM);
+    assert_eq!(usher.wait(), 0);
+    // SIGINT (Ctrl-C) stops too.
+    let mut usher = Usher::pid1(&["--", &fixture("print_signals"), "--exit-on", "INT"]);
+    usher.line_starting("ready");
+    usher.signal(libc::SIGINT);
+    assert_eq!(usher.wait(), 0);
+}
+
+#[test]
+fn lingering_background_process_gets_term_when_the_main_child_exits() {
+    if !require_root("lingering_background_process_gets_term_when_the_main_child_exits") {
+        return;
+    }
+    for mut usher in [
+        Usher::pid1(&["--", &fixture("linger")]),
+        Usher::plain(&["--", &fixture("linger")]),
+    ] {
+        assert_eq!(usher.wait(), 3);
+        let term = format!("background got signal {}", libc::SIGTERM);
+        assert!(usher.stdout_seen.contains(&term), "{:?}", usher.stdout_seen);
+    }
+}
+
+#[test]
+fn lingering_process_ignoring_term_is_killed_after_grace() {
+    if !require_root("lingering_process_ignoring_term_is_killed_after_grace") {
+        return;
+    }
+    let args = ["--grace", "1s", "--", &fixture("linger"), "--ignore-term"];
+    for plain in [false, true] {
+        let mut usher = if plain {
+            Usher::plain(&args)
+        } else {
+            Usher::pid1(&args)
+        };
+        let background: i32 = usher
+            .line_starting("background ready")
+            .trim_start_matches("background ready pid=")
+            .parse()
+            .unwrap();
+        usher.line_starting("main exiting");
+        let exited = std::time::Instant::now();
+        assert_eq!(usher.wait(), 3);
+        assert!(
+            exited.elapsed() >= Duration::from_millis(900),
+            "{:?}",
+            exited.elapsed()
+        );
+        let term = format!("background got signal {}", libc::SIGTERM);
+        assert!(usher.stdout_seen.contains(&term), "{:?}", usher.stdout_seen);
+        if plain {
+            // Outside a PID namespace the background pid is ours to check.
+            assert!(
+                !is_alive(background),
+                "background process {background} survived usher"
+            );
+        }
+    }
+}

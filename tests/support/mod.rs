@@ -1,0 +1,273 @@
+//! Test harness: runs usher as a real PID 1 (`unshare --pid --fork --mount-proc`) or as a
+//! plain process, reads its output line by line with deadlines, and signals it from outside.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+/// How long any single expectation may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub fn usher() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_usher"))
+}
+
+/// A fixture from `examples/`, built by `cargo test` beside the usher binary.
+pub fn fixture(name: &str) -> String {
+    let path = usher().parent().unwrap().join("examples").join(name);
+    assert!(
+        path.exists(),
+        "fixture {} missing: run `cargo test` (it builds examples)",
+        path.display()
+    );
+    path.to_string_lossy().into_owned()
+}
+
+/// Tests that need a PID namespace need root. In CI a missing root is a failure, not a skip.
+pub fn require_root(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{test} needs root (PID namespaces), and CI must run every test");
+    }
+    eprintln!("SKIPPED {test}: needs root for a PID namespace");
+    false
+}
+
+pub fn send(pid: i32, signo: i32) {
+    // SAFETY: kill has no memory preconditions.
+    let ret = unsafe { libc::kill(pid, signo) };
+    assert_eq!(
+        ret,
+        0,
+        "kill({pid}, {signo}) failed: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Children of `pid`, read from /proc.
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let mut found = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return found;
+    };
+    for task in tasks.flatten() {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        found.extend(
+            children
+                .split_whitespace()
+                .map(|p| p.parse::<i32>().unwrap()),
+        );
+    }
+    found
+}
+
+/// A field of /proc/PID/status.
+pub fn status_field(pid: i32, name: &str) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+        .map(|value| value.trim().to_string())
+}
+
+/// Whether a process is alive (exists and is not a zombie).
+pub fn is_alive(pid: i32) -> bool {
+    status_field(pid, "State").is_some_and(|state| !state.starts_with('Z'))
+}
+
+/// Polls `condition` until it holds or the deadline passes.
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::yield_now();
+    }
+}
+
+fn lines_of(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (sender, receiver) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+/// A running usher with its output.
+pub struct Usher {
+    /// The process we started: `unshare` for a PID 1 run, usher itself otherwise.
+    launcher_pid: i32,
+    pid1: bool,
+    exit: Receiver<ExitStatus>,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+    pub stdout_seen: Vec<String>,
+    pub stderr_seen: Vec<String>,
+    pub started: Instant,
+    exited: bool,
+}
+
+impl Usher {
+    /// usher as PID 1 of a new PID namespace (with its own /proc).
+    pub fn pid1(args: &[&str]) -> Usher {
+        Usher::pid1_with_env(&[], args)
+    }
+
+    /// usher as PID 1, with `USHER_*` variables in its environment.
+    pub fn pid1_with_env(env: &[(&str, &str)], args: &[&str]) -> Usher {
+        let mut command = Command::new("unshare");
+        command
+            .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+            .arg(usher())
+            .args(args);
+        command.envs(env.iter().copied());
+        Usher::start(command, true)
+    }
+
+    /// usher as an ordinary process (it becomes a child subreaper).
+    pub fn plain(args: &[&str]) -> Usher {
+        let mut command = Command::new(usher());
+        command.args(args);
+        Usher::start(command, false)
+    }
+
+    fn start(mut command: Command, pid1: bool) -> Usher {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let started = Instant::now();
+        let mut child = command.spawn().expect("start usher");
+        let launcher_pid = child.id() as i32;
+        let stdout = lines_of(child.stdout.take().unwrap());
+        let stderr = lines_of(child.stderr.take().unwrap());
+        let (sender, exit) = channel();
+        std::thread::spawn(move || {
+            let status = child.wait().unwrap();
+            let _ = sender.send(status);
+        });
+        Usher {
+            launcher_pid,
+            pid1,
+            exit,
+            stdout,
+            stderr,
+            stdout_seen: Vec::new(),
+            stderr_seen: Vec::new(),
+            started,
+            exited: false,
+        }
+    }
+
+    /// usher's pid as seen from the test (outside its namespace).
+    pub fn pid(&self) -> i32 {
+        if !self.pid1 {
+            return self.launcher_pid;
+        }
+        let mut pid = 0;
+        wait_until("usher to start under unshare", || {
+            pid = children_of(self.launcher_pid).first().copied().unwrap_or(0);
+            pid != 0
+                && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .unwrap_or_default()
+                    .trim()
+                    == "usher"
+        });
+        pid
+    }
+
+    /// Sends a signal to usher from outside, as `docker stop` or the kubelet do.
+    pub fn signal(&self, signo: i32) {
+        send(self.pid(), signo);
+    }
+
+    /// The next stdout line, failing the test after the deadline.
+    pub fn next_line(&mut self) -> String {
+        match self.stdout.recv_timeout(DEADLINE) {
+            Ok(line) => {
+                self.stdout_seen.push(line.clone());
+                line
+            }
+            Err(e) => {
+                let stderr = self.drain_stderr();
+                panic!(
+                    "no stdout line ({e:?}); stdout so far: {:?}; stderr: {stderr:?}",
+                    self.stdout_seen
+                )
+            }
+        }
+    }
+
+    /// Skips stdout lines until one starts with `prefix`, and returns it.
+    pub fn line_starting(&mut self, prefix: &str) -> String {
+        loop {
+            let line = self.next_line();
+            if line.starts_with(prefix) {
+                return line;
+            }
+        }
+    }
+
+    fn drain_stderr(&mut self) -> Vec<String> {
+        while let Ok(line) = self.stderr.try_recv() {
+            self.stderr_seen.push(line);
+        }
+        self.stderr_seen.clone()
+    }
+
+    /// Waits for usher (or unshare, which passes usher's status on) to exit; returns its exit
+    /// code and collects the rest of the output.
+    pub fn wait(&mut self) -> i32 {
+        let status = match self.exit.recv_timeout(DEADLINE) {
+            Ok(status) => status,
+            Err(RecvTimeoutError::Timeout) => {
+                let stderr = self.drain_stderr();
+                panic!(
+                    "usher did not exit in time; stdout: {:?}; stderr: {stderr:?}",
+                    self.stdout_seen
+                )
+            }
+            Err(e) => panic!("{e}"),
+        };
+        self.exited = true;
+        // The pipes close once every process holding them is gone.
+        while let Ok(line) = self.stdout.recv_timeout(DEADLINE) {
+            self.stdout_seen.push(line);
+        }
+        while let Ok(line) = self.stderr.recv_timeout(DEADLINE) {
+            self.stderr_seen.push(line);
+        }
+        use std::os::unix::process::ExitStatusExt;
+        status
+            .code()
+            .unwrap_or_else(|| panic!("usher died by signal {:?}", status.signal()))
+    }
+}
+
+impl Drop for Usher {
+    fn drop(&mut self) {
+        // A failed test must not leave usher behind (unshare --kill-child takes usher with it).
+        if !self.exited && self.exit.try_recv().is_err() {
+            // SAFETY: kill has no memory preconditions.
+            unsafe { libc::kill(self.launcher_pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Every signal usher can receive and forward: all but KILL, STOP, CHLD and glibc's 32 and 33.
+pub fn forwardable_signals() -> Vec<i32> {
+    (1..=libc::SIGRTMAX())
+        .filter(|&s| ![libc::SIGKILL, libc::SIGSTOP, libc::SIGCHLD].contains(&s))
+        .filter(|&s| !(32..libc::SIGRTMIN()).contains(&s))
+        .collect()
+}

@@ -1,0 +1,117 @@
+//! Bad input: exit status 2, one line naming the culprit, and nothing started.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+use std::process::Command;
+use support::*;
+
+/// Runs usher with a command that would leave a marker file if it were ever started.
+fn rejected(args: &[&str], env: &[(&str, &str)]) -> String {
+    let dir = std::env::temp_dir().join(format!(
+        "usher-usage-{}-{}",
+        std::process::id(),
+        args.join("_").len()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let marker = dir.join(format!("started-{}", args.join(" ").replace('/', "_")));
+    let output = Command::new(usher())
+        .args(args)
+        .args(["--", "touch", marker.to_str().unwrap()])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(!marker.exists(), "{args:?}: the command was started");
+    assert!(output.stdout.is_empty());
+    assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+    stderr
+}
+
+#[test]
+fn bad_flags_exit_2_naming_the_flag_before_anything_starts() {
+    for (args, culprit) in [
+        (&["--bogus"][..], "--bogus"),
+        (&["--grace", "soon"], "--grace"),
+        (&["--grace", "-1s"], "--grace"),
+        (&["--grace", "48h"], "--grace"),
+        (&["--drain", "5 s"], "--drain"),
+        (&["--rewrite", "TERM"], "--rewrite"),
+        (&["--rewrite", "TERM:NOSUCH"], "NOSUCH"),
+        (&["--rewrite", "KILL:TERM"], "SIGKILL"),
+        (&["-r", "99:1"], "99"),
+        (&["--remap-exit", "300"], "--remap-exit"),
+        (&["-p", "BOGUS"], "-p"),
+        (&["--log-format", "xml"], "--log-format"),
+        (&["--user", "app"], "--user"),
+        (&["--health-addr", "localhost:80"], "--health-addr"),
+    ] {
+        let stderr = rejected(args, &[]);
+        assert!(stderr.starts_with("usher: "), "{stderr}");
+        assert!(
+            stderr.contains(culprit),
+            "{args:?} should name {culprit}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn bad_environment_exits_2_naming_the_variable() {
+    for (var, value) in [
+        ("USHER_GRACE", "forever"),
+        ("USHER_SINGLE_CHILD", "perhaps"),
+        ("USHER_REWRITE", "TERM:QUIT,HUP"),
+        ("USHER_REMAP_EXIT", "1,x"),
+    ] {
+        let stderr = rejected(&[], &[(var, value)]);
+        assert!(stderr.contains(var), "{var}: {stderr}");
+    }
+}
+
+#[test]
+fn missing_command_exits_2() {
+    let output = Command::new(usher()).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no command"));
+    let output = Command::new(usher())
+        .args(["--grace", "1s", "--"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn help_and_version() {
+    let output = Command::new(usher()).arg("--help").output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let help = String::from_utf8(output.stdout).unwrap();
+    for flag in [
+        "--grace",
+        "--drain",
+        "--rewrite",
+        "--single-child",
+        "--remap-exit",
+        "USHER_GRACE",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
+    let output = Command::new(usher()).arg("--version").output().unwrap();
+    assert!(
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .starts_with("usher ")
+    );
+}
+
+#[test]
+fn argv_is_passed_on_exactly() {
+    let output = Command::new(usher())
+        .args(["--", "printf", "[%s]", "a  b", "", "--grace", "*"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "[a  b][][--grace][*]"
+    );
+}
