@@ -217,7 +217,6 @@ const VERBOSE: Spec = Spec {
 const NOT_YET: &[&Spec] = &[
     &USER,
     &CAP_KEEP,
-    &ALLOW_NEW_PRIVS,
     &LOG_FIELD,
     &LOG_MAX_RECORD,
     &STDERR_LEVEL,
@@ -445,6 +444,12 @@ fn validate(
             }
         }
     }
+    if settings.take_bool(&ALLOW_NEW_PRIVS)? {
+        return Err(UsageError(format!(
+            "{}/{}: this option is not available yet in this version",
+            ALLOW_NEW_PRIVS.flag, ALLOW_NEW_PRIVS.env
+        )));
+    }
     for spec in NOT_YET {
         if let Some(raw) = settings.take(spec, false)?.pop() {
             return Err(not_yet(
@@ -664,6 +669,12 @@ mod tests {
         }
         assert!(run(&["--log-format", "raw", "--health-addr", "off", "x"]).is_ok());
         assert!(run(&["--ready-when", "started", "--log-format", "auto", "x"]).is_ok());
+        // An explicit "off" for a feature that does not exist yet is what usher does anyway.
+        assert!(run_env(&["x"], &[("USHER_ALLOW_NEW_PRIVS", "0")]).is_ok());
+        let err = run_env(&["x"], &[("USHER_ALLOW_NEW_PRIVS", "1")])
+            .unwrap_err()
+            .0;
+        assert!(err.contains("USHER_ALLOW_NEW_PRIVS"), "{err}");
         let err = run_env(&["x"], &[("USHER_USER", "app")]).unwrap_err().0;
         assert!(err.starts_with("USHER_USER:"), "{err}");
         let probe = parse(vec!["probe".into()], &|_| None).unwrap_err().0;

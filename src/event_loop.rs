@@ -36,7 +36,10 @@ pub fn run(config: Config, inbox: SignalInbox) -> u8 {
             return e.exit_code();
         }
     };
-    info!("started {:?} as pid {main_pid}", config.command[0]);
+    info!(
+        "started {:?} as pid {main_pid}",
+        config.command.first().cloned().unwrap_or_default()
+    );
     let policy = Policy {
         grace: config.grace,
         drain: config.drain,

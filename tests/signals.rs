@@ -186,7 +186,7 @@ fn signals_sent_before_the_child_exists_are_forwarded() {
     }
     let fixture = fixture("print_signals");
     let mut caught_in_window = 0;
-    for _ in 0..200 {
+    for attempt in 0..200 {
         let mut usher = Usher::pid1(&["--", &fixture, "--exit-on", "TERM"]);
         let pid = usher.pid();
         // Blocking is the first thing usher does and is never undone.
@@ -218,6 +218,10 @@ fn signals_sent_before_the_child_exists_are_forwarded() {
             other => panic!("unexpected exit {other}: {:?}", usher.stdout_seen),
         }
         if caught_in_window >= 3 {
+            eprintln!(
+                "caught usher in the window 3 times in {} attempts",
+                attempt + 1
+            );
             return;
         }
     }
