@@ -1,6 +1,7 @@
 //! Fixture: starts a background process in a session of its own (a daemon that left the
 //! child's process group), waits until it is ready, then exits 3. The background process prints
 //! `background got signal N` for each signal and exits on SIGTERM, unless `--ignore-term`.
+//! `--same-group`: the background process stays in the main child's process group.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -8,13 +9,16 @@ use support::*;
 
 fn main() {
     let ignore_term = std::env::args().any(|a| a == "--ignore-term");
+    let same_group = std::env::args().any(|a| a == "--same-group");
     let set = block_all_signals();
     let mut fds = [0; 2];
     // SAFETY: a valid array for the two descriptors.
     assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
     if fork() == 0 {
-        // SAFETY: leave the main child's session and group.
-        unsafe { libc::setsid() };
+        if !same_group {
+            // SAFETY: leave the main child's session and group.
+            unsafe { libc::setsid() };
+        }
         say(&format!("background ready pid={}", std::process::id()));
         // SAFETY: closing our write end tells the main process we are ready.
         unsafe { libc::close(fds[1]) };

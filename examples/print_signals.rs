@@ -2,6 +2,9 @@
 //!
 //! `--exit-on SIG` (repeatable): exit 0 after printing that signal.
 //! `--grandchild`: also fork a process in the same group that prints `grandchild signal N`.
+//! `--grandchild-setsid`: the same, but the grandchild leaves the group (a daemon's setsid).
+//! `--signal-parent SIG` (repeatable): after `ready`, send SIG to our parent (usher), as
+//!   `docker exec ... kill 1` would from inside the container.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -11,11 +14,17 @@ fn main() {
     let set = block_all_signals();
     let mut exit_on = Vec::new();
     let mut grandchild = false;
+    let mut grandchild_setsid = false;
+    let mut signal_parent = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--exit-on" => exit_on.push(signal_number(&args.next().expect("--exit-on SIG"))),
             "--grandchild" => grandchild = true,
+            "--grandchild-setsid" => (grandchild, grandchild_setsid) = (true, true),
+            "--signal-parent" => {
+                signal_parent.push(signal_number(&args.next().expect("--signal-parent SIG")))
+            }
             other => panic!("unknown argument {other}"),
         }
     }
@@ -26,6 +35,10 @@ fn main() {
         assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
         if fork() == 0 {
             prefix = "grandchild ";
+            if grandchild_setsid {
+                // SAFETY: setsid has no memory preconditions.
+                unsafe { libc::setsid() };
+            }
             say(&format!("grandchild ready pid={}", std::process::id()));
             // SAFETY: closing our write end tells the parent we are ready.
             unsafe { libc::close(fds[1]) };
@@ -45,6 +58,10 @@ fn main() {
             "ready pid={} pgid={pgid} sid={sid}",
             std::process::id()
         ));
+        for signo in &signal_parent {
+            // SAFETY: kill has no memory preconditions.
+            unsafe { libc::kill(libc::getppid(), *signo) };
+        }
     }
     loop {
         let signo = wait_signal(&set);

@@ -101,36 +101,17 @@ fn parse_bool(text: &str) -> Result<bool, String> {
     }
 }
 
-/// Where a setting came from, to name it in an error.
-#[derive(Clone, Copy)]
-enum Source<'a> {
-    Flag(&'a str),
-    Env(&'a str),
-}
-
-impl fmt::Display for Source<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::Flag(flag) => write!(f, "{flag}"),
-            Source::Env(var) => write!(f, "{var}"),
-        }
-    }
-}
-
 /// A setting as given (flag or environment), before validation.
 struct Raw {
     value: String,
-    source: &'static str,
+    /// The flag as typed (`-r` or `--rewrite`) or the variable, to name it in an error.
+    source: String,
     from_env: bool,
 }
 
 impl Raw {
-    fn source(&self) -> Source<'static> {
-        if self.from_env {
-            Source::Env(self.source)
-        } else {
-            Source::Flag(self.source)
-        }
+    fn source(&self) -> &str {
+        &self.source
     }
 
     fn parse<T>(&self, mut parse: impl FnMut(&str) -> Result<T, String>) -> Result<T, UsageError> {
@@ -231,10 +212,10 @@ struct Settings<'e> {
 }
 
 impl<'e> Settings<'e> {
-    fn set_flag(&mut self, spec: &Spec, value: String, repeatable: bool) {
+    fn set_flag(&mut self, spec: &Spec, typed: String, value: String, repeatable: bool) {
         let raw = Raw {
             value,
-            source: spec.flag,
+            source: typed,
             from_env: false,
         };
         match self.given.iter_mut().find(|(flag, _)| *flag == spec.flag) {
@@ -244,10 +225,28 @@ impl<'e> Settings<'e> {
         }
     }
 
-    /// The flag's values, or else the variable's (split on commas when `list`).
+    /// The flag's values, or else the variable's (each split on commas when `list`).
     fn take(&mut self, spec: &Spec, list: bool) -> Result<Vec<Raw>, UsageError> {
         if let Some(index) = self.given.iter().position(|(flag, _)| *flag == spec.flag) {
-            return Ok(self.given.swap_remove(index).1);
+            let given = self.given.swap_remove(index).1;
+            if !list {
+                return Ok(given);
+            }
+            let split = |raw: Raw| -> Vec<Raw> {
+                let items = raw
+                    .value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty());
+                items
+                    .map(|value| Raw {
+                        value: value.to_string(),
+                        source: raw.source.clone(),
+                        from_env: false,
+                    })
+                    .collect()
+            };
+            return Ok(given.into_iter().flat_map(split).collect());
         }
         let Some(value) = (self.env)(spec.env) else {
             return Ok(Vec::new());
@@ -257,7 +256,7 @@ impl<'e> Settings<'e> {
             .map_err(|_| UsageError(format!("{}: not valid UTF-8", spec.env)))?;
         let raw = |value: &str| Raw {
             value: value.to_string(),
-            source: spec.env,
+            source: spec.env.to_string(),
             from_env: true,
         };
         Ok(if list {
@@ -282,6 +281,15 @@ impl<'e> Settings<'e> {
             Some(_) => Ok(true),
             None => Ok(false),
         }
+    }
+}
+
+/// The option as the user typed it, to name it in an error.
+fn typed_name(arg: &lexopt::Arg) -> String {
+    match arg {
+        Short(c) => format!("-{c}"),
+        Long(name) => format!("--{name}"),
+        Value(_) => String::new(),
     }
 }
 
@@ -336,11 +344,11 @@ pub fn parse(
                 continue;
             }
             Short('c') | Long("single-child") => {
-                settings.set_flag(&SINGLE_CHILD, String::new(), false);
+                settings.set_flag(&SINGLE_CHILD, typed_name(&arg), String::new(), false);
                 continue;
             }
             Long("allow-new-privs") => {
-                settings.set_flag(&ALLOW_NEW_PRIVS, String::new(), false);
+                settings.set_flag(&ALLOW_NEW_PRIVS, typed_name(&arg), String::new(), false);
                 continue;
             }
             Value(first) => {
@@ -364,13 +372,9 @@ pub fn parse(
             Long("secret-env") => (&SECRET_ENV, false),
             _ => return Err(arg.unexpected().into()),
         };
-        let flag_name = match arg {
-            Short(c) => format!("-{c}"),
-            Long(name) => format!("--{name}"),
-            Value(_) => String::new(),
-        };
-        let value = string_value(&mut parser, &flag_name)?;
-        settings.set_flag(spec, value, repeatable);
+        let typed = typed_name(&arg);
+        let value = string_value(&mut parser, &typed)?;
+        settings.set_flag(spec, typed, value, repeatable);
     }
     validate(
         settings,
@@ -430,6 +434,17 @@ fn validate(
         .take_one(&READY_WHEN)?
         .filter(|raw| raw.value != "started")
     {
+        let known = ["tcp:", "http:", "file:"]
+            .iter()
+            .any(|kind| raw.value.starts_with(kind));
+        if !known && raw.value != "notify" {
+            return Err(UsageError(format!(
+                "{}: unknown readiness source \"{}\" (started, tcp:[HOST:]PORT, http:URL, \
+                 file:PATH or notify)",
+                raw.source(),
+                raw.value
+            )));
+        }
         return Err(not_yet(&raw, "only `started` is available yet"));
     }
     if let Some(raw) = settings.take_one(&LOG_FORMAT)? {
@@ -444,11 +459,13 @@ fn validate(
             }
         }
     }
-    if settings.take_bool(&ALLOW_NEW_PRIVS)? {
-        return Err(UsageError(format!(
-            "{}/{}: this option is not available yet in this version",
-            ALLOW_NEW_PRIVS.flag, ALLOW_NEW_PRIVS.env
-        )));
+    if let Some(raw) = settings.take_one(&ALLOW_NEW_PRIVS)?
+        && (!raw.from_env || raw.parse(parse_bool)?)
+    {
+        return Err(not_yet(
+            &raw,
+            "this option is not available yet in this version",
+        ));
     }
     for spec in NOT_YET {
         if let Some(raw) = settings.take(spec, false)?.pop() {
@@ -624,6 +641,20 @@ mod tests {
         assert_eq!(config.parent_death_signal, Some(Signo::KILL));
         assert_eq!(config.verbosity, 2);
         assert!(config.warn_on_reap);
+        // Flags take comma lists too, like their variables.
+        let config = run(&["--rewrite", "USR1:0,USR2:HUP", "-e", "1,2", "x"]).unwrap();
+        assert_eq!(
+            config.rewrites.apply(Signo::new(libc::SIGUSR1).unwrap()),
+            None
+        );
+        assert_eq!(
+            config.rewrites.apply(Signo::new(libc::SIGUSR2).unwrap()),
+            Some(Signo::HUP)
+        );
+        assert_eq!(
+            (config.remap_exit.apply(1), config.remap_exit.apply(2)),
+            (0, 0)
+        );
         let config = run(&["-c", "-r", "15:3", "--rewrite", "1:0", "x"]).unwrap();
         assert!(config.single_child);
         assert_eq!(
@@ -641,7 +672,9 @@ mod tests {
         assert!(error(&["--grace", "abc", "x"]).starts_with("--grace:"));
         assert!(error(&["--drain", "1y", "x"]).starts_with("--drain:"));
         assert!(error(&["--rewrite", "TERM", "x"]).starts_with("--rewrite:"));
-        assert!(error(&["-r", "TERM:BOGUS", "x"]).starts_with("--rewrite:"));
+        assert!(error(&["-r", "TERM:BOGUS", "x"]).starts_with("-r:"));
+        assert!(error(&["-e", "300", "x"]).starts_with("-e:"));
+        assert!(error(&["--ready-when", "bogus", "x"]).contains("unknown readiness source"));
         assert!(error(&["--rewrite", "NOPE:TERM", "x"]).contains("NOPE"));
         assert!(error(&["--remap-exit", "256", "x"]).starts_with("--remap-exit:"));
         assert!(error(&["-p", "99", "x"]).starts_with("-p:"));

@@ -7,27 +7,37 @@ use std::time::Instant;
 use crate::child;
 use crate::cli::Config;
 use crate::events::{debug, error, info, warn};
+use crate::process_table;
 use crate::reaper;
 use crate::signals::Signo;
-use crate::supervisor::{Action, Event, Policy, Scope, Supervisor};
+use crate::supervisor::{Action, Event, Left, Policy, Scope, Supervisor};
 use crate::sys::{self, SignalInbox};
+
+/// At most this many signals are taken per wake-up, so that a flood of signals (or a child
+/// bouncing them back) cannot hold off reaping and the grace deadline.
+const SIGNALS_PER_WAKE: usize = 64;
 
 /// Runs the command under supervision and returns usher's exit status.
 pub fn run(config: Config, inbox: SignalInbox) -> u8 {
     let is_pid1 = std::process::id() == 1;
+    let parent = sys::parent_pid();
     if !is_pid1 {
         // Orphans of the child come to usher, not to the real init, so they are reaped and
         // signalled like the rest.
-        match nix::sys::prctl::set_child_subreaper(true) {
+        match sys::become_subreaper() {
             Ok(()) => info!("not running as PID 1: became a child subreaper"),
             Err(e) => warn!("failed to become a child subreaper ({e}): orphans go to init"),
         }
     }
-    if let Some(signal) = config.parent_death_signal
-        && let Err(e) = sys::set_parent_death_signal(signal.number())
-    {
-        error!("failed to set the parent-death signal {signal}: {e}");
-        return 2;
+    if let Some(signal) = config.parent_death_signal {
+        if let Err(e) = sys::set_parent_death_signal(signal.number()) {
+            error!("failed to set the parent-death signal {signal}: {e}");
+            return 2;
+        }
+        // The parent may have died before the kernel was told: then send it ourselves.
+        if sys::parent_pid() != parent {
+            let _ = sys::send_signal(std::process::id().cast_signed(), signal.number());
+        }
     }
     let main_pid = match child::spawn(&config.command) {
         Ok(pid) => pid,
@@ -50,7 +60,6 @@ pub fn run(config: Config, inbox: SignalInbox) -> u8 {
     let mut run = Run {
         supervisor: Supervisor::new(policy),
         main_pid,
-        main_alive: true,
         is_pid1,
         warn_on_reap: config.warn_on_reap,
     };
@@ -60,7 +69,7 @@ pub fn run(config: Config, inbox: SignalInbox) -> u8 {
             // Without its signal inbox usher can neither forward nor reap: end everything
             // rather than hang the container.
             error!("signal handling failed ({e}): killing every process left");
-            run.signal_everyone_left(Signo::KILL);
+            run.signal_left(Signo::KILL, Left::Everyone);
             2
         }
     }
@@ -69,7 +78,6 @@ pub fn run(config: Config, inbox: SignalInbox) -> u8 {
 struct Run {
     supervisor: Supervisor,
     main_pid: i32,
-    main_alive: bool,
     is_pid1: bool,
     warn_on_reap: bool,
 }
@@ -83,8 +91,10 @@ impl Run {
                 .deadline()
                 .map(|d| d.saturating_duration_since(Instant::now()));
             inbox.wait(timeout)?;
-            let mut actions = Vec::new();
-            while let Some(received) = inbox.read()? {
+            // Signals are carried out before reaping: a forward to the main child's pid must
+            // happen while that pid is still its own (a zombie at worst), never after.
+            for _ in 0..SIGNALS_PER_WAKE {
+                let Some(received) = inbox.read()? else { break };
                 let Some(signal) = Signo::new(received.signo) else {
                     continue;
                 };
@@ -96,40 +106,44 @@ impl Run {
                     continue;
                 }
                 debug!("received {signal} from pid {}", received.sender_pid);
-                actions.extend(
-                    self.supervisor
-                        .handle(Event::Signal(signal), Instant::now()),
-                );
+                if let Some(code) = self.feed(Event::Signal(signal)) {
+                    return Ok(code);
+                }
             }
             let round = reaper::reap_all(self.main_pid, self.warn_on_reap)?;
             if let Some(exit) = round.main_exit {
-                self.main_alive = false;
                 info!(
                     "main child {} exited with status {}",
                     self.main_pid,
                     exit.code()
                 );
-                let event = Event::MainExited {
-                    exit,
-                    others_left: round.children_left,
+            }
+            if round.main_exit.is_some() || round.others > 0 || !round.children_left {
+                let event = Event::Reaped {
+                    main: round.main_exit,
+                    children_left: round.children_left,
                 };
-                actions.extend(self.supervisor.handle(event, Instant::now()));
-            } else if !round.children_left {
-                actions.extend(self.supervisor.handle(Event::AllReaped, Instant::now()));
+                if let Some(code) = self.feed(event) {
+                    return Ok(code);
+                }
             }
             if self
                 .supervisor
                 .deadline()
                 .is_some_and(|d| d <= Instant::now())
             {
-                actions.extend(self.supervisor.handle(Event::Deadline, Instant::now()));
-            }
-            for action in actions {
-                if let Some(code) = self.execute(action) {
+                if let Some(code) = self.feed(Event::Deadline) {
                     return Ok(code);
                 }
             }
         }
+    }
+
+    /// Hands one event to the supervisor and carries out its actions at once; returns usher's
+    /// exit status when it is time to exit.
+    fn feed(&mut self, event: Event) -> Option<u8> {
+        let actions = self.supervisor.handle(event, Instant::now());
+        actions.into_iter().find_map(|action| self.execute(action))
     }
 
     /// Carries out one action; returns usher's exit status when it is time to exit.
@@ -156,13 +170,20 @@ impl Run {
                     Err(e) => warn!("failed to forward {signal} to {}: {e}", self.main_pid),
                 }
             }
-            Action::SignalEveryoneLeft(signal) => {
-                if signal == Signo::KILL {
-                    warn!("grace period over: sending SIGKILL to every process left");
-                } else {
-                    info!("main child gone: sending {signal} to every process left");
+            Action::SignalLeft { signal, who } => {
+                match (signal, who) {
+                    (Signo::KILL, _) => debug!("sending SIGKILL to every process left"),
+                    (_, Left::Everyone) => {
+                        info!("main child gone: sending {signal} to every process left")
+                    }
+                    (_, Left::OutsideGroup) => info!(
+                        "main child gone: sending {signal} to the processes outside its group"
+                    ),
                 }
-                self.signal_everyone_left(signal);
+                self.signal_left(signal, who);
+            }
+            Action::GraceOver => {
+                warn!("grace period over: sending SIGKILL to every process left")
             }
             Action::AbandonUnreaped => {
                 warn!("processes still unreaped after SIGKILL: exiting anyway")
@@ -175,20 +196,16 @@ impl Run {
         None
     }
 
-    /// As PID 1, every process in the namespace (kill(-1) spares usher itself). Otherwise usher
-    /// must not touch processes outside its own tree: the main child's group and every direct
-    /// child (orphans that came to usher as subreaper) are signalled.
-    fn signal_everyone_left(&self, signal: Signo) {
-        let mut targets = vec![-self.main_pid];
-        if self.is_pid1 {
-            targets.push(-1);
-        } else {
-            targets.extend(direct_children());
-        }
-        if self.main_alive && !self.is_pid1 {
-            targets.push(self.main_pid);
-        }
-        for target in targets {
+    /// Signals the processes left, each once. As PID 1 every process in the namespace is
+    /// usher's to end; otherwise only its own tree is: the main child's group and usher's
+    /// direct children (orphans it adopted as subreaper), never `kill(-1)`.
+    fn signal_left(&self, signal: Signo, who: Left) {
+        let candidates = match (who, self.is_pid1) {
+            (Left::Everyone, true) => Vec::new(), // kill(-1) needs no list
+            (Left::OutsideGroup, true) => process_table::namespace_processes(),
+            (_, false) => process_table::direct_children(),
+        };
+        for target in process_table::targets(who, self.is_pid1, self.main_pid, &candidates) {
             match sys::send_signal(target, signal.number()) {
                 Ok(()) => {}
                 Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
@@ -196,22 +213,4 @@ impl Run {
             }
         }
     }
-}
-
-/// usher's children, from /proc (absent /proc: none found, the group is still signalled).
-fn direct_children() -> Vec<i32> {
-    let mut pids = Vec::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return pids;
-    };
-    for task in tasks.flatten() {
-        if let Ok(children) = std::fs::read_to_string(task.path().join("children")) {
-            pids.extend(
-                children
-                    .split_whitespace()
-                    .filter_map(|pid| pid.parse::<i32>().ok()),
-            );
-        }
-    }
-    pids
 }

@@ -4,6 +4,7 @@ mod child;
 mod cli;
 mod event_loop;
 mod events;
+mod process_table;
 mod reaper;
 mod signals;
 mod supervisor;

@@ -51,6 +51,12 @@ const ALIASES: &[(i32, &str)] = &[
     (libc::SIGCHLD, "CLD"),
 ];
 
+/// glibc keeps the signals between 32 and SIGRTMIN for itself (thread cancellation, setxid
+/// broadcast): usher neither blocks, reads nor sends them.
+pub fn is_reserved_by_libc(signo: i32) -> bool {
+    (32..libc::SIGRTMIN()).contains(&signo)
+}
+
 impl Signo {
     #[cfg(test)]
     pub const HUP: Signo = Signo(libc::SIGHUP);
@@ -89,32 +95,48 @@ impl Signo {
     /// Parses `TERM`, `SIGTERM`, `sigterm`, `15`, `RTMIN+2`, `SIGRTMAX-1`.
     pub fn parse(text: &str) -> Result<Signo, String> {
         let invalid = || format!("unknown signal \"{text}\" (use a name like TERM or a number)");
-        if let Ok(number) = text.parse::<i32>() {
-            return Signo::new(number).ok_or_else(|| {
-                format!("signal number {number} out of range (1..={})", Self::max())
-            });
+        if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+            let number = text.parse::<i32>().ok().and_then(Signo::new);
+            let Some(signal) = number else {
+                return Err(format!(
+                    "signal number {text} out of range (1..={})",
+                    Self::max()
+                ));
+            };
+            if is_reserved_by_libc(signal.0) {
+                return Err(format!("signal {text} is reserved by the C library"));
+            }
+            return Ok(signal);
         }
         let upper = text.to_ascii_uppercase();
         let name = upper.strip_prefix("SIG").unwrap_or(&upper);
         if let Some(&(number, _)) = NAMES.iter().chain(ALIASES).find(|(_, n)| *n == name) {
             return Ok(Signo(number));
         }
-        let realtime = |rest: &str, base: i32, sign: i32| -> Option<Signo> {
-            let offset = if rest.is_empty() {
-                0
-            } else {
-                let digits = rest.strip_prefix(if sign > 0 { '+' } else { '-' })?;
-                digits.parse::<i32>().ok()?
+        // RTMIN, RTMIN+N, RTMAX, RTMAX-N: N plain digits, the result inside the real-time range.
+        let realtime = |rest: &str, sign: char, base: i32| -> Option<Signo> {
+            let offset = match rest.strip_prefix(sign) {
+                None if rest.is_empty() => 0,
+                Some(digits)
+                    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    i32::from(digits.parse::<u8>().ok()?)
+                }
+                _ => return None,
             };
-            let number = base.checked_add(sign * offset)?;
+            let number = if sign == '+' {
+                base.checked_add(offset)?
+            } else {
+                base.checked_sub(offset)?
+            };
             (libc::SIGRTMIN()..=libc::SIGRTMAX())
                 .contains(&number)
                 .then_some(Signo(number))
         };
         let parsed = if let Some(rest) = name.strip_prefix("RTMIN") {
-            realtime(rest, libc::SIGRTMIN(), 1)
+            realtime(rest, '+', libc::SIGRTMIN())
         } else if let Some(rest) = name.strip_prefix("RTMAX") {
-            realtime(rest, libc::SIGRTMAX(), -1)
+            realtime(rest, '-', libc::SIGRTMAX())
         } else {
             None
         };
@@ -218,7 +240,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for number in 1..=Signo::max() {
+        for number in (1..=Signo::max()).filter(|n| !is_reserved_by_libc(*n)) {
             let signal = Signo::new(number).unwrap();
             let name = signal.to_string();
             assert_eq!(Signo::parse(&name), Ok(signal), "{name}");

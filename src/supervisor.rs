@@ -33,10 +33,12 @@ pub struct Policy {
 pub enum Event {
     /// usher received a signal (never SIGCHLD: that is the reaper's business).
     Signal(Signo),
-    /// The main child was reaped; `others_left` says whether any other child remains.
-    MainExited { exit: ChildExit, others_left: bool },
-    /// The reaper found no child at all any more.
-    AllReaped,
+    /// A round of reaping: `main` when the main child was among the reaped, `children_left`
+    /// whether any child remains after it.
+    Reaped {
+        main: Option<ChildExit>,
+        children_left: bool,
+    },
     /// The deadline from [`Supervisor::deadline`] has passed.
     Deadline,
 }
@@ -48,6 +50,16 @@ pub enum Scope {
     Group,
     /// The main child alone (`--single-child`).
     Child,
+}
+
+/// Which of the processes still alive a [`Action::SignalLeft`] reaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Left {
+    /// All of them: the main child's group, and every other process usher is responsible for.
+    Everyone,
+    /// Those outside the main child's process group (daemons that called setsid, adopted
+    /// orphans): the group itself already had the stop signal.
+    OutsideGroup,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,8 +74,13 @@ pub enum Action {
         signal: Signo,
         scope: Scope,
     },
-    /// Signal every process still alive: the main child's group and, as PID 1, everything.
-    SignalEveryoneLeft(Signo),
+    /// Signal the processes still alive, each once.
+    SignalLeft {
+        signal: Signo,
+        who: Left,
+    },
+    /// The grace period ran out with processes still alive (a SIGKILL follows).
+    GraceOver,
     /// Processes were still unreaped when the limit after SIGKILL ran out.
     AbandonUnreaped,
     Exit(u8),
@@ -117,8 +134,10 @@ impl Supervisor {
     pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
         match event {
             Event::Signal(signal) => self.on_signal(signal, now),
-            Event::MainExited { exit, others_left } => self.on_main_exit(exit, others_left, now),
-            Event::AllReaped => self.on_all_reaped(),
+            Event::Reaped {
+                main,
+                children_left,
+            } => self.on_reaped(main, children_left, now),
             Event::Deadline => self.on_deadline(now),
         }
     }
@@ -175,10 +194,16 @@ impl Supervisor {
                     vec![begun]
                 }
             }
-            // A second stop signal during the drain (Ctrl-C twice) cuts the drain short.
-            Phase::Draining { .. } if signal.starts_stop() => {
+            // A second stop signal during the drain (Ctrl-C twice) cuts the drain short: the
+            // pending one is forwarded, then this one.
+            Phase::Draining {
+                signal: pending, ..
+            } if signal.starts_stop() => {
                 self.start_grace(now);
-                self.forward(signal).into_iter().collect()
+                [self.forward(pending), self.forward(signal)]
+                    .into_iter()
+                    .flatten()
+                    .collect()
             }
             Phase::Running | Phase::Draining { .. } | Phase::Stopping { .. } => {
                 self.forward(signal).into_iter().collect()
@@ -187,31 +212,57 @@ impl Supervisor {
         }
     }
 
-    fn on_main_exit(&mut self, exit: ChildExit, others_left: bool, now: Instant) -> Vec<Action> {
-        self.main_exit = Some(exit);
-        if !others_left {
-            return self.on_all_reaped();
+    fn on_reaped(
+        &mut self,
+        main: Option<ChildExit>,
+        children_left: bool,
+        now: Instant,
+    ) -> Vec<Action> {
+        let main_just_exited = main.is_some() && self.main_exit.is_none();
+        if let Some(exit) = main {
+            self.main_exit = Some(exit);
+        }
+        if !children_left {
+            return match self.main_exit {
+                Some(exit) if self.phase != Phase::Done => {
+                    self.phase = Phase::Done;
+                    vec![Action::Exit(self.policy.remap_exit.apply(exit.code()))]
+                }
+                _ => Vec::new(),
+            };
         }
         match self.phase {
-            Phase::Running | Phase::Draining { .. } => {
+            Phase::Running | Phase::Draining { .. } if main_just_exited => {
                 self.start_grace(now);
-                vec![Action::SignalEveryoneLeft(Signo::TERM)]
+                vec![Action::SignalLeft {
+                    signal: Signo::TERM,
+                    who: Left::Everyone,
+                }]
             }
-            // The group already has the stop signal; with --single-child nobody else does.
-            Phase::Stopping { .. } if self.policy.single_child => {
-                vec![Action::SignalEveryoneLeft(Signo::TERM)]
+            // The main child exited during the grace period: the rest have not all had the stop
+            // signal (with --single-child none of them has).
+            Phase::Stopping { .. } if main_just_exited => {
+                let who = if self.policy.single_child {
+                    Left::Everyone
+                } else {
+                    Left::OutsideGroup
+                };
+                vec![Action::SignalLeft {
+                    signal: Signo::TERM,
+                    who,
+                }]
             }
-            Phase::Stopping { .. } | Phase::Killing { .. } | Phase::Done => Vec::new(),
-        }
-    }
-
-    fn on_all_reaped(&mut self) -> Vec<Action> {
-        match self.main_exit {
-            Some(exit) if self.phase != Phase::Done => {
-                self.phase = Phase::Done;
-                vec![Action::Exit(self.policy.remap_exit.apply(exit.code()))]
+            // A SIGKILLed parent leaves its children to usher (a subreaper adopts them only
+            // then): kill again whoever is still there after each round.
+            Phase::Killing { .. } => {
+                vec![Action::SignalLeft {
+                    signal: Signo::KILL,
+                    who: Left::Everyone,
+                }]
             }
-            _ => Vec::new(),
+            Phase::Running | Phase::Draining { .. } | Phase::Stopping { .. } | Phase::Done => {
+                Vec::new()
+            }
         }
     }
 
@@ -228,7 +279,13 @@ impl Supervisor {
                 self.phase = Phase::Killing {
                     give_up_at: now + REAP_AFTER_KILL_LIMIT,
                 };
-                vec![Action::SignalEveryoneLeft(Signo::KILL)]
+                vec![
+                    Action::GraceOver,
+                    Action::SignalLeft {
+                        signal: Signo::KILL,
+                        who: Left::Everyone,
+                    },
+                ]
             }
             Phase::Killing { .. } => {
                 self.phase = Phase::Done;
@@ -253,6 +310,14 @@ mod tests {
 
     const GRACE: Duration = Duration::from_secs(10);
     const DRAIN: Duration = Duration::from_secs(5);
+    const ALL_REAPED: Event = Event::Reaped {
+        main: None,
+        children_left: false,
+    };
+    const OTHERS_REAPED: Event = Event::Reaped {
+        main: None,
+        children_left: true,
+    };
 
     fn usr1() -> Signo {
         Signo::new(libc::SIGUSR1).unwrap()
@@ -278,10 +343,21 @@ mod tests {
         }
     }
 
-    fn exited(code: u8, others_left: bool) -> Event {
-        Event::MainExited {
-            exit: ChildExit::Exited(code),
-            others_left,
+    fn signal_left(signal: Signo, who: Left) -> Action {
+        Action::SignalLeft { signal, who }
+    }
+
+    fn exited(code: u8, children_left: bool) -> Event {
+        Event::Reaped {
+            main: Some(ChildExit::Exited(code)),
+            children_left,
+        }
+    }
+
+    fn killed(signo: i32, children_left: bool) -> Event {
+        Event::Reaped {
+            main: Some(ChildExit::Signaled(signo)),
+            children_left,
         }
     }
 
@@ -294,6 +370,9 @@ mod tests {
             sup.handle(Event::Signal(Signo::HUP), t0),
             [forward(Signo::HUP)]
         );
+        assert_eq!(sup.deadline(), None);
+        // Orphans reaped while the main child runs change nothing.
+        assert_eq!(sup.handle(OTHERS_REAPED, t0), []);
         assert_eq!(sup.deadline(), None);
     }
 
@@ -318,21 +397,19 @@ mod tests {
             [Action::Exit(3)]
         );
         let mut sup = supervisor(|_| {});
-        let killed = Event::MainExited {
-            exit: ChildExit::Signaled(11),
-            others_left: false,
-        };
-        assert_eq!(sup.handle(killed, Instant::now()), [Action::Exit(139)]);
+        assert_eq!(
+            sup.handle(killed(11, false), Instant::now()),
+            [Action::Exit(139)]
+        );
     }
 
     #[test]
     fn remap_exit_applies_to_the_final_code() {
-        let mut sup = supervisor(|p| p.remap_exit = ExitRemapForTest::of(&[143]));
-        let killed = Event::MainExited {
-            exit: ChildExit::Signaled(15),
-            others_left: false,
-        };
-        assert_eq!(sup.handle(killed, Instant::now()), [Action::Exit(0)]);
+        let mut sup = supervisor(|p| p.remap_exit = remap(&[143]));
+        assert_eq!(
+            sup.handle(killed(15, false), Instant::now()),
+            [Action::Exit(0)]
+        );
     }
 
     #[test]
@@ -340,16 +417,11 @@ mod tests {
         let mut sup = supervisor(|_| {});
         let t0 = Instant::now();
         let actions = sup.handle(Event::Signal(Signo::TERM), t0);
-        assert_eq!(
-            actions,
-            [
-                Action::StopBegun {
-                    signal: Signo::TERM,
-                    drain: Duration::ZERO
-                },
-                forward(Signo::TERM)
-            ]
-        );
+        let begun = Action::StopBegun {
+            signal: Signo::TERM,
+            drain: Duration::ZERO,
+        };
+        assert_eq!(actions, [begun, forward(Signo::TERM)]);
         assert_eq!(sup.deadline(), Some(t0 + GRACE));
         // Forwarding goes on during the grace period, TERM included.
         assert_eq!(sup.handle(Event::Signal(usr1()), t0), [forward(usr1())]);
@@ -360,18 +432,18 @@ mod tests {
         // An early wake-up is not the deadline.
         assert_eq!(sup.handle(Event::Deadline, t0 + GRACE / 2), []);
         let t1 = t0 + GRACE;
+        let kill_all = signal_left(Signo::KILL, Left::Everyone);
         assert_eq!(
             sup.handle(Event::Deadline, t1),
-            [Action::SignalEveryoneLeft(Signo::KILL)]
+            [Action::GraceOver, kill_all]
         );
         assert_eq!(sup.deadline(), Some(t1 + REAP_AFTER_KILL_LIMIT));
         // Nothing is forwarded any more once everything was killed.
         assert_eq!(sup.handle(Event::Signal(usr1()), t1), []);
-        let killed = Event::MainExited {
-            exit: ChildExit::Signaled(9),
-            others_left: false,
-        };
-        assert_eq!(sup.handle(killed, t1), [Action::Exit(137)]);
+        // Whoever is left after a round (children adopted when their parent died) is killed too.
+        assert_eq!(sup.handle(killed(9, true), t1), [kill_all]);
+        assert_eq!(sup.handle(OTHERS_REAPED, t1), [kill_all]);
+        assert_eq!(sup.handle(ALL_REAPED, t1), [Action::Exit(137)]);
         assert_eq!(sup.deadline(), None);
     }
 
@@ -388,13 +460,13 @@ mod tests {
         let mut sup = supervisor(|_| {});
         let t0 = Instant::now();
         sup.handle(Event::Signal(Signo::TERM), t0);
-        // The group already has TERM: nothing more is sent, the deadline does not move.
-        assert_eq!(sup.handle(exited(0, true), t0 + GRACE / 2), []);
+        // The group already has TERM; only those outside it get one. The deadline stays.
+        let t1 = t0 + GRACE / 2;
+        let term_outside = signal_left(Signo::TERM, Left::OutsideGroup);
+        assert_eq!(sup.handle(exited(0, true), t1), [term_outside]);
         assert_eq!(sup.deadline(), Some(t0 + GRACE));
-        assert_eq!(
-            sup.handle(Event::AllReaped, t0 + GRACE / 2),
-            [Action::Exit(0)]
-        );
+        assert_eq!(sup.handle(OTHERS_REAPED, t1), []);
+        assert_eq!(sup.handle(ALL_REAPED, t1), [Action::Exit(0)]);
     }
 
     #[test]
@@ -402,10 +474,8 @@ mod tests {
         let mut sup = supervisor(|p| p.single_child = true);
         let t0 = Instant::now();
         sup.handle(Event::Signal(Signo::TERM), t0);
-        assert_eq!(
-            sup.handle(exited(0, true), t0),
-            [Action::SignalEveryoneLeft(Signo::TERM)]
-        );
+        let term_all = signal_left(Signo::TERM, Left::Everyone);
+        assert_eq!(sup.handle(exited(0, true), t0), [term_all]);
         // The child's pid may be reused now: nothing more is sent to it.
         assert_eq!(sup.handle(Event::Signal(usr1()), t0), []);
     }
@@ -414,21 +484,24 @@ mod tests {
     fn main_exit_first_terms_the_rest_then_kills_after_grace() {
         let mut sup = supervisor(|_| {});
         let t0 = Instant::now();
-        assert_eq!(
-            sup.handle(exited(3, true), t0),
-            [Action::SignalEveryoneLeft(Signo::TERM)]
-        );
+        let term_all = signal_left(Signo::TERM, Left::Everyone);
+        assert_eq!(sup.handle(exited(3, true), t0), [term_all]);
         assert_eq!(sup.deadline(), Some(t0 + GRACE));
         // Signals still reach whoever is left in the group.
         assert_eq!(
             sup.handle(Event::Signal(Signo::HUP), t0),
             [forward(Signo::HUP)]
         );
+        // Orphans reaped meanwhile change nothing; a TERM received now is just forwarded.
+        assert_eq!(sup.handle(OTHERS_REAPED, t0), []);
         assert_eq!(
-            sup.handle(Event::Deadline, t0 + GRACE),
-            [Action::SignalEveryoneLeft(Signo::KILL)]
+            sup.handle(Event::Signal(Signo::TERM), t0),
+            [forward(Signo::TERM)]
         );
-        assert_eq!(sup.handle(Event::AllReaped, t0 + GRACE), [Action::Exit(3)]);
+        let kill_all = signal_left(Signo::KILL, Left::Everyone);
+        let actions = sup.handle(Event::Deadline, t0 + GRACE);
+        assert_eq!(actions, [Action::GraceOver, kill_all]);
+        assert_eq!(sup.handle(ALL_REAPED, t0 + GRACE), [Action::Exit(3)]);
     }
 
     #[test]
@@ -436,8 +509,8 @@ mod tests {
         let mut sup = supervisor(|_| {});
         let t0 = Instant::now();
         sup.handle(exited(3, true), t0);
-        assert_eq!(sup.handle(Event::AllReaped, t0), [Action::Exit(3)]);
-        assert_eq!(sup.handle(Event::AllReaped, t0), []);
+        assert_eq!(sup.handle(ALL_REAPED, t0), [Action::Exit(3)]);
+        assert_eq!(sup.handle(ALL_REAPED, t0), []);
     }
 
     #[test]
@@ -447,10 +520,8 @@ mod tests {
         sup.handle(Event::Signal(Signo::TERM), t0);
         sup.handle(Event::Deadline, t0 + GRACE);
         let give_up = t0 + GRACE + REAP_AFTER_KILL_LIMIT;
-        assert_eq!(
-            sup.handle(Event::Deadline, give_up),
-            [Action::AbandonUnreaped, Action::Exit(137)]
-        );
+        let actions = sup.handle(Event::Deadline, give_up);
+        assert_eq!(actions, [Action::AbandonUnreaped, Action::Exit(137)]);
     }
 
     #[test]
@@ -477,13 +548,11 @@ mod tests {
     fn drain_delays_the_forward_then_grace_starts() {
         let mut sup = supervisor(|p| p.drain = DRAIN);
         let t0 = Instant::now();
-        assert_eq!(
-            sup.handle(Event::Signal(Signo::TERM), t0),
-            [Action::StopBegun {
-                signal: Signo::TERM,
-                drain: DRAIN
-            }]
-        );
+        let begun = Action::StopBegun {
+            signal: Signo::TERM,
+            drain: DRAIN,
+        };
+        assert_eq!(sup.handle(Event::Signal(Signo::TERM), t0), [begun]);
         assert_eq!(sup.deadline(), Some(t0 + DRAIN));
         // Other signals still pass during the drain.
         assert_eq!(sup.handle(Event::Signal(usr1()), t0), [forward(usr1())]);
@@ -498,11 +567,12 @@ mod tests {
         let t0 = Instant::now();
         sup.handle(Event::Signal(Signo::TERM), t0);
         let t1 = t0 + Duration::from_secs(1);
-        assert_eq!(
-            sup.handle(Event::Signal(Signo::INT), t1),
-            [forward(Signo::INT)]
-        );
+        // Both are forwarded, each once: the pending TERM first.
+        let actions = sup.handle(Event::Signal(Signo::INT), t1);
+        assert_eq!(actions, [forward(Signo::TERM), forward(Signo::INT)]);
         assert_eq!(sup.deadline(), Some(t1 + GRACE));
+        // The drain deadline is gone: TERM is not forwarded a second time.
+        assert_eq!(sup.handle(Event::Deadline, t0 + DRAIN), []);
     }
 
     #[test]
@@ -514,19 +584,16 @@ mod tests {
     }
 
     /// Builds an `ExitRemap` through the command line, as a user would.
-    struct ExitRemapForTest;
-    impl ExitRemapForTest {
-        fn of(codes: &[u8]) -> ExitRemap {
-            let mut args: Vec<std::ffi::OsString> = Vec::new();
-            for code in codes {
-                args.push("--remap-exit".into());
-                args.push(code.to_string().into());
-            }
-            args.push("x".into());
-            match crate::cli::parse(args, &|_| None) {
-                Ok(crate::cli::Invocation::Run(config)) => config.remap_exit,
-                other => panic!("{other:?}"),
-            }
+    fn remap(codes: &[u8]) -> ExitRemap {
+        let mut args: Vec<std::ffi::OsString> = Vec::new();
+        for code in codes {
+            args.push("--remap-exit".into());
+            args.push(code.to_string().into());
+        }
+        args.push("x".into());
+        match crate::cli::parse(args, &|_| None) {
+            Ok(crate::cli::Invocation::Run(config)) => config.remap_exit,
+            other => panic!("{other:?}"),
         }
     }
 }

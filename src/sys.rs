@@ -16,12 +16,6 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// glibc keeps the signals between 32 and SIGRTMIN for itself (thread cancellation, setxid
-/// broadcast); blocking or reading them would break it.
-fn is_reserved_by_libc(signo: i32) -> bool {
-    (32..libc::SIGRTMIN()).contains(&signo)
-}
-
 /// The set of every signal usher takes over: all but KILL, STOP and libc's own.
 fn taken_signals() -> io::Result<libc::sigset_t> {
     let mut set = MaybeUninit::<libc::sigset_t>::uninit();
@@ -30,7 +24,10 @@ fn taken_signals() -> io::Result<libc::sigset_t> {
     // SAFETY: initialised by sigemptyset just above.
     let mut set = unsafe { set.assume_init() };
     for signo in 1..=libc::SIGRTMAX() {
-        if signo == libc::SIGKILL || signo == libc::SIGSTOP || is_reserved_by_libc(signo) {
+        if signo == libc::SIGKILL
+            || signo == libc::SIGSTOP
+            || crate::signals::is_reserved_by_libc(signo)
+        {
             continue;
         }
         // SAFETY: `set` is an initialised sigset_t and `signo` a valid signal number.
@@ -62,6 +59,13 @@ pub struct ReceivedSignal {
 /// still kills it.
 pub fn take_over_signals() -> io::Result<SignalInbox> {
     let set = taken_signals()?;
+    // Block first: a signal inherited as ignored (SIGINT for a background job, SIGHUP under
+    // nohup) that arrives between its reset and the block would otherwise kill usher.
+    // SAFETY: `set` is initialised; a null old-set pointer is allowed.
+    let ret = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) };
+    if ret != 0 {
+        return Err(io::Error::from_raw_os_error(ret));
+    }
     for signo in 1..=libc::SIGRTMAX() {
         // SAFETY: sigismember reads an initialised set.
         if unsafe { libc::sigismember(&set, signo) } != 1 {
@@ -73,15 +77,11 @@ pub fn take_over_signals() -> io::Result<SignalInbox> {
         // SAFETY: sigaction succeeded, so it wrote `old`.
         let old = unsafe { old.assume_init() };
         if old.sa_sigaction == libc::SIG_IGN {
-            // SAFETY: restoring the default disposition installs no handler code; Rust's
-            // runtime ignores SIGPIPE, which would make a SIGPIPE sent to usher vanish.
+            // SAFETY: restoring the default disposition installs no handler code. An ignored
+            // signal is discarded, even while blocked: Rust's runtime ignores SIGPIPE, and an
+            // inherited ignored SIGCHLD would even make the kernel reap children behind our back.
             unsafe { libc::signal(signo, libc::SIG_DFL) };
         }
-    }
-    // SAFETY: `set` is initialised; a null old-set pointer is allowed.
-    let ret = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) };
-    if ret != 0 {
-        return Err(io::Error::from_raw_os_error(ret));
     }
     // SAFETY: signalfd(-1, ...) creates a new descriptor from an initialised mask.
     let fd = check(unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) })?;
@@ -181,6 +181,18 @@ pub fn send_signal(pid: i32, signo: i32) -> io::Result<()> {
     check(unsafe { libc::kill(pid, signo) }).map(drop)
 }
 
+/// Makes usher a child subreaper: orphans of its descendants come to it, not to init.
+pub fn become_subreaper() -> io::Result<()> {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes a flag and touches no memory of ours.
+    check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }).map(drop)
+}
+
+/// The pid of usher's parent.
+pub fn parent_pid() -> i32 {
+    // SAFETY: getppid has no preconditions and cannot fail.
+    unsafe { libc::getppid() }
+}
+
 /// tini's `-p`: have the kernel send `signo` to usher when its parent dies.
 pub fn set_parent_death_signal(signo: i32) -> io::Result<()> {
     let signo =
@@ -209,8 +221,10 @@ pub fn prepare_child(command: &mut Command) {
                 empty.as_ptr(),
                 std::ptr::null_mut(),
             ))?;
-            // The kernel's struct sigaction, all zero: SIG_DFL, no flags, empty mask.
+            // The kernel's struct sigaction, all zero: SIG_DFL, no flags, empty mask (32 bytes
+            // covers its layout on x86_64 and aarch64, the targets usher is built for).
             let default_action = [0u64; 4];
+            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
             for signo in 32..libc::SIGRTMIN() {
                 let signo = libc::c_long::from(signo);
                 let action = default_action.as_ptr();

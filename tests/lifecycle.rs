@@ -195,6 +195,12 @@ fn lingering_process_ignoring_term_is_killed_after_grace() {
         );
         let term = format!("background got signal {}", libc::SIGTERM);
         assert!(usher.stdout_seen.contains(&term), "{:?}", usher.stdout_seen);
+        // Killed and reaped by usher itself, not left to the namespace's teardown.
+        assert!(
+            !usher.stderr_seen.iter().any(|l| l.contains("unreaped")),
+            "{:?}",
+            usher.stderr_seen
+        );
         if plain {
             // Outside a PID namespace the background pid is ours to check.
             assert!(
@@ -203,4 +209,167 @@ fn lingering_process_ignoring_term_is_killed_after_grace() {
             );
         }
     }
+}
+
+/// When the main child exits first, every process left gets SIGTERM exactly once, whether it
+/// stayed in the child's group or left it with setsid.
+#[test]
+fn each_process_left_gets_sigterm_once() {
+    if !require_root("each_process_left_gets_sigterm_once") {
+        return;
+    }
+    let linger = fixture("linger");
+    for group in [&["--same-group"][..], &[]] {
+        for plain in [false, true] {
+            let mut args = vec!["--grace", "1s", "--", &linger, "--ignore-term"];
+            args.extend(group);
+            let mut usher = if plain {
+                Usher::plain(&args)
+            } else {
+                Usher::pid1(&args)
+            };
+            assert_eq!(usher.wait(), 3);
+            let term = format!("background got signal {}", libc::SIGTERM);
+            let count = usher.stdout_seen.iter().filter(|l| **l == term).count();
+            assert_eq!(count, 1, "{group:?} plain={plain}: {:?}", usher.stdout_seen);
+        }
+    }
+}
+
+/// A daemon that left the child's group with setsid is killed at the end of the grace period
+/// too; outside a namespace usher adopts it only when its parent dies, and kills it then.
+#[test]
+fn stop_kills_a_daemon_that_left_the_group() {
+    if !require_root("stop_kills_a_daemon_that_left_the_group") {
+        return;
+    }
+    let print_signals = fixture("print_signals");
+    for plain in [false, true] {
+        let args = ["--grace", "1s", "--", &print_signals, "--grandchild-setsid"];
+        let mut usher = if plain {
+            Usher::plain(&args)
+        } else {
+            Usher::pid1(&args)
+        };
+        let grandchild: i32 = usher
+            .line_starting("grandchild ready")
+            .trim_start_matches("grandchild ready pid=")
+            .parse()
+            .unwrap();
+        usher.line_starting("ready");
+        usher.signal(libc::SIGTERM);
+        assert_eq!(usher.wait(), 137);
+        let unreaped = usher.stderr_seen.iter().any(|l| l.contains("unreaped"));
+        assert!(!unreaped, "plain={plain}: {:?}", usher.stderr_seen);
+        if plain {
+            assert!(!is_alive(grandchild), "daemon {grandchild} survived usher");
+        }
+    }
+}
+
+#[test]
+fn grace_from_the_environment() {
+    if !require_root("grace_from_the_environment") {
+        return;
+    }
+    let mut usher =
+        Usher::pid1_with_env(&[("USHER_GRACE", "1s")], &["--", &fixture("print_signals")]);
+    usher.line_starting("ready");
+    let sent = std::time::Instant::now();
+    usher.signal(libc::SIGTERM);
+    assert_eq!(usher.wait(), 137);
+    assert!(
+        sent.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        sent.elapsed()
+    );
+}
+
+/// `--drain`: the stop signal waits; other signals pass at once meanwhile.
+#[test]
+fn drain_delays_the_stop_signal_but_not_others() {
+    if !require_root("drain_delays_the_stop_signal_but_not_others") {
+        return;
+    }
+    let mut usher = Usher::pid1(&[
+        "--drain",
+        "1s",
+        "--",
+        &fixture("print_signals"),
+        "--exit-on",
+        "TERM",
+    ]);
+    usher.line_starting("ready");
+    let sent = std::time::Instant::now();
+    usher.signal(libc::SIGTERM);
+    usher.signal(libc::SIGUSR1);
+    assert_eq!(usher.next_line(), format!("signal {}", libc::SIGUSR1));
+    assert_eq!(usher.next_line(), format!("signal {}", libc::SIGTERM));
+    assert!(
+        sent.elapsed() >= Duration::from_secs(1),
+        "forwarded after {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(usher.wait(), 0);
+}
+
+/// A second stop signal during a (here endless) drain forwards both at once.
+#[test]
+fn second_stop_signal_cuts_the_drain_short() {
+    if !require_root("second_stop_signal_cuts_the_drain_short") {
+        return;
+    }
+    let print_signals = fixture("print_signals");
+    let args = [
+        "-v",
+        "--drain",
+        "1h",
+        "--",
+        &print_signals,
+        "--exit-on",
+        "USR2",
+    ];
+    let mut usher = Usher::pid1(&args);
+    usher.line_starting("ready");
+    usher.signal(libc::SIGTERM);
+    usher.stderr_containing("draining");
+    usher.signal(libc::SIGINT);
+    let mut got = vec![usher.next_line(), usher.next_line()];
+    got.sort();
+    let expected = [libc::SIGTERM, libc::SIGINT].map(|s| format!("signal {s}"));
+    assert_eq!(got, expected);
+    usher.signal(libc::SIGUSR2);
+    assert_eq!(usher.wait(), 0);
+}
+
+/// tini's `-w`: a warning for every orphan reaped, and none without it.
+#[test]
+fn warn_on_reap() {
+    if !require_root("warn_on_reap") {
+        return;
+    }
+    for (flag, expected) in [(Some("-w"), true), (None, false)] {
+        let linger = fixture("linger");
+        let mut args: Vec<&str> = flag.into_iter().collect();
+        args.extend(["--", &linger]);
+        let mut usher = Usher::pid1(&args);
+        assert_eq!(usher.wait(), 3);
+        let warned = usher
+            .stderr_seen
+            .iter()
+            .any(|l| l.contains("reaped process"));
+        assert_eq!(warned, expected, "{flag:?}: {:?}", usher.stderr_seen);
+    }
+}
+
+/// tini's `-p SIG`: when usher's parent dies, usher receives SIG and forwards it. Here the
+/// parent is a shell that exits when the test closes its stdin.
+#[test]
+fn parent_death_signal() {
+    let mut shell =
+        Usher::shell(r#""$0" -p USR1 -- "$1/print_signals" --exit-on USR1 & read -r _; exit 0"#);
+    shell.line_starting("ready");
+    shell.close_stdin();
+    assert_eq!(shell.next_line(), format!("signal {}", libc::SIGUSR1));
+    assert_eq!(shell.wait(), 0);
 }

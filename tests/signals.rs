@@ -71,11 +71,11 @@ fn child_starts_with_a_clean_signal_mask_and_dispositions() {
 /// Sends USR1 through usher, then USR2 straight to the grandchild: the grandchild reports
 /// USR1 first if (and only if) usher signalled the whole group. A pending USR1 is always
 /// taken before USR2 (lower numbers first), so the answer does not depend on timing.
-fn grandchild_signals(extra: &[&str]) -> Vec<String> {
+fn grandchild_signals(extra: &[&str], env: &[(&str, &str)]) -> Vec<String> {
     let mut args = extra.to_vec();
     let fixture = fixture("print_signals");
     args.extend(["--", &fixture, "--grandchild", "--exit-on", "USR2"]);
-    let mut usher = Usher::pid1(&args);
+    let mut usher = Usher::pid1_with_env(env, &args);
     usher.line_starting("ready");
     let usher_pid = usher.pid();
     let child = children_of(usher_pid)[0];
@@ -109,7 +109,7 @@ fn signals_go_to_the_whole_process_group_by_default() {
     if !require_root("signals_go_to_the_whole_process_group_by_default") {
         return;
     }
-    let seen = grandchild_signals(&[]);
+    let seen = grandchild_signals(&[], &[]);
     assert_eq!(
         seen,
         [
@@ -125,12 +125,16 @@ fn single_child_signals_only_the_child() {
         return;
     }
     assert_eq!(
-        grandchild_signals(&["--single-child"]),
+        grandchild_signals(&["--single-child"], &[]),
         [format!("grandchild signal {}", libc::SIGUSR2)]
     );
-    // dumb-init's spelling does the same.
+    // So do the variable and dumb-init's spelling.
     assert_eq!(
-        grandchild_signals(&["-c"]),
+        grandchild_signals(&[], &[("USHER_SINGLE_CHILD", "1")]),
+        [format!("grandchild signal {}", libc::SIGUSR2)]
+    );
+    assert_eq!(
+        grandchild_signals(&["-c"], &[]),
         [format!("grandchild signal {}", libc::SIGUSR2)]
     );
 }
@@ -228,4 +232,55 @@ fn signals_sent_before_the_child_exists_are_forwarded() {
     panic!(
         "could not freeze usher between blocking signals and spawning ({caught_in_window} times)"
     );
+}
+
+/// `docker exec CONTAINER kill -USR1 1`: a process inside the namespace signals PID 1, which
+/// the kernel delivers only because usher blocks the signal; usher forwards it like any other.
+#[test]
+fn signals_sent_to_pid1_from_inside_the_namespace_are_forwarded() {
+    if !require_root("signals_sent_to_pid1_from_inside_the_namespace_are_forwarded") {
+        return;
+    }
+    let fixture = fixture("print_signals");
+    let mut usher = Usher::pid1(&[
+        "--",
+        &fixture,
+        "--signal-parent",
+        "USR1",
+        "--signal-parent",
+        "TERM",
+        "--exit-on",
+        "TERM",
+    ]);
+    usher.line_starting("ready");
+    assert_eq!(usher.next_line(), format!("signal {}", libc::SIGUSR1));
+    assert_eq!(usher.next_line(), format!("signal {}", libc::SIGTERM));
+    assert_eq!(usher.wait(), 0);
+}
+
+/// A SIGPIPE that usher's own write to a closed stderr provokes is not the child's business;
+/// one sent by another process is forwarded (see the every-signal test).
+#[test]
+fn sigpipe_from_usher_s_own_write_is_not_forwarded() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader); // every write usher makes to stderr now fails with EPIPE and raises SIGPIPE
+    let mut child = std::process::Command::new(usher())
+        .args(["-vv", "--", &fixture("print_signals"), "--exit-on", "TERM"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(writer)
+        .spawn()
+        .unwrap();
+    let usher_pid = child.id() as i32;
+    let lines = lines_of(child.stdout.take().unwrap());
+    let next = || {
+        lines
+            .recv_timeout(DEADLINE)
+            .expect("a line from the fixture")
+    };
+    assert!(next().starts_with("ready"));
+    send(usher_pid, libc::SIGUSR1);
+    assert_eq!(next(), format!("signal {}", libc::SIGUSR1));
+    send(usher_pid, libc::SIGTERM);
+    assert_eq!(next(), format!("signal {}", libc::SIGTERM));
+    assert_eq!(child.wait().unwrap().code(), Some(0));
 }

@@ -3,8 +3,9 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
@@ -90,7 +91,7 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
-fn lines_of(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
+pub fn lines_of(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
     let (sender, receiver) = channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
@@ -115,6 +116,20 @@ pub struct Usher {
     pub stderr_seen: Vec<String>,
     pub started: Instant,
     exited: bool,
+    stdin: Option<ChildStdin>,
+}
+
+/// Sets `signals` to ignored in the launched process, as a shell does for a background job.
+fn ignore_on_exec(command: &mut Command, signals: &'static [i32]) {
+    // SAFETY: signal(2) is async-signal-safe, fine between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            for &signo in signals {
+                libc::signal(signo, libc::SIG_IGN);
+            }
+            Ok(())
+        });
+    }
 }
 
 impl Usher {
@@ -138,17 +153,46 @@ impl Usher {
     pub fn plain(args: &[&str]) -> Usher {
         let mut command = Command::new(usher());
         command.args(args);
+        // Also inherited ignored here (unshare could not wait for usher with it ignored): an
+        // ignored SIGCHLD makes the kernel reap children itself, unless usher undoes it.
+        ignore_on_exec(&mut command, &[libc::SIGCHLD]);
         Usher::start(command, false)
+    }
+
+    /// A shell script run with usher's path as $0, the fixture directory as $1, and a stdin
+    /// the test closes with `close_stdin` (for scripts that must outlive a moment).
+    pub fn shell(script: &str) -> Usher {
+        let mut command = Command::new("sh");
+        let fixtures = usher().parent().unwrap().join("examples");
+        command.arg("-c").arg(script).arg(usher()).arg(fixtures);
+        Usher::start(command, false)
+    }
+
+    pub fn close_stdin(&mut self) {
+        self.stdin.take();
     }
 
     fn start(mut command: Command, pid1: bool) -> Usher {
         command
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // usher must undo what it inherits: ignored signals would otherwise reach the child
+        // ignored, or never reach usher at all (nohup, a shell's background job).
+        ignore_on_exec(
+            &mut command,
+            &[
+                libc::SIGHUP,
+                libc::SIGINT,
+                libc::SIGQUIT,
+                libc::SIGUSR1,
+                libc::SIGPIPE,
+            ],
+        );
         let started = Instant::now();
         let mut child = command.spawn().expect("start usher");
         let launcher_pid = child.id() as i32;
+        let stdin = child.stdin.take();
         let stdout = lines_of(child.stdout.take().unwrap());
         let stderr = lines_of(child.stderr.take().unwrap());
         let (sender, exit) = channel();
@@ -166,6 +210,7 @@ impl Usher {
             stderr_seen: Vec::new(),
             started,
             exited: false,
+            stdin,
         }
     }
 
@@ -218,6 +263,24 @@ impl Usher {
         }
     }
 
+    /// Skips stderr lines until one contains `text`, and returns it.
+    pub fn stderr_containing(&mut self, text: &str) -> String {
+        loop {
+            match self.stderr.recv_timeout(DEADLINE) {
+                Ok(line) => {
+                    self.stderr_seen.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!(
+                    "no stderr line with {text:?} ({e:?}): {:?}",
+                    self.stderr_seen
+                ),
+            }
+        }
+    }
+
     fn drain_stderr(&mut self) -> Vec<String> {
         while let Ok(line) = self.stderr.try_recv() {
             self.stderr_seen.push(line);
@@ -240,12 +303,21 @@ impl Usher {
             Err(e) => panic!("{e}"),
         };
         self.exited = true;
-        // The pipes close once every process holding them is gone.
-        while let Ok(line) = self.stdout.recv_timeout(DEADLINE) {
-            self.stdout_seen.push(line);
-        }
-        while let Ok(line) = self.stderr.recv_timeout(DEADLINE) {
-            self.stderr_seen.push(line);
+        // The pipes close once every process holding them is gone: a process left behind
+        // that keeps them open fails the test.
+        for (stream, seen) in [
+            (&self.stdout, &mut self.stdout_seen),
+            (&self.stderr, &mut self.stderr_seen),
+        ] {
+            loop {
+                match stream.recv_timeout(DEADLINE) {
+                    Ok(line) => seen.push(line),
+                    Err(RecvTimeoutError::Disconnected) => break,
+                    Err(RecvTimeoutError::Timeout) => {
+                        panic!("usher exited but its output stays open: a process was left behind")
+                    }
+                }
+            }
         }
         use std::os::unix::process::ExitStatusExt;
         status
@@ -258,6 +330,13 @@ impl Drop for Usher {
     fn drop(&mut self) {
         // A failed test must not leave usher behind (unshare --kill-child takes usher with it).
         if !self.exited && self.exit.try_recv().is_err() {
+            if !self.pid1 {
+                // Outside a namespace usher's children would outlive it: end their groups too.
+                for child in children_of(self.launcher_pid) {
+                    // SAFETY: kill has no memory preconditions.
+                    unsafe { libc::kill(-child, libc::SIGKILL) };
+                }
+            }
             // SAFETY: kill has no memory preconditions.
             unsafe { libc::kill(self.launcher_pid, libc::SIGKILL) };
         }
