@@ -127,14 +127,12 @@ impl Run {
                     return Ok(code);
                 }
             }
-            if self
+            let deadline_passed = self
                 .supervisor
                 .deadline()
-                .is_some_and(|d| d <= Instant::now())
-            {
-                if let Some(code) = self.feed(Event::Deadline) {
-                    return Ok(code);
-                }
+                .is_some_and(|d| d <= Instant::now());
+            if deadline_passed && let Some(code) = self.feed(Event::Deadline) {
+                return Ok(code);
             }
         }
     }
