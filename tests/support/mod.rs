@@ -263,6 +263,14 @@ impl Usher {
         }
     }
 
+    /// Skips stdout lines until `<prefix> pid=N`, and returns N.
+    pub fn pid_announced_by(&mut self, prefix: &str) -> i32 {
+        let line = self.line_starting(prefix);
+        let pid = line.split(' ').find_map(|field| field.strip_prefix("pid="));
+        pid.and_then(|pid| pid.parse().ok())
+            .unwrap_or_else(|| panic!("no pid in {line:?}"))
+    }
+
     /// Skips stderr lines until one contains `text`, and returns it.
     pub fn stderr_containing(&mut self, text: &str) -> String {
         loop {
