@@ -6,7 +6,13 @@ use std::fmt;
 use std::io;
 use std::process::Command;
 
+use std::path::Path;
+
+use crate::cli::{Config, UsageError};
+use crate::environment;
+use crate::privileges::{self, CapSet, Identity, Privileges};
 use crate::sys;
+use crate::user;
 
 /// Why the command could not be started.
 #[derive(Debug)]
@@ -44,11 +50,77 @@ impl std::error::Error for SpawnError {
     }
 }
 
-/// Spawns the command with usher's stdio and environment and returns its pid. std's spawn
-/// reports an exec failure back through a close-on-exec pipe (and reaps that child itself),
-/// so no half-started child is left behind.
-pub fn spawn(argv: &[OsString]) -> Result<i32, SpawnError> {
-    let Some((program, args)) = argv.split_first() else {
+/// Everything the child is started with, read and checked before anything starts: its
+/// environment (env files and secrets are read now, while usher may still be root, so a
+/// root-only 0400 secret works) and its privileges.
+#[derive(Debug)]
+pub struct ChildSpec {
+    pub argv: Vec<OsString>,
+    pub environment: Vec<(OsString, OsString)>,
+    pub privileges: Privileges,
+}
+
+impl ChildSpec {
+    /// Resolves `--user` against the image's /etc files, builds the environment and plans the
+    /// privileges. Errors name the option or variable at fault and never quote a secret.
+    pub fn prepare(config: &Config) -> Result<ChildSpec, UsageError> {
+        let user = match &config.user {
+            Some(spec) => Some(
+                user::resolve_in(spec, Path::new("/"))
+                    .map_err(|why| UsageError(format!("--user: {why}")))?,
+            ),
+            None => None,
+        };
+        let (uid, gid) = sys::effective_ids();
+        let privileges = privileges::plan(
+            Identity { uid, gid },
+            user,
+            config.cap_keep,
+            config.allow_new_privs,
+        )
+        .map_err(UsageError)?;
+        if let Some(keep) = privileges.keep_caps {
+            let permitted = sys::own_permitted_capabilities().map_err(|e| {
+                UsageError(format!(
+                    "--cap-keep: cannot read usher's own capabilities: {e}"
+                ))
+            })?;
+            if keep.0 & !permitted != 0 {
+                let missing = CapSet(keep.0 & !permitted);
+                return Err(UsageError(format!(
+                    "--cap-keep: usher itself lacks {missing} (the container was started without it)"
+                )));
+            }
+        }
+        let base = std::env::vars_os().collect();
+        let mut environment =
+            environment::child_environment(base, &config.env_files, config.secret_env.as_ref())
+                .map_err(|why| {
+                    let option = if why.contains("_FILE") {
+                        "--secret-env"
+                    } else {
+                        "--env-file"
+                    };
+                    UsageError(format!("{option}: {why}"))
+                })?;
+        // gosu's rule: the child's HOME is its user's, whatever usher's own was (root's).
+        if let Some(user) = &privileges.user {
+            environment.retain(|(name, _)| name != "HOME");
+            environment.push(("HOME".into(), user.home.clone().into()));
+        }
+        Ok(ChildSpec {
+            argv: config.command.clone(),
+            environment,
+            privileges,
+        })
+    }
+}
+
+/// Spawns the command with usher's stdio and returns its pid. std's spawn reports an exec
+/// failure (or a failed credential change) back through a close-on-exec pipe and reaps that
+/// child itself, so no half-started child is left behind.
+pub fn spawn(spec: &ChildSpec) -> Result<i32, SpawnError> {
+    let Some((program, args)) = spec.argv.split_first() else {
         let source = io::Error::new(io::ErrorKind::InvalidInput, "empty command");
         return Err(SpawnError {
             program: OsString::new(),
@@ -56,8 +128,22 @@ pub fn spawn(argv: &[OsString]) -> Result<i32, SpawnError> {
         });
     };
     let mut command = Command::new(program);
-    command.args(args);
-    sys::prepare_child(&mut command);
+    command
+        .args(args)
+        .env_clear()
+        .envs(spec.environment.iter().map(|(k, v)| (k, v)));
+    let privileges = &spec.privileges;
+    sys::prepare_child(
+        &mut command,
+        sys::ChildPrivileges {
+            switch_to: privileges
+                .switch_to
+                .as_ref()
+                .map(|c| (c.uid, c.gid, c.groups.clone())),
+            keep_caps: privileges.keep_caps.map(|set| set.0),
+            no_new_privs: privileges.no_new_privs,
+        },
+    );
     let child = command.spawn().map_err(|source| SpawnError {
         program: program.clone(),
         source,

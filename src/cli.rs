@@ -9,12 +9,15 @@ use std::time::Duration;
 
 use lexopt::prelude::*;
 
+use crate::environment::SecretNames;
+use crate::privileges::CapSet;
 use crate::signals::{Rewrites, Signo};
+use std::path::PathBuf;
 
 /// What usher was asked to do.
 #[derive(Debug)]
 pub enum Invocation {
-    Run(Config),
+    Run(Box<Config>),
     Help,
     Version,
     License,
@@ -35,6 +38,12 @@ pub struct Config {
     pub verbosity: u8,
     /// tini's `-w`: warn when a process other than the main child is reaped.
     pub warn_on_reap: bool,
+    /// `--user`, resolved against the image's /etc files when the child is prepared.
+    pub user: Option<String>,
+    pub cap_keep: Option<CapSet>,
+    pub allow_new_privs: bool,
+    pub env_files: Vec<PathBuf>,
+    pub secret_env: Option<SecretNames>,
 }
 
 /// `--remap-exit`: child exit codes reported as 0.
@@ -195,15 +204,7 @@ const VERBOSE: Spec = Spec {
 };
 
 /// Options whose feature has not landed yet: parsed, then refused with a clear line.
-const NOT_YET: &[&Spec] = &[
-    &USER,
-    &CAP_KEEP,
-    &LOG_FIELD,
-    &LOG_MAX_RECORD,
-    &STDERR_LEVEL,
-    &ENV_FILE,
-    &SECRET_ENV,
-];
+const NOT_YET: &[&Spec] = &[&LOG_FIELD, &LOG_MAX_RECORD, &STDERR_LEVEL];
 
 /// Collects settings: flag values replace the environment's for the same option.
 struct Settings<'e> {
@@ -459,14 +460,21 @@ fn validate(
             }
         }
     }
-    if let Some(raw) = settings.take_one(&ALLOW_NEW_PRIVS)?
-        && (!raw.from_env || raw.parse(parse_bool)?)
-    {
-        return Err(not_yet(
-            &raw,
-            "this option is not available yet in this version",
-        ));
-    }
+    let allow_new_privs = settings.take_bool(&ALLOW_NEW_PRIVS)?;
+    let user = settings.take_one(&USER)?.map(|raw| raw.value);
+    let cap_keep = match settings.take_one(&CAP_KEEP)? {
+        Some(raw) => Some(raw.parse(CapSet::parse)?),
+        None => None,
+    };
+    let env_files = settings
+        .take(&ENV_FILE, true)?
+        .into_iter()
+        .map(|raw| raw.value.into())
+        .collect();
+    let secret_env = match settings.take_one(&SECRET_ENV)? {
+        Some(raw) => Some(raw.parse(SecretNames::parse)?),
+        None => None,
+    };
     for spec in NOT_YET {
         if let Some(raw) = settings.take(spec, false)?.pop() {
             return Err(not_yet(
@@ -480,7 +488,7 @@ fn validate(
             "no command given (usage: usher [OPTIONS] [--] COMMAND [ARG...])".to_string(),
         ));
     }
-    Ok(Invocation::Run(Config {
+    Ok(Invocation::Run(Box::new(Config {
         command,
         grace,
         drain,
@@ -490,7 +498,12 @@ fn validate(
         parent_death_signal,
         verbosity,
         warn_on_reap,
-    }))
+        user,
+        cap_keep,
+        allow_new_privs,
+        env_files,
+        secret_env,
+    })))
 }
 
 fn not_yet(raw: &Raw, why: &str) -> UsageError {
@@ -521,8 +534,18 @@ Options (each also read from the variable shown; a flag wins over its variable):
   -h, --help                                 this text
   -V, --version                              usher's version
 
+Privileges and environment:
+  --user SPEC            USHER_USER          run the child as name, uid, name:group or
+                                             uid:gid (read from the image's /etc files)
+  --cap-keep CAPS        USHER_CAP_KEEP      the child keeps only these capabilities
+                                             (e.g. NET_BIND_SERVICE), as ambient
+  --allow-new-privs      USHER_ALLOW_NEW_PRIVS  do not set no_new_privs on the child
+  --env-file PATH        USHER_ENV_FILE      load a dotenv file (repeatable; variables
+                                             already set win)
+  --secret-env NAMES     USHER_SECRET_ENV    read the file named by NAME_FILE into NAME
+                                             (comma list, or * for every *_FILE)
+
 Not available yet (refused with exit status 2):
-  --user, --cap-keep, --allow-new-privs, --env-file, --secret-env,
   --log-field, --log-max-record, --stderr-level, `usher probe`
 
 Accepted for migration: tini -s -g (no effect: usher always does this), -e CODE,
@@ -549,7 +572,7 @@ mod tests {
             .collect();
         let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         match parse(args.iter().map(OsString::from).collect(), &lookup)? {
-            Invocation::Run(config) => Ok(config),
+            Invocation::Run(config) => Ok(*config),
             other => panic!("expected a run, got {other:?}"),
         }
     }
@@ -685,12 +708,7 @@ mod tests {
     #[test]
     fn later_features_are_refused_until_they_exist() {
         for args in [
-            &["--user", "app", "x"][..],
-            &["--cap-keep", "NET_BIND_SERVICE", "x"],
-            &["--allow-new-privs", "x"],
-            &["--env-file", "/e", "x"],
-            &["--secret-env", "*", "x"],
-            &["--log-field", "a=b", "x"],
+            &["--log-field", "a=b", "x"][..],
             &["--log-max-record", "2048", "x"],
             &["--stderr-level", "warn", "x"],
             &["--log-format", "json", "x"],
@@ -702,16 +720,53 @@ mod tests {
         }
         assert!(run(&["--log-format", "raw", "--health-addr", "off", "x"]).is_ok());
         assert!(run(&["--ready-when", "started", "--log-format", "auto", "x"]).is_ok());
-        // An explicit "off" for a feature that does not exist yet is what usher does anyway.
-        assert!(run_env(&["x"], &[("USHER_ALLOW_NEW_PRIVS", "0")]).is_ok());
-        let err = run_env(&["x"], &[("USHER_ALLOW_NEW_PRIVS", "1")])
-            .unwrap_err()
-            .0;
-        assert!(err.contains("USHER_ALLOW_NEW_PRIVS"), "{err}");
-        let err = run_env(&["x"], &[("USHER_USER", "app")]).unwrap_err().0;
-        assert!(err.starts_with("USHER_USER:"), "{err}");
         let probe = parse(vec!["probe".into()], &|_| None).unwrap_err().0;
         assert!(probe.starts_with("probe:"), "{probe}");
+    }
+
+    #[test]
+    fn privilege_and_environment_options() {
+        let config = run(&[
+            "--user",
+            "app:staff",
+            "--cap-keep",
+            "NET_BIND_SERVICE",
+            "--allow-new-privs",
+            "--env-file",
+            "/a.env",
+            "--env-file",
+            "/b.env",
+            "--secret-env",
+            "DB,API",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(config.user.as_deref(), Some("app:staff"));
+        assert_eq!(config.cap_keep, Some(CapSet(1 << 10)));
+        assert!(config.allow_new_privs);
+        assert_eq!(
+            config.env_files,
+            [PathBuf::from("/a.env"), PathBuf::from("/b.env")]
+        );
+        let names = SecretNames::Names(vec!["DB".into(), "API".into()]);
+        assert_eq!(config.secret_env, Some(names));
+        let env = [
+            ("USHER_USER", "1000"),
+            ("USHER_ALLOW_NEW_PRIVS", "0"),
+            ("USHER_SECRET_ENV", "*"),
+            ("USHER_ENV_FILE", "/c.env"),
+        ];
+        let config = run_env(&["x"], &env).unwrap();
+        assert_eq!(config.user.as_deref(), Some("1000"));
+        assert!(!config.allow_new_privs);
+        assert_eq!(config.secret_env, Some(SecretNames::All));
+        assert_eq!(config.env_files, [PathBuf::from("/c.env")]);
+        assert!(error(&["--cap-keep", "NET_BIND", "x"]).starts_with("--cap-keep:"));
+        assert!(error(&["--secret-env", "A-B", "x"]).starts_with("--secret-env:"));
+        let err = run_env(&["x"], &[("USHER_ALLOW_NEW_PRIVS", "maybe")])
+            .unwrap_err()
+            .0;
+        assert!(err.starts_with("USHER_ALLOW_NEW_PRIVS:"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::io;
 use std::time::Instant;
 
-use crate::child;
+use crate::child::{self, ChildSpec};
 use crate::cli::Config;
 use crate::events::{debug, error, info, warn};
 use crate::process_table;
@@ -18,7 +18,7 @@ use crate::sys::{self, SignalInbox};
 const SIGNALS_PER_WAKE: usize = 64;
 
 /// Runs the command under supervision and returns usher's exit status.
-pub fn run(config: Config, inbox: SignalInbox) -> u8 {
+pub fn run(config: Config, child: ChildSpec, inbox: SignalInbox) -> u8 {
     let is_pid1 = std::process::id() == 1;
     let parent = sys::parent_pid();
     if !is_pid1 {
@@ -39,13 +39,30 @@ pub fn run(config: Config, inbox: SignalInbox) -> u8 {
             let _ = sys::send_signal(std::process::id().cast_signed(), signal.number());
         }
     }
-    let main_pid = match child::spawn(&config.command) {
+    let main_pid = match child::spawn(&child) {
         Ok(pid) => pid,
         Err(e) => {
             error!("{e}");
             return e.exit_code();
         }
     };
+    // Root is needed no longer: neither the HTTP server nor the log relays may have it.
+    if let Some(user) = &child.privileges.switch_to {
+        match sys::drop_own_privileges(user.uid, user.gid, &user.groups) {
+            Ok(()) => info!(
+                "dropped usher's own privileges to uid {} gid {}",
+                user.uid, user.gid
+            ),
+            Err(e) => {
+                error!(
+                    "failed to drop usher's own privileges to uid {}: {e}",
+                    user.uid
+                );
+                let _ = sys::send_signal(-main_pid, Signo::KILL.number());
+                return 2;
+            }
+        }
+    }
     info!(
         "started {:?} as pid {main_pid}",
         config.command.first().cloned().unwrap_or_default()

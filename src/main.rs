@@ -2,13 +2,16 @@
 
 mod child;
 mod cli;
+mod environment;
 mod event_loop;
 mod events;
+mod privileges;
 mod process_table;
 mod reaper;
 mod signals;
 mod supervisor;
 mod sys;
+mod user;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -35,7 +38,11 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(&e.to_string()),
     };
     events::set_verbosity(config.verbosity);
-    ExitCode::from(event_loop::run(config, inbox))
+    let child = match child::ChildSpec::prepare(&config) {
+        Ok(child) => child,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    ExitCode::from(event_loop::run(*config, child, inbox))
 }
 
 fn print(text: &str) -> ExitCode {

@@ -592,7 +592,7 @@ mod tests {
         }
         args.push("x".into());
         match crate::cli::parse(args, &|_| None) {
-            Ok(crate::cli::Invocation::Run(config)) => config.remap_exit,
+            Ok(crate::cli::Invocation::Run(config)) => config.remap_exit.clone(),
             other => panic!("{other:?}"),
         }
     }

@@ -201,19 +201,37 @@ pub fn set_parent_death_signal(signo: i32) -> io::Result<()> {
     check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signo, 0, 0, 0) }).map(drop)
 }
 
+/// What the child's credentials and capabilities become, prepared before fork so that the hook
+/// between fork and exec needs no allocation.
+#[derive(Clone, Debug, Default)]
+pub struct ChildPrivileges {
+    /// (uid, gid, supplementary groups) to switch to.
+    pub switch_to: Option<(u32, u32, Vec<libc::gid_t>)>,
+    /// The only capabilities the child keeps (bit N: capability N), held as ambient so that a
+    /// non-root program really has them; None leaves them alone.
+    pub keep_caps: Option<u64>,
+    pub no_new_privs: bool,
+}
+
 /// Prepares the child between fork and exec: a clean signal mask (it would otherwise inherit
-/// usher's, with everything blocked: std's spawn does not reset it) and a session of its own,
+/// usher's, with everything blocked: std's spawn does not reset it), a session of its own,
 /// which also makes it a process-group leader, so that signalling `-pid` reaches the child and
-/// everything it starts, and nothing of usher's own session. Dispositions need no reset: usher
-/// un-ignored every signal it takes over at start-up and exec resets the handlers Rust's runtime
-/// installed; only libc's reserved signals, which usher could not touch through libc, are reset
-/// here with the raw system call, in case usher itself inherited them ignored.
-pub fn prepare_child(command: &mut Command) {
-    // SAFETY: the hook runs between fork and exec, where only async-signal-safe calls are
-    // allowed: sigemptyset, sigprocmask and setsid are, and reading errno is; nothing
-    // allocates or takes a lock.
+/// everything it starts and nothing of usher's own session (and, with no controlling terminal,
+/// a dropped child cannot push input into usher's terminal with TIOCSTI). Then, in this order:
+/// supplementary groups, gid, uid, capabilities, no_new_privs. Dispositions need no reset:
+/// usher un-ignored every signal it takes over at start-up and exec resets the handlers Rust's
+/// runtime installed; only libc's reserved signals, which usher could not touch through libc,
+/// are reset here with the raw system call, in case usher itself inherited them ignored.
+///
+/// std's own `Command::uid`/`gid` are not used: std runs them before this hook and drops the
+/// supplementary groups its own way; doing it all here keeps the order in one place.
+pub fn prepare_child(command: &mut Command, privileges: ChildPrivileges) {
+    // SAFETY: the hook runs between fork and exec in a single-threaded child, where only
+    // async-signal-safe calls are allowed: sigemptyset, sigprocmask, setsid, raw system calls
+    // and prctl are, and reading errno is; nothing allocates (the groups were collected before
+    // the fork) or takes a lock.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             let mut empty = MaybeUninit::<libc::sigset_t>::uninit();
             check(libc::sigemptyset(empty.as_mut_ptr()))?;
             check(libc::sigprocmask(
@@ -235,7 +253,155 @@ pub fn prepare_child(command: &mut Command) {
                 }
             }
             check(libc::setsid())?;
+            if let Some((uid, gid, groups)) = &privileges.switch_to {
+                if privileges.keep_caps.is_some() {
+                    // Keep the permitted set across setuid: the bounding set is dropped below,
+                    // which needs CAP_SETPCAP.
+                    check(libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0))?;
+                }
+                // Raw system calls: glibc's wrappers would try to signal other threads, and
+                // there are none here.
+                let count = groups.len();
+                syscall(libc::syscall(libc::SYS_setgroups, count, groups.as_ptr()))?;
+                syscall(libc::syscall(libc::SYS_setresgid, *gid, *gid, *gid))?;
+                syscall(libc::syscall(libc::SYS_setresuid, *uid, *uid, *uid))?;
+            }
+            if let Some(keep) = privileges.keep_caps {
+                keep_only_capabilities(keep)?;
+            }
+            if privileges.no_new_privs {
+                check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
+            }
             Ok(())
         });
     }
+}
+
+fn syscall(ret: libc::c_long) -> io::Result<()> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// The kernel's capability structures (linux/capability.h), version 3: two 32-bit words each.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// This thread's (permitted, effective) capability sets.
+fn capabilities() -> io::Result<(u64, u64)> {
+    let mut header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget writes two CapData for version 3, which `data` has room for.
+    syscall(unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) })?;
+    let join = |low: u32, high: u32| u64::from(low) | u64::from(high) << 32;
+    let permitted = join(data[0].permitted, data[1].permitted);
+    let effective = join(data[0].effective, data[1].effective);
+    Ok((permitted, effective))
+}
+
+fn set_capabilities(effective: u64, permitted: u64, inheritable: u64) -> io::Result<()> {
+    let mut header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let split = |set: u64| (set as u32, (set >> 32) as u32);
+    let (e, p, i) = (split(effective), split(permitted), split(inheritable));
+    let data = [
+        CapData {
+            effective: e.0,
+            permitted: p.0,
+            inheritable: i.0,
+        },
+        CapData {
+            effective: e.1,
+            permitted: p.1,
+            inheritable: i.1,
+        },
+    ];
+    // SAFETY: capset reads a header and two CapData, all valid for the call.
+    syscall(unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) })
+}
+
+/// The capabilities usher itself may hand on (its permitted set).
+pub fn own_permitted_capabilities() -> io::Result<u64> {
+    capabilities().map(|(permitted, _)| permitted)
+}
+
+/// Leaves exactly `keep` in every capability set, the bounding set included, and raises it as
+/// ambient so that it survives exec into a program without file capabilities.
+fn keep_only_capabilities(keep: u64) -> io::Result<()> {
+    let (permitted, _) = capabilities()?;
+    // setuid cleared the effective set: bring back what is permitted, CAP_SETPCAP with it,
+    // to be allowed to shrink the bounding set.
+    set_capabilities(permitted, permitted, keep)?;
+    for cap in 0..64u32 {
+        if keep & (1 << cap) != 0 {
+            continue;
+        }
+        // SAFETY: PR_CAPBSET_DROP takes a capability number and touches no memory of ours.
+        let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
+        match check(ret) {
+            Ok(_) => {}
+            // Past the kernel's last capability.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    set_capabilities(keep, keep, keep)?;
+    // SAFETY: PR_CAP_AMBIENT operations take numbers only.
+    check(unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        )
+    })?;
+    for cap in (0..64u32).filter(|cap| keep & (1 << cap) != 0) {
+        let (raise, cap) = (
+            libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+            libc::c_ulong::from(cap),
+        );
+        // SAFETY: as above.
+        check(unsafe { libc::prctl(libc::PR_CAP_AMBIENT, raise, cap, 0, 0) })?;
+    }
+    Ok(())
+}
+
+/// usher's effective (uid, gid).
+pub fn effective_ids() -> (u32, u32) {
+    // SAFETY: geteuid and getegid cannot fail and have no preconditions.
+    unsafe { (libc::geteuid(), libc::getegid()) }
+}
+
+/// Drops usher's own root once the child runs: groups, gid, then uid, for every thread (glibc's
+/// wrappers do that). With every uid non-zero the kernel clears the permitted and effective
+/// capability sets, so nothing usher runs afterwards (the HTTP server, the log relays) has root.
+pub fn drop_own_privileges(uid: u32, gid: u32, groups: &[libc::gid_t]) -> io::Result<()> {
+    // SAFETY: `groups` is a valid slice for the duration of the call.
+    check(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) })?;
+    // SAFETY: plain id changes, no memory involved.
+    check(unsafe { libc::setresgid(gid, gid, gid) })?;
+    // SAFETY: as above.
+    check(unsafe { libc::setresuid(uid, uid, uid) })?;
+    Ok(())
 }

@@ -119,6 +119,64 @@ pub struct Usher {
     stdin: Option<ChildStdin>,
 }
 
+/// How the PID namespace for a PID 1 run is set up.
+#[derive(Default)]
+pub struct Namespace<'a> {
+    /// Variables for usher's environment.
+    pub env: &'a [(&'a str, &'a str)],
+    /// The image's /etc/passwd and /etc/group.
+    pub etc: Option<&'a EtcFiles>,
+    /// A network namespace of its own (ports below 1024 are privileged there).
+    pub own_network: bool,
+}
+
+/// A temporary directory with files for the tests (deleted on drop).
+pub struct TempDir {
+    pub dir: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("usher-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir { dir }
+    }
+
+    /// Writes a file with the given mode and returns its path.
+    pub fn file(&self, name: &str, content: &[u8], mode: u32) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.join(name);
+        std::fs::write(&path, content).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// An image's /etc/passwd and /etc/group.
+pub struct EtcFiles {
+    pub dir: PathBuf,
+    _temp: TempDir,
+}
+
+impl EtcFiles {
+    pub fn new(name: &str, passwd: &str, group: &str) -> EtcFiles {
+        let temp = TempDir::new(name);
+        temp.file("passwd", passwd.as_bytes(), 0o644);
+        temp.file("group", group.as_bytes(), 0o644);
+        EtcFiles {
+            dir: temp.dir.clone(),
+            _temp: temp,
+        }
+    }
+}
+
 /// Sets `signals` to ignored in the launched process, as a shell does for a background job.
 fn ignore_on_exec(command: &mut Command, signals: &'static [i32]) {
     // SAFETY: signal(2) is async-signal-safe, fine between fork and exec.
@@ -140,12 +198,33 @@ impl Usher {
 
     /// usher as PID 1, with `USHER_*` variables in its environment.
     pub fn pid1_with_env(env: &[(&str, &str)], args: &[&str]) -> Usher {
+        Usher::pid1_in(
+            &Namespace {
+                env,
+                ..Namespace::default()
+            },
+            args,
+        )
+    }
+
+    /// usher as PID 1 in a namespace set up as `namespace` says.
+    pub fn pid1_in(namespace: &Namespace, args: &[&str]) -> Usher {
         let mut command = Command::new("unshare");
-        command
-            .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
-            .arg(usher())
-            .args(args);
-        command.envs(env.iter().copied());
+        command.args(["--pid", "--fork", "--mount-proc", "--kill-child"]);
+        if namespace.own_network {
+            command.arg("--net");
+        }
+        // The image's /etc/passwd and /etc/group, bind-mounted in the namespace's own mount
+        // table (unshare makes it private), so that the host's files do not matter.
+        if let Some(etc) = namespace.etc {
+            let script = r#"mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group && shift 2 && exec "$@""#;
+            command.args(["sh", "-c", script, "sh"]);
+            command
+                .arg(etc.dir.join("passwd"))
+                .arg(etc.dir.join("group"));
+        }
+        command.arg(usher()).args(args);
+        command.envs(namespace.env.iter().copied());
         Usher::start(command, true)
     }
 

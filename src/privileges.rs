@@ -1,0 +1,224 @@
+//! What the child may keep: its user and groups (`--user`), its capabilities (`--cap-keep`)
+//! and whether it may gain privileges on exec (`--allow-new-privs`). Planned and checked before
+//! anything starts; carried out by `sys` between fork and exec, and on usher itself afterwards.
+
+use crate::user::Credentials;
+
+/// Linux capabilities by number (include/uapi/linux/capability.h).
+const CAPABILITIES: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// A set of capabilities as the kernel's bit mask (bit N: capability N).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CapSet(pub u64);
+
+impl CapSet {
+    /// Parses `NET_BIND_SERVICE,CAP_CHOWN` (any case, with or without `CAP_`).
+    pub fn parse(text: &str) -> Result<CapSet, String> {
+        let mut set = 0u64;
+        for name in text.split(',').map(str::trim) {
+            let upper = name.to_ascii_uppercase();
+            let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+            let index = CAPABILITIES
+                .iter()
+                .position(|known| *known == bare)
+                .ok_or_else(|| {
+                    format!(
+                        "unknown capability \"{name}\" (e.g. NET_BIND_SERVICE; see capabilities(7))"
+                    )
+                })?;
+            set |= 1 << index;
+        }
+        Ok(CapSet(set))
+    }
+
+    #[cfg(test)]
+    pub fn contains(self, index: u32) -> bool {
+        index < 64 && self.0 & (1 << index) != 0
+    }
+}
+
+impl std::fmt::Display for CapSet {
+    /// `NET_BIND_SERVICE,CHOWN`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = CAPABILITIES
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.0 & (1 << i) != 0);
+        let names: Vec<&str> = names.map(|(_, name)| *name).collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+/// The child's privileges, as checked before anything starts.
+#[derive(Clone, Debug, Default)]
+pub struct Privileges {
+    /// `--user`: switch to these credentials (None: keep usher's own).
+    pub switch_to: Option<Credentials>,
+    /// The user the child runs as, also when usher already is that user (for HOME).
+    pub user: Option<Credentials>,
+    /// The capabilities the child keeps; None: leave them as they are (no `--user`, no
+    /// `--cap-keep`).
+    pub keep_caps: Option<CapSet>,
+    pub no_new_privs: bool,
+}
+
+/// usher's own ids, to decide what it can do.
+#[derive(Clone, Copy, Debug)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Plans the child's privileges. `user` is the resolved `--user`, `cap_keep` the parsed
+/// `--cap-keep`. Errors name the option at fault.
+pub fn plan(
+    me: Identity,
+    user: Option<Credentials>,
+    cap_keep: Option<CapSet>,
+    allow_new_privs: bool,
+) -> Result<Privileges, String> {
+    let is_root = me.uid == 0;
+    if cap_keep.is_some() && !is_root {
+        return Err(format!(
+            "--cap-keep: usher runs as uid {}, not root, so it has no capabilities to hand on",
+            me.uid
+        ));
+    }
+    let switch_to = match &user {
+        Some(creds) if is_root => Some(creds.clone()),
+        Some(creds) if creds.uid == me.uid && creds.gid == me.gid => None,
+        Some(creds) => {
+            return Err(format!(
+                "--user: usher runs as uid {} gid {}, not root, so it cannot switch to uid {} gid {}",
+                me.uid, me.gid, creds.uid, creds.gid
+            ));
+        }
+        None => None,
+    };
+    // A dropped child keeps nothing but what --cap-keep names; root's child keeps all unless
+    // --cap-keep narrows it.
+    let keep_caps = match (&switch_to, cap_keep) {
+        (Some(_), keep) => Some(keep.unwrap_or_default()),
+        (None, keep) => keep,
+    };
+    Ok(Privileges {
+        switch_to,
+        user,
+        keep_caps,
+        no_new_privs: !allow_new_privs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROOT: Identity = Identity { uid: 0, gid: 0 };
+
+    fn app() -> Credentials {
+        Credentials {
+            uid: 1000,
+            gid: 1000,
+            groups: vec![1000, 50],
+            home: "/home/app".into(),
+        }
+    }
+
+    #[test]
+    fn capability_names() {
+        assert_eq!(CapSet::parse("NET_BIND_SERVICE"), Ok(CapSet(1 << 10)));
+        assert_eq!(CapSet::parse("cap_net_bind_service"), Ok(CapSet(1 << 10)));
+        assert_eq!(CapSet::parse("CHOWN, KILL"), Ok(CapSet(1 | 1 << 5)));
+        assert_eq!(CapSet::parse("CHECKPOINT_RESTORE"), Ok(CapSet(1 << 40)));
+        assert!(
+            CapSet::parse("NET_BIND")
+                .unwrap_err()
+                .contains("\"NET_BIND\"")
+        );
+        assert!(CapSet::parse("").is_err());
+        assert!(CapSet(1 << 10).contains(10));
+        assert!(!CapSet(1 << 10).contains(11));
+        assert!(!CapSet(u64::MAX).contains(64));
+    }
+
+    #[test]
+    fn root_switches_and_the_child_keeps_only_what_is_named() {
+        let plan = plan(ROOT, Some(app()), None, false).unwrap();
+        assert_eq!(plan.switch_to, Some(app()));
+        assert_eq!(plan.keep_caps, Some(CapSet(0)));
+        assert!(plan.no_new_privs);
+        let keep = CapSet::parse("NET_BIND_SERVICE").unwrap();
+        let plan = super::plan(ROOT, Some(app()), Some(keep), true).unwrap();
+        assert_eq!(plan.keep_caps, Some(keep));
+        assert!(!plan.no_new_privs);
+    }
+
+    #[test]
+    fn root_without_user_keeps_its_capabilities_unless_narrowed() {
+        assert_eq!(plan(ROOT, None, None, false).unwrap().keep_caps, None);
+        let keep = CapSet::parse("CHOWN").unwrap();
+        assert_eq!(
+            plan(ROOT, None, Some(keep), false).unwrap().keep_caps,
+            Some(keep)
+        );
+    }
+
+    #[test]
+    fn non_root_can_only_be_who_it_already_is() {
+        let me = Identity {
+            uid: 1000,
+            gid: 1000,
+        };
+        let plan = plan(me, Some(app()), None, false).unwrap();
+        assert_eq!(plan.switch_to, None);
+        assert_eq!(plan.user, Some(app()));
+        let other = Credentials { uid: 1001, ..app() };
+        let err = super::plan(me, Some(other), None, false).unwrap_err();
+        assert!(err.starts_with("--user:"), "{err}");
+        let keep = CapSet::parse("CHOWN").unwrap();
+        let err = super::plan(me, None, Some(keep), false).unwrap_err();
+        assert!(err.starts_with("--cap-keep:"), "{err}");
+    }
+}

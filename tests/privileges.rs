@@ -1,0 +1,427 @@
+//! Dropped privileges, capabilities, secrets and env files: usher as a real PID 1, the child
+//! asked what it really got (its own /proc/self/status and environment).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+use std::process::Command;
+use support::*;
+
+const STATUS: &[&str] = &[
+    "grep",
+    "-E",
+    "^(Uid|Gid|Groups|Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):",
+    "/proc/self/status",
+];
+
+/// The child's own status lines, as `Name: value` with tabs and runs of spaces folded.
+fn child_status(namespace: &Namespace, usher_args: &[&str]) -> Vec<String> {
+    let mut args = usher_args.to_vec();
+    args.push("--");
+    args.extend(STATUS);
+    let mut usher = Usher::pid1_in(namespace, &args);
+    assert_eq!(usher.wait(), 0, "{:?}", usher.stderr_seen);
+    usher
+        .stdout_seen
+        .iter()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+fn field<'a>(status: &'a [String], name: &str) -> &'a str {
+    let prefix = format!("{name}:");
+    let line = status
+        .iter()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("{name}"));
+    line[prefix.len()..].trim()
+}
+
+const NO_CAPS: &str = "0000000000000000";
+
+fn assert_caps(status: &[String], expected: &str) {
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(field(status, set), expected, "{set} in {status:?}");
+    }
+}
+
+const PASSWD: &str = "\
+# an image's passwd, with the odd lines real ones have
+root:x:0:0:root:/root:/bin/sh
+
+app:x:1000:1000:The App:/home/app:/bin/sh
+app:x:2000:2000:a duplicate: the first entry wins:/nowhere:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin
+";
+const GROUP: &str = "\
+root:x:0:
+app:x:1000:
+staff:x:50:other,app
+wheel:x:10:app
+";
+
+#[test]
+fn numeric_user_gets_exactly_that_and_no_capabilities() {
+    if !require_root("numeric_user_gets_exactly_that_and_no_capabilities") {
+        return;
+    }
+    let status = child_status(&Namespace::default(), &["--user", "1234:5678"]);
+    assert_eq!(field(&status, "Uid"), "1234 1234 1234 1234");
+    assert_eq!(field(&status, "Gid"), "5678 5678 5678 5678");
+    assert_eq!(field(&status, "Groups"), "5678");
+    assert_caps(&status, NO_CAPS);
+    assert_eq!(field(&status, "NoNewPrivs"), "1");
+}
+
+#[test]
+fn named_user_gets_its_groups_and_home_from_the_images_files() {
+    if !require_root("named_user_gets_its_groups_and_home_from_the_images_files") {
+        return;
+    }
+    let etc = EtcFiles::new("etc-named", PASSWD, GROUP);
+    let namespace = Namespace {
+        etc: Some(&etc),
+        ..Namespace::default()
+    };
+    let status = child_status(&namespace, &["--user", "app"]);
+    assert_eq!(field(&status, "Uid"), "1000 1000 1000 1000");
+    assert_eq!(field(&status, "Gid"), "1000 1000 1000 1000");
+    assert_eq!(field(&status, "Groups"), "10 50 1000");
+    assert_caps(&status, NO_CAPS);
+    // name:group gets that group only; uid:group mixes forms.
+    let status = child_status(&namespace, &["--user", "app:staff"]);
+    assert_eq!(field(&status, "Gid"), "50 50 50 50");
+    assert_eq!(field(&status, "Groups"), "50");
+    let status = child_status(&namespace, &["--user", "65534:wheel"]);
+    assert_eq!(field(&status, "Uid"), "65534 65534 65534 65534");
+    assert_eq!(field(&status, "Groups"), "10");
+    // HOME comes from the passwd entry, not from usher's own (root's) environment.
+    let mut usher = Usher::pid1_in(&namespace, &["--user", "app", "--", "printenv", "HOME"]);
+    assert_eq!(usher.wait(), 0);
+    assert_eq!(usher.stdout_seen, ["/home/app"]);
+}
+
+#[test]
+fn cap_keep_lets_an_unprivileged_child_bind_port_80() {
+    if !require_root("cap_keep_lets_an_unprivileged_child_bind_port_80") {
+        return;
+    }
+    // A network namespace of its own: ports below 1024 are privileged there.
+    let namespace = Namespace {
+        own_network: true,
+        ..Namespace::default()
+    };
+    let bind_port = fixture("bind_port");
+    let mut usher = Usher::pid1_in(&namespace, &["--user", "1234", "--", &bind_port, "80"]);
+    assert_eq!(
+        usher.wait(),
+        1,
+        "without --cap-keep the bind must fail: {:?}",
+        usher.stdout_seen
+    );
+    assert!(
+        usher.stdout_seen[0].starts_with("bind failed"),
+        "{:?}",
+        usher.stdout_seen
+    );
+    let args = [
+        "--user",
+        "1234",
+        "--cap-keep",
+        "NET_BIND_SERVICE",
+        "--",
+        &bind_port,
+        "80",
+    ];
+    let mut usher = Usher::pid1_in(&namespace, &args);
+    assert_eq!(
+        usher.wait(),
+        0,
+        "{:?} {:?}",
+        usher.stdout_seen,
+        usher.stderr_seen
+    );
+    assert_eq!(usher.stdout_seen, ["bound 80"]);
+    // It holds that one capability in every set, as ambient, and nothing else.
+    let status = child_status(
+        &namespace,
+        &["--user", "1234", "--cap-keep", "NET_BIND_SERVICE"],
+    );
+    assert_caps(&status, "0000000000000400");
+}
+
+#[test]
+fn no_new_privs_unless_allowed() {
+    if !require_root("no_new_privs_unless_allowed") {
+        return;
+    }
+    let status = child_status(&Namespace::default(), &[]);
+    assert_eq!(field(&status, "NoNewPrivs"), "1");
+    let status = child_status(
+        &Namespace::default(),
+        &["--user", "1234", "--allow-new-privs"],
+    );
+    assert_eq!(field(&status, "NoNewPrivs"), "0");
+    // Without --user, --cap-keep narrows what a root child keeps.
+    let status = child_status(&Namespace::default(), &["--cap-keep", "CHOWN"]);
+    assert_eq!(field(&status, "Uid"), "0 0 0 0");
+    assert_eq!(field(&status, "CapBnd"), "0000000000000001");
+    assert_eq!(field(&status, "CapEff"), "0000000000000001");
+}
+
+/// usher itself gives up root once the child runs, and still signals and reaps it.
+#[test]
+fn usher_drops_its_own_root_after_setup() {
+    if !require_root("usher_drops_its_own_root_after_setup") {
+        return;
+    }
+    let args = [
+        "-v",
+        "--user",
+        "1234:5678",
+        "--",
+        &fixture("print_signals"),
+        "--exit-on",
+        "TERM",
+    ];
+    let mut usher = Usher::pid1(&args);
+    usher.line_starting("ready");
+    // usher drops its own root right after the child started, and says so.
+    usher.stderr_containing("dropped usher's own privileges");
+    let pid = usher.pid();
+    assert_eq!(
+        status_field(pid, "Uid")
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["1234"; 4]
+    );
+    assert_eq!(
+        status_field(pid, "Gid")
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["5678"; 4]
+    );
+    assert_eq!(status_field(pid, "Groups").unwrap(), "5678");
+    assert_eq!(status_field(pid, "CapEff").unwrap(), NO_CAPS);
+    assert_eq!(status_field(pid, "CapPrm").unwrap(), NO_CAPS);
+    usher.signal(libc::SIGTERM);
+    assert_eq!(usher.wait(), 0);
+    assert_eq!(
+        usher.stdout_seen.last().unwrap(),
+        &format!("signal {}", libc::SIGTERM)
+    );
+}
+
+#[test]
+fn secrets_and_env_files_reach_the_child_and_nowhere_else() {
+    if !require_root("secrets_and_env_files_reach_the_child_and_nowhere_else") {
+        return;
+    }
+    let temp = TempDir::new("secrets");
+    // Root-only, as in /run/secrets: read by usher before it drops to uid 1234.
+    let secret = temp.file("db_password", b"s3cr3t-VALUE\n\n", 0o400);
+    let env_file = temp.file(
+        "app.env",
+        b"# settings\nexport GREETING=\"hello\\tworld\"\nPLAIN=a=b\nKEPT=from-file\n",
+        0o600,
+    );
+    let namespace = Namespace {
+        env: &[("DB_PASSWORD_FILE", &secret), ("KEPT", "from-environment")],
+        ..Namespace::default()
+    };
+    let args = [
+        "-vv",
+        "--user",
+        "1234",
+        "--env-file",
+        &env_file,
+        "--secret-env",
+        "DB_PASSWORD",
+    ];
+    let mut args = args.to_vec();
+    args.extend(["--", "env"]);
+    let mut usher = Usher::pid1_in(&namespace, &args);
+    assert_eq!(usher.wait(), 0, "{:?}", usher.stderr_seen);
+    let env = &usher.stdout_seen;
+    for expected in [
+        "DB_PASSWORD=s3cr3t-VALUE",
+        "GREETING=hello\tworld",
+        "PLAIN=a=b",
+        "KEPT=from-environment",
+    ] {
+        assert!(
+            env.iter().any(|l| l == expected),
+            "{expected} missing from {env:?}"
+        );
+    }
+    assert!(
+        !env.iter().any(|l| l.starts_with("DB_PASSWORD_FILE=")),
+        "{env:?}"
+    );
+    assert!(
+        !usher.stderr_seen.iter().any(|l| l.contains("s3cr3t")),
+        "{:?}",
+        usher.stderr_seen
+    );
+}
+
+/// A dropped child leads a session of its own with no controlling terminal, so it cannot push
+/// input into the terminal of the session it came from (TIOCSTI), while a root child, with
+/// CAP_SYS_ADMIN, could: the control shows the test can tell the difference.
+#[test]
+fn a_dropped_child_cannot_inject_into_the_terminal() {
+    if !require_root("a_dropped_child_cannot_inject_into_the_terminal") {
+        return;
+    }
+    let run = |user_args: &[&str]| -> (Option<i32>, String) {
+        let (mut master, mut slave) = (0, 0);
+        // SAFETY: openpty writes two descriptors; null name/termios/winsize are allowed.
+        let ret = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(ret, 0);
+        let mut command = Command::new(usher());
+        command.args(user_args).args(["--", &fixture("tiocsti")]);
+        use std::os::fd::FromRawFd;
+        use std::os::unix::process::CommandExt;
+        // SAFETY: the slave descriptor is ours; the Stdio takes it over.
+        command.stdin(unsafe { std::process::Stdio::from_raw_fd(slave) });
+        command.stdout(std::process::Stdio::piped());
+        // usher leads a session whose controlling terminal is the pty, as in `docker run -t`.
+        // SAFETY: setsid and ioctl are async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                libc::setsid();
+                libc::ioctl(0, libc::TIOCSCTTY, 0);
+                Ok(())
+            });
+        }
+        let output = command.output().unwrap();
+        // SAFETY: closing our master descriptor.
+        unsafe { libc::close(master) };
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).trim().to_string(),
+        )
+    };
+    let (code, said) = run(&[]);
+    assert_eq!(
+        (code, said.as_str()),
+        (Some(0), "TIOCSTI injected"),
+        "control: a root child can"
+    );
+    let (code, said) = run(&["--user", "1234"]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.starts_with("TIOCSTI refused"), "{said}");
+}
+
+/// Runs usher expecting a configuration error: exit 2, one line naming the culprit, nothing
+/// started. Returns the line.
+fn refused(namespace: &Namespace, args: &[&str]) -> String {
+    let temp = TempDir::new(&format!("refused-{}", args.join("").len()));
+    let marker = temp.dir.join("started");
+    let mut all = args.to_vec();
+    let marker_arg = marker.to_string_lossy().into_owned();
+    all.extend(["--", "touch", &marker_arg]);
+    let mut usher = Usher::pid1_in(namespace, &all);
+    assert_eq!(usher.wait(), 2, "{args:?}: {:?}", usher.stderr_seen);
+    assert!(!marker.exists(), "{args:?}: the command was started");
+    assert_eq!(
+        usher.stderr_seen.len(),
+        1,
+        "{args:?}: {:?}",
+        usher.stderr_seen
+    );
+    usher.stderr_seen[0].clone()
+}
+
+#[test]
+fn bad_privilege_and_secret_input_exits_2_naming_the_culprit() {
+    if !require_root("bad_privilege_and_secret_input_exits_2_naming_the_culprit") {
+        return;
+    }
+    let etc = EtcFiles::new("etc-bad", PASSWD, GROUP);
+    let with_etc = Namespace {
+        etc: Some(&etc),
+        ..Namespace::default()
+    };
+    for (args, culprit) in [
+        (&["--user", "ghost"][..], "ghost"),
+        (&["--user", "app:ghosts"], "ghosts"),
+        (&["--user", "4294967296"], "out of range"),
+        (&["--user", "a:b:c"], "--user"),
+        (&["--cap-keep", "NET_BIND"], "NET_BIND"),
+    ] {
+        let line = refused(&with_etc, args);
+        assert!(
+            line.contains(culprit),
+            "{args:?} should name {culprit}: {line}"
+        );
+        assert!(line.starts_with(&format!("usher: {}", args[0])), "{line}");
+    }
+    let temp = TempDir::new("bad-secrets");
+    let bad_env = temp.file(
+        "bad.env",
+        b"GOOD=1\nthis line is not an assignment\n",
+        0o600,
+    );
+    let line = refused(&Namespace::default(), &["--env-file", &bad_env]);
+    assert!(line.contains(&format!("{bad_env}:2")), "{line}");
+    let missing = temp.dir.join("missing").to_string_lossy().into_owned();
+    let line = refused(&Namespace::default(), &["--env-file", &missing]);
+    assert!(line.contains(&missing), "{line}");
+
+    let secret = temp.file("secret", b"TOP-SECRET-CONTENT", 0o400);
+    for (env, culprit) in [
+        (vec![("TOKEN_FILE", missing.as_str())], "TOKEN_FILE"),
+        (
+            vec![("TOKEN_FILE", secret.as_str()), ("TOKEN", "x")],
+            "TOKEN",
+        ),
+        (vec![], "TOKEN_FILE"),
+    ] {
+        let namespace = Namespace {
+            env: &env,
+            ..Namespace::default()
+        };
+        let line = refused(&namespace, &["--secret-env", "TOKEN"]);
+        assert!(line.contains(culprit), "{env:?}: {line}");
+        assert!(!line.contains("TOP-SECRET"), "{line}");
+    }
+}
+
+/// usher as an ordinary user cannot become another one: it says so instead of failing later.
+#[test]
+fn user_switch_needs_root_unless_already_that_user() {
+    if !require_root("user_switch_needs_root_unless_already_that_user") {
+        return;
+    }
+    let as_uid_1234 = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=1234", "--regid=1234", "--clear-groups", "--"])
+            .arg(usher())
+            .args(args)
+            .args(["--", "true"])
+            .output()
+            .unwrap()
+    };
+    let output = as_uid_1234(&["--user", "999"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("usher: --user:") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    let output = as_uid_1234(&["--cap-keep", "CHOWN"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).starts_with("usher: --cap-keep:"));
+    // Already that user: nothing to switch, the command runs.
+    assert_eq!(as_uid_1234(&["--user", "1234:1234"]).status.code(), Some(0));
+}
