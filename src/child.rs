@@ -52,8 +52,8 @@ impl std::error::Error for SpawnError {
 
 /// Everything the child is started with, read and checked before anything starts: its
 /// environment (env files and secrets are read now, while usher may still be root, so a
-/// root-only 0400 secret works) and its privileges.
-#[derive(Debug)]
+/// root-only 0400 secret works) and its privileges. Deliberately not `Debug`: the environment
+/// holds secrets, which must never reach any output.
 pub struct ChildSpec {
     pub argv: Vec<OsString>,
     pub environment: Vec<(OsString, OsString)>,
