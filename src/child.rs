@@ -4,13 +4,14 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use std::path::Path;
 
 use crate::cli::{Config, UsageError};
 use crate::environment;
-use crate::privileges::{self, CapSet, Identity, Privileges};
+use crate::events;
+use crate::privileges::{self, CapSet, Identity, NEEDED_TO_SWITCH, Privileges};
 use crate::sys;
 use crate::user;
 
@@ -72,37 +73,19 @@ impl ChildSpec {
             None => None,
         };
         let (uid, gid) = sys::effective_ids();
-        let privileges = privileges::plan(
-            Identity { uid, gid },
-            user,
-            config.cap_keep,
-            config.allow_new_privs,
-        )
-        .map_err(UsageError)?;
-        if let Some(keep) = privileges.keep_caps {
-            let permitted = sys::own_permitted_capabilities().map_err(|e| {
-                UsageError(format!(
-                    "--cap-keep: cannot read usher's own capabilities: {e}"
-                ))
-            })?;
-            if keep.0 & !permitted != 0 {
-                let missing = CapSet(keep.0 & !permitted);
-                return Err(UsageError(format!(
-                    "--cap-keep: usher itself lacks {missing} (the container was started without it)"
-                )));
-            }
-        }
+        let groups = sys::supplementary_groups()
+            .map_err(|e| UsageError(format!("--user: cannot read usher's own groups: {e}")))?;
+        let me = Identity { uid, gid, groups };
+        let privileges = privileges::plan(me, user, config.cap_keep, config.allow_new_privs)
+            .map_err(UsageError)?;
+        check_capabilities(&privileges)?;
         let base = std::env::vars_os().collect();
-        let mut environment =
-            environment::child_environment(base, &config.env_files, config.secret_env.as_ref())
-                .map_err(|why| {
-                    let option = if why.contains("_FILE") {
-                        "--secret-env"
-                    } else {
-                        "--env-file"
-                    };
-                    UsageError(format!("{option}: {why}"))
-                })?;
+        let mut environment = environment::with_env_files(base, &config.env_files)
+            .map_err(|why| UsageError(format!("--env-file: {why}")))?;
+        if let Some(names) = &config.secret_env {
+            environment::apply_secrets(&mut environment, names)
+                .map_err(|why| UsageError(format!("--secret-env: {why}")))?;
+        }
         // gosu's rule: the child's HOME is its user's, whatever usher's own was (root's).
         if let Some(user) = &privileges.user {
             environment.retain(|(name, _)| name != "HOME");
@@ -114,6 +97,42 @@ impl ChildSpec {
             privileges,
         })
     }
+}
+
+/// usher must hold what it hands on, and what it needs to take the rest away: otherwise the
+/// child would fail between fork and exec, too late for a clear error.
+fn check_capabilities(privileges: &Privileges) -> Result<(), UsageError> {
+    let needed = match (&privileges.switch_to, privileges.keep_caps) {
+        (Some(_), keep) => CapSet(NEEDED_TO_SWITCH.0 | keep.unwrap_or_default().0),
+        (None, Some(keep)) => CapSet(keep.0 | 1 << 8), // SETPCAP empties the bounding set
+        (None, None) => return Ok(()),
+    };
+    let option = if privileges.switch_to.is_some() {
+        "--user"
+    } else {
+        "--cap-keep"
+    };
+    let permitted = sys::own_permitted_capabilities().map_err(|e| {
+        UsageError(format!(
+            "{option}: cannot read usher's own capabilities: {e}"
+        ))
+    })?;
+    let missing = CapSet(needed.0 & !permitted);
+    if missing.0 != 0 {
+        return Err(UsageError(format!(
+            "{option}: usher itself lacks {missing} (the container was started without it; \
+             add it, or run the container as the user instead)"
+        )));
+    }
+    let keep = privileges.keep_caps.unwrap_or_default();
+    let outside = (0..64).filter(|cap| keep.0 & (1 << cap) != 0 && !sys::in_bounding_set(*cap));
+    let outside = CapSet(outside.fold(0, |set, cap| set | 1 << cap));
+    if outside.0 != 0 {
+        return Err(UsageError(format!(
+            "--cap-keep: {outside} is not in usher's bounding set, so no child can have it"
+        )));
+    }
+    Ok(())
 }
 
 /// Spawns the command with usher's stdio and returns its pid. std's spawn reports an exec
@@ -133,6 +152,18 @@ pub fn spawn(spec: &ChildSpec) -> Result<i32, SpawnError> {
         .env_clear()
         .envs(spec.environment.iter().map(|(k, v)| (k, v)));
     let privileges = &spec.privileges;
+    if privileges.switch_to.is_some() {
+        // A terminal no session owns could become the dropped child's controlling terminal,
+        // and with it a way to type into whatever reads that terminal (TIOCSTI).
+        for fd in sys::claim_terminals() {
+            events::warn!("fd {fd} is a terminal usher cannot claim: the child gets /dev/null");
+            match fd {
+                0 => command.stdin(Stdio::null()),
+                1 => command.stdout(Stdio::null()),
+                _ => command.stderr(Stdio::null()),
+            };
+        }
+    }
     sys::prepare_child(
         &mut command,
         sys::ChildPrivileges {

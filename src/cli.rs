@@ -535,8 +535,9 @@ Options (each also read from the variable shown; a flag wins over its variable):
   -V, --version                              usher's version
 
 Privileges and environment:
-  --user SPEC            USHER_USER          run the child as name, uid, name:group or
-                                             uid:gid (read from the image's /etc files)
+  --user SPEC            USHER_USER          run the child as name, uid, name:group,
+                                             uid:gid, name:gid or uid:group (read from the
+                                             image's /etc files)
   --cap-keep CAPS        USHER_CAP_KEEP      the child keeps only these capabilities
                                              (e.g. NET_BIND_SERVICE), as ambient
   --allow-new-privs      USHER_ALLOW_NEW_PRIVS  do not set no_new_privs on the child

@@ -54,14 +54,34 @@ impl SecretNames {
 /// The child's environment: `base` (usher's own, in order), then variables from the env files
 /// that `base` does not already set, then secrets applied. Errors are one line without a flag
 /// prefix.
+#[cfg(test)]
 pub fn child_environment(
     base: Vec<(OsString, OsString)>,
     env_files: &[PathBuf],
     secrets: Option<&SecretNames>,
 ) -> Result<Vec<(OsString, OsString)>, String> {
+    let mut environment = with_env_files(base, env_files)?;
+    if let Some(secrets) = secrets {
+        apply_secrets(&mut environment, secrets)?;
+    }
+    Ok(environment)
+}
+
+/// A path for an error line: as displayed, with control characters (a newline in a file
+/// name) escaped so that the error stays one line.
+fn shown(path: &Path) -> String {
+    path.display().to_string().escape_debug().to_string()
+}
+
+/// `base` (usher's own environment, in order), then the variables from the env files that
+/// `base` does not already set. Errors are `PATH: why` or `PATH:LINE: why`.
+pub fn with_env_files(
+    base: Vec<(OsString, OsString)>,
+    env_files: &[PathBuf],
+) -> Result<Vec<(OsString, OsString)>, String> {
     let mut from_files: Vec<(OsString, OsString)> = Vec::new();
     for path in env_files {
-        let content = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let content = std::fs::read(path).map_err(|e| format!("{}: {e}", shown(path)))?;
         for (key, value) in parse_env_file(&content, path)? {
             // A later definition (later line or later file) wins, as with docker and compose;
             // the variable keeps the place of its first definition.
@@ -76,9 +96,6 @@ pub fn child_environment(
         if !environment.iter().any(|(existing, _)| *existing == key) {
             environment.push((key, value));
         }
-    }
-    if let Some(secrets) = secrets {
-        apply_secrets(&mut environment, secrets)?;
     }
     Ok(environment)
 }
@@ -127,8 +144,8 @@ fn parse_env_file(content: &[u8], path: &Path) -> Result<Vec<(OsString, OsString
     let mut variables = Vec::new();
     for (index, raw_line) in content.split(|b| *b == b'\n').enumerate() {
         let line = raw_line.strip_suffix(b"\r").unwrap_or(raw_line);
-        let parsed = parse_env_line(line)
-            .map_err(|why| format!("{}:{}: {why}", path.display(), index + 1))?;
+        let parsed =
+            parse_env_line(line).map_err(|why| format!("{}:{}: {why}", shown(path), index + 1))?;
         if let Some((key, value)) = parsed {
             variables.push((OsString::from_vec(key), OsString::from_vec(value)));
         }
@@ -247,7 +264,7 @@ fn parse_double_quoted(body: &[u8]) -> Result<(Vec<u8>, &[u8]), &'static str> {
 
 /// Replaces each selected `NAME_FILE` by `NAME` holding the file's content, in NAME_FILE's place
 /// in the order (so the environment keeps its order and has no duplicate).
-fn apply_secrets(
+pub fn apply_secrets(
     environment: &mut Vec<(OsString, OsString)>,
     secrets: &SecretNames,
 ) -> Result<(), String> {
@@ -286,8 +303,8 @@ fn apply_secrets(
                 "{file_variable} is empty (expected the path of a file)"
             ));
         }
-        let secret = read_secret(&path)
-            .map_err(|why| format!("{file_variable}={}: {why}", path.display()))?;
+        let secret =
+            read_secret(&path).map_err(|why| format!("{file_variable}={}: {why}", shown(&path)))?;
         environment[position] = (OsString::from(name), OsString::from_vec(secret));
         // getenv sees only the first of repeated names; none of them may reach the child.
         environment.retain(|(key, _)| *key != *file_variable);
@@ -295,10 +312,28 @@ fn apply_secrets(
     Ok(())
 }
 
+/// The largest secret usher reads (1 MiB: certificates and keys fit, a wrong path to a log
+/// file does not).
+const MAX_SECRET_BYTES: u64 = 1 << 20;
+
 /// A secret file's content without its trailing newlines (`\n` and `\r\n`), which editors and
 /// `echo` add but are not part of the secret. The error never contains the content.
 fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
-    let mut content = std::fs::read(path).map_err(|e| e.to_string())?;
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    // A FIFO would block usher's start and /dev/zero would fill its memory: only regular
+    // files of a sensible size are secrets.
+    if !file.metadata().map_err(|e| e.to_string())?.is_file() {
+        return Err("not a regular file".to_string());
+    }
+    let mut content = Vec::new();
+    let limit = MAX_SECRET_BYTES + 1;
+    file.take(limit)
+        .read_to_end(&mut content)
+        .map_err(|e| e.to_string())?;
+    if content.len() as u64 > MAX_SECRET_BYTES {
+        return Err(format!("larger than {MAX_SECRET_BYTES} bytes"));
+    }
     while content.last() == Some(&b'\n') {
         content.pop();
         if content.last() == Some(&b'\r') {
@@ -761,10 +796,24 @@ C="trailing\\"
         assert_eq!(
             with_secrets(env(&[("S_FILE", &directory.display().to_string())]), "S"),
             Err(format!(
-                "S_FILE={}: Is a directory (os error 21)",
+                "S_FILE={}: not a regular file",
                 directory.display()
             ))
         );
+        // A FIFO would block, /dev/zero would never end: neither is read.
+        assert_eq!(
+            with_secrets(env(&[("S_FILE", "/dev/zero")]), "S"),
+            Err("S_FILE=/dev/zero: not a regular file".to_string())
+        );
+        let big = TempFile::new(&vec![b'x'; (MAX_SECRET_BYTES + 1) as usize]);
+        let path = big.path.display().to_string();
+        assert_eq!(
+            with_secrets(env(&[("S_FILE", &path)]), "S"),
+            Err(format!("S_FILE={path}: larger than 1048576 bytes"))
+        );
+        // A newline in a path is escaped: the error stays one line.
+        let err = with_secrets(env(&[("S_FILE", "/no/such\nfile")]), "S").unwrap_err();
+        assert_eq!(err.lines().count(), 1, "{err}");
         let with_nul = TempFile::new(b"ab\0cd\n");
         assert_eq!(
             with_secrets(env(&[("S_FILE", &with_nul.path_text())]), "S"),

@@ -29,16 +29,6 @@ pub fn run(config: Config, child: ChildSpec, inbox: SignalInbox) -> u8 {
             Err(e) => warn!("failed to become a child subreaper ({e}): orphans go to init"),
         }
     }
-    if let Some(signal) = config.parent_death_signal {
-        if let Err(e) = sys::set_parent_death_signal(signal.number()) {
-            error!("failed to set the parent-death signal {signal}: {e}");
-            return 2;
-        }
-        // The parent may have died before the kernel was told: then send it ourselves.
-        if sys::parent_pid() != parent {
-            let _ = sys::send_signal(std::process::id().cast_signed(), signal.number());
-        }
-    }
     let main_pid = match child::spawn(&child) {
         Ok(pid) => pid,
         Err(e) => {
@@ -46,8 +36,14 @@ pub fn run(config: Config, child: ChildSpec, inbox: SignalInbox) -> u8 {
             return e.exit_code();
         }
     };
+    info!(
+        "started {:?} as pid {main_pid}",
+        child.argv.first().cloned().unwrap_or_default()
+    );
+    // The child's environment holds its secrets: usher keeps no copy.
+    let ChildSpec { privileges, .. } = child;
     // Root is needed no longer: neither the HTTP server nor the log relays may have it.
-    if let Some(user) = &child.privileges.switch_to {
+    if let Some(user) = &privileges.switch_to {
         match sys::drop_own_privileges(user.uid, user.gid, &user.groups) {
             Ok(()) => info!(
                 "dropped usher's own privileges to uid {} gid {}",
@@ -63,10 +59,19 @@ pub fn run(config: Config, child: ChildSpec, inbox: SignalInbox) -> u8 {
             }
         }
     }
-    info!(
-        "started {:?} as pid {main_pid}",
-        config.command.first().cloned().unwrap_or_default()
-    );
+    // After the drop: the kernel clears the parent-death signal when credentials change.
+    if let Some(signal) = config.parent_death_signal {
+        if let Err(e) = sys::set_parent_death_signal(signal.number()) {
+            error!("failed to set the parent-death signal {signal}: {e}");
+            let _ = sys::send_signal(-main_pid, Signo::KILL.number());
+            return 2;
+        }
+        // The parent may have died before the kernel was told: then send it ourselves.
+        if sys::parent_pid() != parent {
+            let _ = sys::send_signal(std::process::id().cast_signed(), signal.number());
+        }
+    }
+
     let policy = Policy {
         grace: config.grace,
         drain: config.drain,

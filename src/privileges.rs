@@ -105,10 +105,26 @@ pub struct Privileges {
 }
 
 /// usher's own ids, to decide what it can do.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Identity {
     pub uid: u32,
     pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+/// Capabilities usher needs to switch the child's user and empty its capability sets.
+pub const NEEDED_TO_SWITCH: CapSet = CapSet(1 << 6 | 1 << 7 | 1 << 8); // SETGID, SETUID, SETPCAP
+
+/// Whether two group lists grant the same access (the primary gid counts as one of them).
+fn same_groups(gid: u32, a: &[u32], b: &[u32]) -> bool {
+    let sorted = |groups: &[u32]| {
+        let mut groups = groups.to_vec();
+        groups.push(gid);
+        groups.sort_unstable();
+        groups.dedup();
+        groups
+    };
+    sorted(a) == sorted(b)
 }
 
 /// Plans the child's privileges. `user` is the resolved `--user`, `cap_keep` the parsed
@@ -128,11 +144,18 @@ pub fn plan(
     }
     let switch_to = match &user {
         Some(creds) if is_root => Some(creds.clone()),
-        Some(creds) if creds.uid == me.uid && creds.gid == me.gid => None,
+        Some(creds)
+            if creds.uid == me.uid
+                && creds.gid == me.gid
+                && same_groups(me.gid, &creds.groups, &me.groups) =>
+        {
+            None
+        }
         Some(creds) => {
             return Err(format!(
-                "--user: usher runs as uid {} gid {}, not root, so it cannot switch to uid {} gid {}",
-                me.uid, me.gid, creds.uid, creds.gid
+                "--user: usher runs as uid {} gid {} groups {:?}, not root, so it cannot switch \
+                 to uid {} gid {} groups {:?}",
+                me.uid, me.gid, me.groups, creds.uid, creds.gid, creds.groups
             ));
         }
         None => None,
@@ -155,7 +178,13 @@ pub fn plan(
 mod tests {
     use super::*;
 
-    const ROOT: Identity = Identity { uid: 0, gid: 0 };
+    fn root() -> Identity {
+        Identity {
+            uid: 0,
+            gid: 0,
+            groups: vec![0],
+        }
+    }
 
     fn app() -> Credentials {
         Credentials {
@@ -185,22 +214,22 @@ mod tests {
 
     #[test]
     fn root_switches_and_the_child_keeps_only_what_is_named() {
-        let plan = plan(ROOT, Some(app()), None, false).unwrap();
+        let plan = plan(root(), Some(app()), None, false).unwrap();
         assert_eq!(plan.switch_to, Some(app()));
         assert_eq!(plan.keep_caps, Some(CapSet(0)));
         assert!(plan.no_new_privs);
         let keep = CapSet::parse("NET_BIND_SERVICE").unwrap();
-        let plan = super::plan(ROOT, Some(app()), Some(keep), true).unwrap();
+        let plan = super::plan(root(), Some(app()), Some(keep), true).unwrap();
         assert_eq!(plan.keep_caps, Some(keep));
         assert!(!plan.no_new_privs);
     }
 
     #[test]
     fn root_without_user_keeps_its_capabilities_unless_narrowed() {
-        assert_eq!(plan(ROOT, None, None, false).unwrap().keep_caps, None);
+        assert_eq!(plan(root(), None, None, false).unwrap().keep_caps, None);
         let keep = CapSet::parse("CHOWN").unwrap();
         assert_eq!(
-            plan(ROOT, None, Some(keep), false).unwrap().keep_caps,
+            plan(root(), None, Some(keep), false).unwrap().keep_caps,
             Some(keep)
         );
     }
@@ -210,12 +239,20 @@ mod tests {
         let me = Identity {
             uid: 1000,
             gid: 1000,
+            groups: vec![50, 1000],
         };
-        let plan = plan(me, Some(app()), None, false).unwrap();
+        let plan = plan(me.clone(), Some(app()), None, false).unwrap();
         assert_eq!(plan.switch_to, None);
         assert_eq!(plan.user, Some(app()));
         let other = Credentials { uid: 1001, ..app() };
-        let err = super::plan(me, Some(other), None, false).unwrap_err();
+        let err = super::plan(me.clone(), Some(other), None, false).unwrap_err();
+        assert!(err.starts_with("--user:"), "{err}");
+        // Same uid and gid but other supplementary groups: usher cannot give "that group only".
+        let group_only = Credentials {
+            groups: vec![1000],
+            ..app()
+        };
+        let err = super::plan(me.clone(), Some(group_only), None, false).unwrap_err();
         assert!(err.starts_with("--user:"), "{err}");
         let keep = CapSet::parse("CHOWN").unwrap();
         let err = super::plan(me, None, Some(keep), false).unwrap_err();

@@ -393,9 +393,54 @@ pub fn effective_ids() -> (u32, u32) {
     unsafe { (libc::geteuid(), libc::getegid()) }
 }
 
+/// usher's supplementary groups.
+pub fn supplementary_groups() -> io::Result<Vec<u32>> {
+    // SAFETY: with a size of 0, getgroups only returns the count.
+    let count = check(unsafe { libc::getgroups(0, std::ptr::null_mut()) })?;
+    let mut groups = vec![0; usize::try_from(count).unwrap_or(0)];
+    // SAFETY: `groups` has room for `count` entries.
+    let count = check(unsafe { libc::getgroups(count, groups.as_mut_ptr()) })?;
+    groups.truncate(usize::try_from(count).unwrap_or(0));
+    Ok(groups)
+}
+
+/// Whether capability `cap` is in usher's bounding set (a child can never get one outside it).
+pub fn in_bounding_set(cap: u32) -> bool {
+    // SAFETY: PR_CAPBSET_READ takes a capability number and touches no memory of ours.
+    unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap), 0, 0, 0) == 1 }
+}
+
+/// Makes sure no terminal among fds 0-2 can become a dropped child's controlling terminal:
+/// a terminal that belongs to no session is claimed as usher's own (usher is usually a session
+/// leader: PID 1 of a container is). Returns the fds that stay unclaimed (usher is not a
+/// session leader): the child must not get those.
+pub fn claim_terminals() -> Vec<i32> {
+    let mut unclaimed = Vec::new();
+    for fd in 0..3 {
+        // SAFETY: isatty and the ioctls below only query or set terminal state of an fd.
+        if unsafe { libc::isatty(fd) } != 1 {
+            continue;
+        }
+        let mut session: libc::pid_t = 0;
+        // SAFETY: TIOCGSID writes one pid_t.
+        if unsafe { libc::ioctl(fd, libc::TIOCGSID, &mut session) } == 0 {
+            continue; // a session owns it: a child in a new session cannot take it
+        }
+        // SAFETY: TIOCSCTTY with 0 never steals a terminal another session owns.
+        if unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) } == 0 {
+            continue;
+        }
+        unclaimed.push(fd);
+    }
+    unclaimed
+}
+
 /// Drops usher's own root once the child runs: groups, gid, then uid, for every thread (glibc's
-/// wrappers do that). With every uid non-zero the kernel clears the permitted and effective
-/// capability sets, so nothing usher runs afterwards (the HTTP server, the log relays) has root.
+/// wrappers do that), then every capability, checked: nothing usher runs afterwards (the HTTP
+/// server, the log relays) may have root's powers, even with `--user 0` or a securebits
+/// setting that keeps capabilities across setuid. Must run before usher starts any thread:
+/// capabilities are per thread. usher is also made non-dumpable, so a child of the same uid
+/// cannot read its memory or environment.
 pub fn drop_own_privileges(uid: u32, gid: u32, groups: &[libc::gid_t]) -> io::Result<()> {
     // SAFETY: `groups` is a valid slice for the duration of the call.
     check(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) })?;
@@ -403,5 +448,21 @@ pub fn drop_own_privileges(uid: u32, gid: u32, groups: &[libc::gid_t]) -> io::Re
     check(unsafe { libc::setresgid(gid, gid, gid) })?;
     // SAFETY: as above.
     check(unsafe { libc::setresuid(uid, uid, uid) })?;
+    set_capabilities(0, 0, 0)?;
+    // SAFETY: PR_CAP_AMBIENT_CLEAR_ALL and PR_SET_DUMPABLE take numbers only.
+    check(unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        )
+    })?;
+    // SAFETY: as above.
+    check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) })?;
+    if capabilities()? != (0, 0) {
+        return Err(io::Error::other("capabilities remain after dropping them"));
+    }
     Ok(())
 }

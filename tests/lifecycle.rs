@@ -342,9 +342,19 @@ fn warn_on_reap() {
 }
 
 /// tini's `-p SIG`: when usher's parent dies, usher receives SIG and forwards it. Here the
-/// parent is a shell that exits when the test closes its stdin.
+/// parent is a shell that exits when the test closes its stdin. With `--user` too: the kernel
+/// forgets the parent-death signal when credentials change, so usher sets it after its drop.
 #[test]
 fn parent_death_signal() {
+    if require_root("parent_death_signal") {
+        let script = r#""$0" -v --user 1234 -p USR1 -- "$1/print_signals" --exit-on USR1 & read -r _; exit 0"#;
+        let mut shell = Usher::shell(script);
+        shell.line_starting("ready");
+        shell.stderr_containing("dropped usher's own privileges");
+        shell.close_stdin();
+        assert_eq!(shell.next_line(), format!("signal {}", libc::SIGUSR1));
+        assert_eq!(shell.wait(), 0);
+    }
     let mut shell =
         Usher::shell(r#""$0" -p USR1 -- "$1/print_signals" --exit-on USR1 & read -r _; exit 0"#);
     shell.line_starting("ready");

@@ -154,6 +154,11 @@ fn no_new_privs_unless_allowed() {
     if !require_root("no_new_privs_unless_allowed") {
         return;
     }
+    // The test itself must not run with no_new_privs, or the check below proves nothing.
+    assert_eq!(
+        status_field(std::process::id() as i32, "NoNewPrivs").as_deref(),
+        Some("0")
+    );
     let status = child_status(&Namespace::default(), &[]);
     assert_eq!(field(&status, "NoNewPrivs"), "1");
     let status = child_status(
@@ -274,7 +279,16 @@ fn a_dropped_child_cannot_inject_into_the_terminal() {
     if !require_root("a_dropped_child_cannot_inject_into_the_terminal") {
         return;
     }
-    let run = |user_args: &[&str]| -> (Option<i32>, String) {
+    // How usher is started: as leader of a session that owns the pty (`docker run -t`), as
+    // leader of a session that does not (the terminal belongs to no one), or inside such a
+    // session without leading it (usher cannot claim the terminal then).
+    #[derive(Clone, Copy, PartialEq)]
+    enum Start {
+        PtyOwned,
+        SessionLeader,
+        SessionMember,
+    }
+    let run = |start: Start, user_args: &[&str]| -> (Option<i32>, String) {
         let (mut master, mut slave) = (0, 0);
         // SAFETY: openpty writes two descriptors; null name/termios/winsize are allowed.
         let ret = unsafe {
@@ -287,7 +301,14 @@ fn a_dropped_child_cannot_inject_into_the_terminal() {
             )
         };
         assert_eq!(ret, 0);
-        let mut command = Command::new(usher());
+        let mut command = if start == Start::SessionMember {
+            // sh leads the session; usher is its child and not a session leader.
+            let mut command = Command::new("sh");
+            command.args(["-c", r#""$0" "$@""#]).arg(usher());
+            command
+        } else {
+            Command::new(usher())
+        };
         command.args(user_args).args(["--", &fixture("tiocsti")]);
         use std::os::fd::FromRawFd;
         use std::os::unix::process::CommandExt;
@@ -297,9 +318,11 @@ fn a_dropped_child_cannot_inject_into_the_terminal() {
         // usher leads a session whose controlling terminal is the pty, as in `docker run -t`.
         // SAFETY: setsid and ioctl are async-signal-safe.
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 libc::setsid();
-                libc::ioctl(0, libc::TIOCSCTTY, 0);
+                if start == Start::PtyOwned {
+                    libc::ioctl(0, libc::TIOCSCTTY, 0);
+                }
                 Ok(())
             });
         }
@@ -311,15 +334,19 @@ fn a_dropped_child_cannot_inject_into_the_terminal() {
             String::from_utf8_lossy(&output.stdout).trim().to_string(),
         )
     };
-    let (code, said) = run(&[]);
+    let (code, said) = run(Start::PtyOwned, &[]);
+    let control = (code, said.as_str());
     assert_eq!(
-        (code, said.as_str()),
+        control,
         (Some(0), "TIOCSTI injected"),
         "control: a root child can"
     );
-    let (code, said) = run(&["--user", "1234"]);
-    assert_eq!(code, Some(1), "{said}");
-    assert!(said.starts_with("TIOCSTI refused"), "{said}");
+    let starts = [Start::PtyOwned, Start::SessionLeader, Start::SessionMember];
+    for start in starts {
+        let (code, said) = run(start, &["--user", "1234"]);
+        assert_eq!(code, Some(1), "{said}");
+        assert!(said.starts_with("TIOCSTI refused"), "{said}");
+    }
 }
 
 /// Runs usher expecting a configuration error: exit 2, one line naming the culprit, nothing
@@ -356,7 +383,7 @@ fn bad_privilege_and_secret_input_exits_2_naming_the_culprit() {
         (&["--user", "ghost"][..], "ghost"),
         (&["--user", "app:ghosts"], "ghosts"),
         (&["--user", "4294967296"], "out of range"),
-        (&["--user", "a:b:c"], "--user"),
+        (&["--user", "a:b:c"], "USER[:GROUP]"),
         (&["--cap-keep", "NET_BIND"], "NET_BIND"),
     ] {
         let line = refused(&with_etc, args);
@@ -424,4 +451,61 @@ fn user_switch_needs_root_unless_already_that_user() {
     assert!(String::from_utf8_lossy(&output.stderr).starts_with("usher: --cap-keep:"));
     // Already that user: nothing to switch, the command runs.
     assert_eq!(as_uid_1234(&["--user", "1234:1234"]).status.code(), Some(0));
+}
+
+/// Without CAP_SETPCAP usher could not empty the child's bounding set: it says so at once
+/// (exit 2) instead of failing between fork and exec.
+#[test]
+fn missing_capabilities_are_a_configuration_error() {
+    if !require_root("missing_capabilities_are_a_configuration_error") {
+        return;
+    }
+    let without = |cap: &str, args: &[&str]| {
+        Command::new("setpriv")
+            .arg(format!("--bounding-set=-{cap}"))
+            .arg(usher())
+            .args(args)
+            .args(["--", "true"])
+            .output()
+            .unwrap()
+    };
+    let output = without("setpcap", &["--user", "1234"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("usher: --user:") && stderr.contains("SETPCAP"),
+        "{stderr}"
+    );
+    let output = without(
+        "net_bind_service",
+        &["--user", "1234", "--cap-keep", "NET_BIND_SERVICE"],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("NET_BIND_SERVICE"), "{stderr}");
+}
+
+/// `--user 0` keeps uid 0 for the child, yet usher itself gives up every capability.
+#[test]
+fn usher_gives_up_its_capabilities_even_as_uid_0() {
+    if !require_root("usher_gives_up_its_capabilities_even_as_uid_0") {
+        return;
+    }
+    let args = [
+        "-v",
+        "--user",
+        "0:0",
+        "--",
+        &fixture("print_signals"),
+        "--exit-on",
+        "TERM",
+    ];
+    let mut usher = Usher::pid1(&args);
+    usher.line_starting("ready");
+    usher.stderr_containing("dropped usher's own privileges");
+    let pid = usher.pid();
+    assert_eq!(status_field(pid, "CapEff").unwrap(), NO_CAPS);
+    assert_eq!(status_field(pid, "CapPrm").unwrap(), NO_CAPS);
+    usher.signal(libc::SIGTERM);
+    assert_eq!(usher.wait(), 0);
 }
