@@ -5,6 +5,8 @@ mod cli;
 mod environment;
 mod event_loop;
 mod events;
+#[allow(dead_code)] // wired in once written
+mod logs;
 mod privileges;
 mod process_table;
 mod reaper;
