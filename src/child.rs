@@ -6,9 +6,11 @@ use std::fmt;
 use std::io;
 use std::process::{Command, Stdio};
 
+use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use crate::cli::{Config, UsageError};
+use crate::cli::{Config, LogMode, UsageError};
 use crate::environment;
 use crate::events;
 use crate::privileges::{self, CapSet, Identity, NEEDED_TO_SWITCH, Privileges};
@@ -57,6 +59,8 @@ impl std::error::Error for SpawnError {
 /// holds secrets, which must never reach any output.
 pub struct ChildSpec {
     pub argv: Vec<OsString>,
+    /// Pipe the child's stdout and stderr to usher (JSON logs) instead of sharing usher's.
+    pub capture_output: bool,
     pub environment: Vec<(OsString, OsString)>,
     pub privileges: Privileges,
 }
@@ -93,6 +97,7 @@ impl ChildSpec {
         }
         Ok(ChildSpec {
             argv: config.command.clone(),
+            capture_output: config.log_format == LogMode::Json,
             environment,
             privileges,
         })
@@ -135,10 +140,17 @@ fn check_capabilities(privileges: &Privileges) -> Result<(), UsageError> {
     Ok(())
 }
 
-/// Spawns the command with usher's stdio and returns its pid. std's spawn reports an exec
+/// A started child: its pid and, when its output is captured, the read ends of its pipes.
+pub struct Started {
+    pub pid: i32,
+    pub stdout: Option<File>,
+    pub stderr: Option<File>,
+}
+
+/// Spawns the command and returns its pid (and its output pipes when captured). std's spawn reports an exec
 /// failure (or a failed credential change) back through a close-on-exec pipe and reaps that
 /// child itself, so no half-started child is left behind.
-pub fn spawn(spec: &ChildSpec) -> Result<i32, SpawnError> {
+pub fn spawn(spec: &ChildSpec) -> Result<Started, SpawnError> {
     let Some((program, args)) = spec.argv.split_first() else {
         let source = io::Error::new(io::ErrorKind::InvalidInput, "empty command");
         return Err(SpawnError {
@@ -164,6 +176,9 @@ pub fn spawn(spec: &ChildSpec) -> Result<i32, SpawnError> {
             };
         }
     }
+    if spec.capture_output {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
     sys::prepare_child(
         &mut command,
         sys::ChildPrivileges {
@@ -175,13 +190,26 @@ pub fn spawn(spec: &ChildSpec) -> Result<i32, SpawnError> {
             no_new_privs: privileges.no_new_privs,
         },
     );
-    let child = command.spawn().map_err(|source| SpawnError {
+    let mut child = command.spawn().map_err(|source| SpawnError {
         program: program.clone(),
         source,
     })?;
     // std's Child never waits on drop: the reaper alone owns waitpid.
-    i32::try_from(child.id()).map_err(|_| SpawnError {
+    let pid = i32::try_from(child.id()).map_err(|_| SpawnError {
         program: program.clone(),
         source: io::Error::new(io::ErrorKind::InvalidData, "pid out of range"),
+    })?;
+    let stdout = child
+        .stdout
+        .take()
+        .map(|pipe| File::from(OwnedFd::from(pipe)));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|pipe| File::from(OwnedFd::from(pipe)));
+    Ok(Started {
+        pid,
+        stdout,
+        stderr,
     })
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use lexopt::prelude::*;
 
 use crate::environment::SecretNames;
+use crate::logs::{self, Level};
 use crate::privileges::CapSet;
 use crate::signals::{Rewrites, Signo};
 use std::path::PathBuf;
@@ -38,12 +39,45 @@ pub struct Config {
     pub verbosity: u8,
     /// tini's `-w`: warn when a process other than the main child is reaped.
     pub warn_on_reap: bool,
+    pub log_format: LogMode,
+    /// `--log-field K=V`: static fields added to every record.
+    pub log_fields: Vec<(String, String)>,
+    pub log_max_record: usize,
+    pub stderr_level: Level,
     /// `--user`, resolved against the image's /etc files when the child is prepared.
     pub user: Option<String>,
     pub cap_keep: Option<CapSet>,
     pub allow_new_privs: bool,
     pub env_files: Vec<PathBuf>,
     pub secret_env: Option<SecretNames>,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogMode {
+    /// One JSON record per line of the child's output.
+    Json,
+    /// The child inherits usher's stdio; nothing is wrapped.
+    Raw,
+    /// JSON unless usher's stdout is a terminal (a person is reading).
+    Auto,
+}
+
+/// Docker and containerd split lines at 16 KiB; no record may be shorter than this much.
+const MIN_LOG_RECORD: usize = 1024;
+
+/// `K=V` for `--log-field`.
+fn parse_log_field(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("\"{text}\" is not KEY=VALUE (e.g. service=api)"))?;
+    if !logs::encode::valid_field_key(key) {
+        return Err(format!(
+            "\"{key}\" is not a valid field name ([A-Za-z_][A-Za-z0-9_.-]*, and not one of \
+             time, level, stream, msg, partial, logger)"
+        ));
+    }
+    Ok((key.to_string(), value.to_string()))
 }
 
 /// `--remap-exit`: child exit codes reported as 0.
@@ -202,9 +236,6 @@ const VERBOSE: Spec = Spec {
     flag: "--verbose",
     env: "USHER_VERBOSE",
 };
-
-/// Options whose feature has not landed yet: parsed, then refused with a clear line.
-const NOT_YET: &[&Spec] = &[&LOG_FIELD, &LOG_MAX_RECORD, &STDERR_LEVEL];
 
 /// Collects settings: flag values replace the environment's for the same option.
 struct Settings<'e> {
@@ -448,18 +479,39 @@ fn validate(
         }
         return Err(not_yet(&raw, "only `started` is available yet"));
     }
-    if let Some(raw) = settings.take_one(&LOG_FORMAT)? {
-        match raw.value.as_str() {
-            "raw" | "auto" => {}
-            "json" => return Err(not_yet(&raw, "JSON logs are not available yet; use raw")),
-            other => {
-                return Err(UsageError(format!(
-                    "{}: unknown log format \"{other}\" (json, raw or auto)",
-                    raw.source()
-                )));
-            }
-        }
+    let log_format = match settings.take_one(&LOG_FORMAT)? {
+        Some(raw) => raw.parse(|value| match value {
+            "json" => Ok(LogMode::Json),
+            "raw" => Ok(LogMode::Raw),
+            "auto" => Ok(LogMode::Auto),
+            other => Err(format!(
+                "unknown log format \"{other}\" (json, raw or auto)"
+            )),
+        })?,
+        None => LogMode::Auto,
+    };
+    let mut log_fields = Vec::new();
+    for raw in settings.take(&LOG_FIELD, true)? {
+        log_fields.push(raw.parse(parse_log_field)?);
     }
+    let log_max_record = match settings.take_one(&LOG_MAX_RECORD)? {
+        Some(raw) => raw.parse(|value| match value.parse::<usize>() {
+            Ok(bytes) if bytes >= MIN_LOG_RECORD => Ok(bytes),
+            Ok(bytes) => Err(format!(
+                "{bytes} bytes is below the minimum of {MIN_LOG_RECORD}"
+            )),
+            Err(_) => Err(format!("\"{value}\" is not a number of bytes")),
+        })?,
+        None => 16384,
+    };
+    let stderr_level = match settings.take_one(&STDERR_LEVEL)? {
+        Some(raw) => raw.parse(|value| {
+            Level::parse(value).ok_or_else(|| {
+                format!("unknown level \"{value}\" (trace, debug, info, warn, error, fatal)")
+            })
+        })?,
+        None => Level::Error,
+    };
     let allow_new_privs = settings.take_bool(&ALLOW_NEW_PRIVS)?;
     let user = settings.take_one(&USER)?.map(|raw| raw.value);
     let cap_keep = match settings.take_one(&CAP_KEEP)? {
@@ -475,14 +527,6 @@ fn validate(
         Some(raw) => Some(raw.parse(SecretNames::parse)?),
         None => None,
     };
-    for spec in NOT_YET {
-        if let Some(raw) = settings.take(spec, false)?.pop() {
-            return Err(not_yet(
-                &raw,
-                "this option is not available yet in this version",
-            ));
-        }
-    }
     if command.is_empty() {
         return Err(UsageError(
             "no command given (usage: usher [OPTIONS] [--] COMMAND [ARG...])".to_string(),
@@ -498,6 +542,10 @@ fn validate(
         parent_death_signal,
         verbosity,
         warn_on_reap,
+        log_format,
+        log_fields,
+        log_max_record,
+        stderr_level,
         user,
         cap_keep,
         allow_new_privs,
@@ -528,8 +576,12 @@ Options (each also read from the variable shown; a flag wins over its variable):
   -e, --remap-exit CODE  USHER_REMAP_EXIT    report child exit CODE as 0 (repeatable)
   --health-addr ADDR     USHER_HEALTH_ADDR   only `off` for now (health server not yet built)
   --ready-when SPEC      USHER_READY_WHEN    only `started` for now
-  --log-format F         USHER_LOG_FORMAT    raw or auto (both: the child inherits stdio);
-                                             json not yet available
+  --log-format F         USHER_LOG_FORMAT    json, raw (the child inherits stdio) or auto
+                                             (json unless stdout is a terminal) [auto]
+  --log-field K=V        USHER_LOG_FIELDS    a static field in every record (repeatable)
+  --log-max-record BYTES USHER_LOG_MAX_RECORD  no record is longer; longer lines are
+                                             split into partial records [16384]
+  --stderr-level LEVEL   USHER_STDERR_LEVEL  level of a stderr line naming none [error]
   -v, --verbose          USHER_VERBOSE       more of usher's own events (repeatable)
   -h, --help                                 this text
   -V, --version                              usher's version
@@ -546,8 +598,7 @@ Privileges and environment:
   --secret-env NAMES     USHER_SECRET_ENV    read the file named by NAME_FILE into NAME
                                              (comma list, or * for every *_FILE)
 
-Not available yet (refused with exit status 2):
-  --log-field, --log-max-record, --stderr-level, `usher probe`
+Not available yet (refused with exit status 2): `usher probe`
 
 Accepted for migration: tini -s -g (no effect: usher always does this), -e CODE,
 -p SIG (signal usher gets when its parent dies), -w (warn when orphans are reaped),
@@ -709,11 +760,7 @@ mod tests {
     #[test]
     fn later_features_are_refused_until_they_exist() {
         for args in [
-            &["--log-field", "a=b", "x"][..],
-            &["--log-max-record", "2048", "x"],
-            &["--stderr-level", "warn", "x"],
-            &["--log-format", "json", "x"],
-            &["--health-addr", "127.0.0.1:0", "x"],
+            &["--health-addr", "127.0.0.1:0", "x"][..],
             &["--ready-when", "tcp:80", "x"],
         ] {
             let err = error(args);
@@ -723,6 +770,50 @@ mod tests {
         assert!(run(&["--ready-when", "started", "--log-format", "auto", "x"]).is_ok());
         let probe = parse(vec!["probe".into()], &|_| None).unwrap_err().0;
         assert!(probe.starts_with("probe:"), "{probe}");
+    }
+
+    #[test]
+    fn log_options() {
+        let config = run(&["x"]).unwrap();
+        assert_eq!(config.log_format, LogMode::Auto);
+        assert_eq!(config.log_max_record, 16384);
+        assert_eq!(config.stderr_level, Level::Error);
+        let args = [
+            "--log-format",
+            "json",
+            "--log-field",
+            "service=api",
+            "--log-field",
+            "env=prod,zone=a",
+            "--log-max-record",
+            "2048",
+            "--stderr-level",
+            "WARNING",
+            "x",
+        ];
+        let config = run(&args).unwrap();
+        assert_eq!(config.log_format, LogMode::Json);
+        let fields = [("service", "api"), ("env", "prod"), ("zone", "a")];
+        let fields: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(config.log_fields, fields);
+        assert_eq!(config.log_max_record, 2048);
+        assert_eq!(config.stderr_level, Level::Warn);
+        let config = run_env(&["x"], &[("USHER_LOG_FIELDS", "a=1, b=x=y")]).unwrap();
+        assert_eq!(config.log_fields[1], ("b".to_string(), "x=y".to_string()));
+        for (args, flag) in [
+            (&["--log-field", "service", "x"][..], "--log-field:"),
+            (&["--log-field", "a b=c", "x"], "--log-field:"),
+            (&["--log-field", "level=x", "x"], "--log-field:"),
+            (&["--log-max-record", "1023", "x"], "--log-max-record:"),
+            (&["--log-max-record", "lots", "x"], "--log-max-record:"),
+            (&["--stderr-level", "loud", "x"], "--stderr-level:"),
+            (&["--log-format", "xml", "x"], "--log-format:"),
+        ] {
+            assert!(error(args).starts_with(flag), "{args:?}: {}", error(args));
+        }
     }
 
     #[test]

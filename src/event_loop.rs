@@ -6,19 +6,28 @@ use std::time::Instant;
 
 use crate::child::{self, ChildSpec};
 use crate::cli::Config;
+use crate::events;
 use crate::events::{debug, error, info, warn};
+use crate::log_relay;
+use crate::logs::{LogFormat, Stream};
 use crate::process_table;
 use crate::reaper;
 use crate::signals::Signo;
 use crate::supervisor::{Action, Event, Left, Policy, Scope, Supervisor};
 use crate::sys::{self, SignalInbox};
+use std::sync::Arc;
 
 /// At most this many signals are taken per wake-up, so that a flood of signals (or a child
 /// bouncing them back) cannot hold off reaping and the grace deadline.
 const SIGNALS_PER_WAKE: usize = 64;
 
 /// Runs the command under supervision and returns usher's exit status.
-pub fn run(config: Config, child: ChildSpec, inbox: SignalInbox) -> u8 {
+pub fn run(
+    config: Config,
+    child: ChildSpec,
+    log_format: Option<&Arc<LogFormat>>,
+    inbox: SignalInbox,
+) -> u8 {
     let is_pid1 = std::process::id() == 1;
     let parent = sys::parent_pid();
     if !is_pid1 {
@@ -29,13 +38,14 @@ pub fn run(config: Config, child: ChildSpec, inbox: SignalInbox) -> u8 {
             Err(e) => warn!("failed to become a child subreaper ({e}): orphans go to init"),
         }
     }
-    let main_pid = match child::spawn(&child) {
-        Ok(pid) => pid,
+    let started = match child::spawn(&child) {
+        Ok(started) => started,
         Err(e) => {
             error!("{e}");
             return e.exit_code();
         }
     };
+    let main_pid = started.pid;
     info!(
         "started {:?} as pid {main_pid}",
         child.argv.first().cloned().unwrap_or_default()
@@ -54,6 +64,28 @@ pub fn run(config: Config, child: ChildSpec, inbox: SignalInbox) -> u8 {
                     "failed to drop usher's own privileges to uid {}: {e}",
                     user.uid
                 );
+                let _ = sys::send_signal(-main_pid, Signo::KILL.number());
+                return 2;
+            }
+        }
+    }
+    // Threads only now, after the drop: capabilities are per thread.
+    let pipes: Vec<_> = [
+        (started.stdout, Stream::Stdout),
+        (started.stderr, Stream::Stderr),
+    ]
+    .into_iter()
+    .filter_map(|(pipe, stream)| Some((pipe?, stream)))
+    .collect();
+    let mut relays = None;
+    if let Some(format) = log_format {
+        if let Err(e) = events::start_writer() {
+            warn!("failed to start the event writer: {e}");
+        }
+        match log_relay::start(pipes, format) {
+            Ok(started) => relays = Some(started),
+            Err(e) => {
+                error!("failed to start the log relays: {e}");
                 let _ = sys::send_signal(-main_pid, Signo::KILL.number());
                 return 2;
             }
@@ -85,7 +117,7 @@ pub fn run(config: Config, child: ChildSpec, inbox: SignalInbox) -> u8 {
         is_pid1,
         warn_on_reap: config.warn_on_reap,
     };
-    match run.event_loop(&inbox) {
+    let code = match run.event_loop(&inbox) {
         Ok(code) => code,
         Err(e) => {
             // Without its signal inbox usher can neither forward nor reap: end everything
@@ -94,7 +126,18 @@ pub fn run(config: Config, child: ChildSpec, inbox: SignalInbox) -> u8 {
             run.signal_left(Signo::KILL, Left::Everyone);
             2
         }
+    };
+    // Drain the child's output before leaving: everything written is relayed, bounded by the
+    // grace period when a process outside usher's reach still holds a pipe open.
+    if let Some(relays) = &mut relays
+        && !relays.wait(Instant::now() + config.grace)
+    {
+        warn!(
+            "log pipes still open after {:?}: exiting without their last lines",
+            config.grace
+        );
     }
+    code
 }
 
 struct Run {

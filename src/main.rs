@@ -5,7 +5,7 @@ mod cli;
 mod environment;
 mod event_loop;
 mod events;
-#[allow(dead_code)] // wired in once written
+mod log_relay;
 mod logs;
 mod privileges;
 mod process_table;
@@ -18,7 +18,10 @@ mod user;
 use std::io::Write;
 use std::process::ExitCode;
 
-use cli::Invocation;
+use cli::{Invocation, LogMode};
+use logs::LogFormat;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 const LICENSE: &str = "usher is dual-licensed under MIT OR Apache-2.0.\n";
 
@@ -30,7 +33,7 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(&format!("failed to take over signals: {e}")),
     };
     let args = std::env::args_os().skip(1).collect();
-    let config = match cli::parse(args, &|name| std::env::var_os(name)) {
+    let mut config = match cli::parse(args, &|name| std::env::var_os(name)) {
         Ok(Invocation::Run(config)) => config,
         Ok(Invocation::Help) => return print(cli::HELP),
         Ok(Invocation::Version) => {
@@ -39,12 +42,32 @@ fn main() -> ExitCode {
         Ok(Invocation::License) => return print(LICENSE),
         Err(e) => return usage_error(&e.to_string()),
     };
-    events::set_verbosity(config.verbosity);
+    if config.log_format == LogMode::Auto {
+        config.log_format = if sys::stdout_is_terminal() {
+            LogMode::Raw
+        } else {
+            LogMode::Json
+        };
+    }
     let child = match child::ChildSpec::prepare(&config) {
         Ok(child) => child,
         Err(e) => return usage_error(&e.to_string()),
     };
-    ExitCode::from(event_loop::run(*config, child, inbox))
+    let log_format = (config.log_format == LogMode::Json).then(|| {
+        let fields = std::mem::take(&mut config.log_fields);
+        Arc::new(LogFormat::new(
+            config.log_max_record,
+            fields,
+            config.stderr_level,
+        ))
+    });
+    match &log_format {
+        Some(format) => events::use_json(config.verbosity, Arc::clone(format)),
+        None => events::use_raw(config.verbosity),
+    }
+    let code = event_loop::run(*config, child, log_format.as_ref(), inbox);
+    events::flush(Instant::now() + Duration::from_secs(2));
+    ExitCode::from(code)
 }
 
 fn print(text: &str) -> ExitCode {

@@ -387,6 +387,12 @@ fn keep_only_capabilities(keep: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether usher's stdout is a terminal (a person is reading: `--log-format auto` means raw).
+pub fn stdout_is_terminal() -> bool {
+    // SAFETY: isatty only queries a descriptor.
+    unsafe { libc::isatty(1) == 1 }
+}
+
 /// usher's effective (uid, gid).
 pub fn effective_ids() -> (u32, u32) {
     // SAFETY: geteuid and getegid cannot fail and have no preconditions.

@@ -309,6 +309,7 @@ fn a_dropped_child_cannot_inject_into_the_terminal() {
         } else {
             Command::new(usher())
         };
+        command.env("USHER_LOG_FORMAT", "raw");
         command.args(user_args).args(["--", &fixture("tiocsti")]);
         use std::os::fd::FromRawFd;
         use std::os::unix::process::CommandExt;

@@ -265,7 +265,15 @@ fn sigpipe_from_usher_s_own_write_is_not_forwarded() {
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader); // every write usher makes to stderr now fails with EPIPE and raises SIGPIPE
     let mut child = std::process::Command::new(usher())
-        .args(["-vv", "--", &fixture("print_signals"), "--exit-on", "TERM"])
+        .args([
+            "-vv",
+            "--log-format",
+            "raw",
+            "--",
+            &fixture("print_signals"),
+            "--exit-on",
+            "TERM",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(writer)
         .spawn()

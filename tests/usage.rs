@@ -106,7 +106,17 @@ fn help_and_version() {
 #[test]
 fn argv_is_passed_on_exactly() {
     let output = Command::new(usher())
-        .args(["--", "printf", "[%s]", "a  b", "", "--grace", "*"])
+        .args([
+            "--log-format",
+            "raw",
+            "--",
+            "printf",
+            "[%s]",
+            "a  b",
+            "",
+            "--grace",
+            "*",
+        ])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0));

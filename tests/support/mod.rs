@@ -119,7 +119,8 @@ pub struct Usher {
     stdin: Option<ChildStdin>,
 }
 
-/// How the PID namespace for a PID 1 run is set up.
+/// How the PID namespace for a PID 1 run is set up. usher runs with `USHER_LOG_FORMAT=raw`
+/// unless `env` says otherwise: most tests read the child's own lines.
 #[derive(Default)]
 pub struct Namespace<'a> {
     /// Variables for usher's environment.
@@ -224,6 +225,7 @@ impl Usher {
                 .arg(etc.dir.join("group"));
         }
         command.arg(usher()).args(args);
+        command.env("USHER_LOG_FORMAT", "raw");
         command.envs(namespace.env.iter().copied());
         Usher::start(command, true)
     }
@@ -231,7 +233,7 @@ impl Usher {
     /// usher as an ordinary process (it becomes a child subreaper).
     pub fn plain(args: &[&str]) -> Usher {
         let mut command = Command::new(usher());
-        command.args(args);
+        command.args(args).env("USHER_LOG_FORMAT", "raw");
         // Also inherited ignored here (unshare could not wait for usher with it ignored): an
         // ignored SIGCHLD makes the kernel reap children itself, unless usher undoes it.
         ignore_on_exec(&mut command, &[libc::SIGCHLD]);
@@ -242,6 +244,7 @@ impl Usher {
     /// the test closes with `close_stdin` (for scripts that must outlive a moment).
     pub fn shell(script: &str) -> Usher {
         let mut command = Command::new("sh");
+        command.env("USHER_LOG_FORMAT", "raw");
         let fixtures = usher().parent().unwrap().join("examples");
         command.arg("-c").arg(script).arg(usher()).arg(fixtures);
         Usher::start(command, false)

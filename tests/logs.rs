@@ -1,0 +1,251 @@
+//! JSON logs: every line of the child a valid record, in order, nothing lost; usher as PID 1.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../examples/support/awkward_lines.rs"]
+mod awkward_lines;
+mod support;
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use support::*;
+
+fn parse(line: &str) -> serde_json::Map<String, Value> {
+    match serde_json::from_str::<Value>(line) {
+        Ok(Value::Object(map)) => map,
+        other => panic!("not a JSON object: {line:?} ({other:?})"),
+    }
+}
+
+/// Joins partial records back into whole lines: (record of the line's first piece, full msg).
+fn whole_lines(
+    records: &[serde_json::Map<String, Value>],
+) -> Vec<(serde_json::Map<String, Value>, String)> {
+    let mut lines = Vec::new();
+    let mut pending: Option<(serde_json::Map<String, Value>, String)> = None;
+    for record in records {
+        let msg = record
+            .get("msg")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let partial = record.get("partial") == Some(&Value::Bool(true));
+        let (first, mut text) = pending
+            .take()
+            .unwrap_or_else(|| (record.clone(), String::new()));
+        text.push_str(&msg);
+        if partial {
+            pending = Some((first, text));
+        } else {
+            lines.push((first, text));
+        }
+    }
+    assert!(
+        pending.is_none(),
+        "the last record of a line is never partial"
+    );
+    lines
+}
+
+fn str_of<'a>(record: &'a serde_json::Map<String, Value>, key: &str) -> &'a str {
+    record
+        .get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no {key} in {record:?}"))
+}
+
+#[test]
+fn awkward_lines_become_valid_records_and_round_trip() {
+    if !require_root("awkward_lines_become_valid_records_and_round_trip") {
+        return;
+    }
+    let args = [
+        "--log-format",
+        "json",
+        "--log-field",
+        "service=api",
+        "--",
+        &fixture("awkward_logs"),
+    ];
+    let mut usher = Usher::pid1(&args);
+    assert_eq!(usher.wait(), 0, "{:?}", usher.stderr_seen);
+    for line in usher.stdout_seen.iter().chain(&usher.stderr_seen) {
+        assert!(line.len() < 16384, "a record of {} bytes", line.len());
+    }
+    let stdout: Vec<_> = usher.stdout_seen.iter().map(|l| parse(l)).collect();
+    let stderr: Vec<_> = usher.stderr_seen.iter().map(|l| parse(l)).collect();
+    let (events, child_stderr): (Vec<_>, Vec<_>) = stderr
+        .into_iter()
+        .partition(|r| r.get("logger") == Some(&Value::from("usher")));
+    let mut expected: Vec<(&str, Vec<u8>)> = awkward_lines::lines();
+    expected.push(("stdout", awkward_lines::LAST_WITHOUT_NEWLINE.to_vec()));
+    let expected_out: Vec<_> = expected.iter().filter(|(s, _)| *s == "stdout").collect();
+    let expected_err: Vec<_> = expected.iter().filter(|(s, _)| *s == "stderr").collect();
+    let got_out = whole_lines(&stdout);
+    let got_err = whole_lines(&child_stderr);
+    assert_eq!(got_out.len(), expected_out.len(), "{got_out:?}");
+    assert_eq!(got_err.len(), expected_err.len(), "{got_err:?}");
+    for ((record, msg), (stream, raw)) in got_out
+        .iter()
+        .chain(&got_err)
+        .zip(expected_out.iter().chain(&expected_err))
+    {
+        assert_eq!(str_of(record, "stream"), *stream);
+        assert_eq!(
+            str_of(record, "service"),
+            "api",
+            "static field in {record:?}"
+        );
+        assert_eq!(str_of(record, "time").len(), 27, "{record:?}");
+        let text = String::from_utf8_lossy(raw);
+        let trimmed = text.trim();
+        if trimmed.starts_with('{')
+            && serde_json::from_str::<serde_json::Map<String, Value>>(trimmed).is_ok()
+        {
+            // A JSON object line keeps its keys and values; usher only adds what is missing.
+            let original: serde_json::Map<String, Value> = serde_json::from_str(trimmed).unwrap();
+            for (key, value) in &original {
+                assert_eq!(record.get(key), Some(value), "{key} in {record:?}");
+            }
+            continue;
+        }
+        let expected_msg = text.strip_suffix('\r').unwrap_or(&text);
+        assert_eq!(msg, expected_msg, "{record:?}");
+    }
+    // Levels: named by the line, or the stream's default.
+    let level_of = |needle: &str| -> String {
+        let (record, _) = got_out
+            .iter()
+            .chain(&got_err)
+            .find(|(_, msg)| msg.contains(needle))
+            .unwrap();
+        str_of(record, "level").to_string()
+    };
+    for (needle, level) in [
+        ("plain words", "info"),
+        ("something broke", "error"),
+        ("careful", "warn"),
+        ("detail", "debug"),
+        ("mind the gap", "warn"),
+        ("down", "fatal"),
+        ("INFORMATION", "info"),
+        ("without a level", "error"),
+        ("stderr line with a level", "info"),
+    ] {
+        assert_eq!(level_of(needle), level, "{needle}");
+    }
+    let json_line = got_out.iter().find(|(r, _)| r.get("n").is_some()).unwrap();
+    assert_eq!(str_of(&json_line.0, "level"), "warn");
+    let severity = got_out
+        .iter()
+        .find(|(r, _)| r.get("severity").is_some())
+        .unwrap();
+    assert_eq!(str_of(&severity.0, "level"), "fatal");
+    // The 1 MB line came in several records, all partial but the last.
+    let pieces = stdout
+        .iter()
+        .filter(|r| r.get("partial") == Some(&Value::Bool(true)))
+        .count();
+    assert!(pieces >= 1_000_000 / 16384, "{pieces} partial records");
+    // usher's own events are there, in the same schema.
+    let said: Vec<&str> = events.iter().map(|e| str_of(e, "msg")).collect();
+    assert!(said.iter().any(|m| m.starts_with("started")), "{said:?}");
+    assert!(
+        said.iter().any(|m| m.contains("exited with status 0")),
+        "{said:?}"
+    );
+    for event in &events {
+        assert_eq!(str_of(event, "service"), "api");
+        assert!(event.get("level").is_some() && event.get("time").is_some());
+    }
+}
+
+#[test]
+fn no_record_is_longer_than_the_limit() {
+    if !require_root("no_record_is_longer_than_the_limit") {
+        return;
+    }
+    let args = [
+        "--log-format",
+        "json",
+        "--log-max-record",
+        "1024",
+        "--",
+        &fixture("flood"),
+        "50",
+        "5000",
+    ];
+    let mut usher = Usher::pid1(&args);
+    assert_eq!(usher.wait(), 0);
+    let records: Vec<_> = usher
+        .stdout_seen
+        .iter()
+        .map(|l| {
+            assert!(l.len() < 1024, "{} bytes", l.len());
+            parse(l)
+        })
+        .collect();
+    let lines = whole_lines(&records);
+    assert_eq!(lines.len(), 50);
+    for (i, (_, msg)) in lines.iter().enumerate() {
+        assert_eq!(msg.len(), 4999);
+        assert!(msg.starts_with(&format!("{:07} ", i + 1)));
+    }
+}
+
+/// A million lines through a reader much slower than the child: none missing, none reordered,
+/// and the child is slowed (back-pressure) instead of usher's memory growing.
+#[test]
+fn a_million_lines_through_a_slow_reader() {
+    if !require_root("a_million_lines_through_a_slow_reader") {
+        return;
+    }
+    let mut child = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg(usher())
+        .args([
+            "--log-format",
+            "json",
+            "--",
+            &fixture("flood"),
+            "1000000",
+            "40",
+        ])
+        .env_remove("USHER_LOG_FORMAT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let reader = BufReader::with_capacity(4096, child.stdout.take().unwrap());
+    let mut expected = 1u64;
+    for line in reader.lines() {
+        let line = line.unwrap();
+        // Parsing every record is the slow part of this reader.
+        let record = parse(&line);
+        let msg = str_of(&record, "msg");
+        let number: u64 = msg[..7].parse().unwrap();
+        assert_eq!(number, expected, "after line {}", expected - 1);
+        expected += 1;
+    }
+    assert_eq!(expected - 1, 1_000_000);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn raw_format_leaves_the_output_alone() {
+    if !require_root("raw_format_leaves_the_output_alone") {
+        return;
+    }
+    let mut usher = Usher::pid1(&["--log-format", "raw", "--", &fixture("flood"), "3", "12"]);
+    assert_eq!(usher.wait(), 0);
+    assert_eq!(
+        usher.stdout_seen,
+        ["0000001 xxx", "0000002 xxx", "0000003 xxx"]
+    );
+    assert!(usher.stderr_seen.is_empty(), "{:?}", usher.stderr_seen);
+    // auto, with a pipe for stdout (no terminal), means json.
+    let auto = [("USHER_LOG_FORMAT", "auto")];
+    let mut usher = Usher::pid1_with_env(&auto, &["--", &fixture("flood"), "1", "12"]);
+    assert_eq!(usher.wait(), 0);
+    assert_eq!(str_of(&parse(&usher.stdout_seen[0]), "msg"), "0000001 xxx");
+}
