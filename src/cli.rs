@@ -504,6 +504,17 @@ fn validate(
         })?,
         None => 16384,
     };
+    // The static fields are in every record: they must leave room for the line itself.
+    let fields_bytes: usize = log_fields
+        .iter()
+        .map(|(k, v): &(String, String)| k.len() + v.len() + 6)
+        .sum();
+    if fields_bytes + 256 > log_max_record {
+        return Err(UsageError(format!(
+            "--log-field: the static fields take {fields_bytes} bytes of every record, too many \
+             for --log-max-record {log_max_record}"
+        )));
+    }
     let stderr_level = match settings.take_one(&STDERR_LEVEL)? {
         Some(raw) => raw.parse(|value| {
             Level::parse(value).ok_or_else(|| {
@@ -810,6 +821,16 @@ mod tests {
             (&["--log-max-record", "1023", "x"], "--log-max-record:"),
             (&["--log-max-record", "lots", "x"], "--log-max-record:"),
             (&["--stderr-level", "loud", "x"], "--stderr-level:"),
+            (
+                &[
+                    "--log-max-record",
+                    "1024",
+                    "--log-field",
+                    &format!("k={}", "v".repeat(900)),
+                    "x",
+                ],
+                "--log-field:",
+            ),
             (&["--log-format", "xml", "x"], "--log-format:"),
         ] {
             assert!(error(args).starts_with(flag), "{args:?}: {}", error(args));

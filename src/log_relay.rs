@@ -10,6 +10,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Instant, SystemTime};
 
 use crate::logs::{LineEncoder, LogFormat, Stream};
+use crate::sys;
 
 /// Bytes read from the child's pipe at once.
 const READ_CHUNK: usize = 64 * 1024;
@@ -24,7 +25,10 @@ pub struct Relays {
 pub fn start(pipes: Vec<(File, Stream)>, format: &Arc<LogFormat>) -> io::Result<Relays> {
     let (sender, done) = channel();
     let running = pipes.len();
+    sys::enlarge_pipe(&io::stdout());
+    sys::enlarge_pipe(&io::stderr());
     for (pipe, stream) in pipes {
+        sys::enlarge_pipe(&pipe);
         let format = Arc::clone(format);
         let sender: Sender<Stream> = sender.clone();
         let name = format!("usher-{}", stream.as_str());

@@ -387,6 +387,14 @@ fn keep_only_capabilities(keep: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Asks for a 1 MiB pipe buffer on `fd` if it is a pipe (the unprivileged maximum by default):
+/// fewer, larger writes and wake-ups between the child, usher and the log collector. Anything
+/// else, or a refusal, leaves it as it is.
+pub fn enlarge_pipe(fd: &impl AsRawFd) {
+    // SAFETY: F_SETPIPE_SZ takes a size and touches no memory of ours; on a non-pipe it fails.
+    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+}
+
 /// Whether usher's stdout is a terminal (a person is reading: `--log-format auto` means raw).
 pub fn stdout_is_terminal() -> bool {
     // SAFETY: isatty only queries a descriptor.

@@ -2,7 +2,8 @@
 //!
 //! This is usher's hottest path, so it works on bytes: newlines are found with memchr, runs of
 //! bytes needing no escape are copied whole (found eight at a time), the timestamp arrives
-//! formatted, and nothing is allocated per line but the map of a JSON line's keys.
+//! formatted, record heads are built once per read, and nothing is allocated per line (a JSON
+//! line's keys are found by a walk over its text, not collected).
 //!
 //! Splitting is a function of the line alone, not of how it arrived: an over-long line is cut
 //! into the same records whether it came in one read or a byte at a time.
@@ -700,21 +701,24 @@ fn needs_escape(byte: u8) -> bool {
     byte < 0x20 || byte == b'"' || byte == b'\\' || byte == 0x7f
 }
 
-/// Where the first byte needing an escape is, eight bytes at a time (SWAR: a byte-wise
-/// "is any lane below 0x20 or equal to `"`, `\`, DEL" on a u64, exact for presence).
+/// Where the first byte needing an escape is, eight bytes at a time (SWAR). In each u64, a
+/// lane's high bit is set by `(lane - n) & !lane` exactly when lane < n, for the first such
+/// lane and maybe lanes above it (a borrow), never below: so the lowest set bit is the first
+/// lane below 0x20 or equal to `"`, `\` or DEL (those three by testing `lane ^ c` < 1). As
+/// `c` < 0x80, `!(lane ^ c)` has the high bit of `!lane`, so one `& !w` serves all four.
 fn find_escape(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
     let (words, tail) = bytes.as_chunks::<8>();
     for (index, word) in words.iter().enumerate() {
         let w = u64::from_le_bytes(*word);
-        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
-        let special =
-            has_zero(w ^ (ONES * u64::from(b'"'))) | has_zero(w ^ (ONES * u64::from(b'\\')));
-        if control | special | has_zero(w ^ (ONES * 0x7f)) != 0 {
-            let lane = word.iter().position(|&b| needs_escape(b)).unwrap_or(0);
-            return Some(index * 8 + lane);
+        let below = w.wrapping_sub(ONES * 0x20)
+            | (w ^ (ONES * u64::from(b'"'))).wrapping_sub(ONES)
+            | (w ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES)
+            | (w ^ (ONES * 0x7f)).wrapping_sub(ONES);
+        let found = below & !w & HIGHS;
+        if found != 0 {
+            return Some(index * 8 + (found.trailing_zeros() / 8) as usize);
         }
     }
     tail.iter()
@@ -1030,7 +1034,8 @@ mod tests {
             (
                 r#"{"a":{"b":[1,{"c":"}\"{"}],"time":2},"s":"é🦀\n"}"#,
                 format!(
-                    r#"{{"a":{{"b":[1,{{"c":"}}\"{{"}}],"time":2}},"s":"é🦀\n",{head},"level":"info","stream":"stdout"}}"#
+                    r#"{{"a":{{"b":[1,{{"c":"}}\"{{"}}],"time":2}},"s":"é🦀\n",{head},{}}}"#,
+                    r#""level":"info","stream":"stdout""#
                 ),
             ),
         ];
@@ -1183,6 +1188,12 @@ mod tests {
         assert_eq!(full.len(), max - 1);
         let out = encode(&format, Stream::Stdout, full.as_bytes());
         assert_eq!(out, format!("{full}\n"));
+        // Also when its CR LF arrives cut in two: the CR is not taken for part of the line.
+        let mut encoder = LineEncoder::new(format.clone(), Stream::Stdout);
+        let mut out = Vec::new();
+        encoder.push(format!("{full}\r").as_bytes(), TIME, &mut out);
+        encoder.push(b"\n", TIME, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), format!("{full}\n"));
         // Without them, the keys to add do not fit: text, in pieces.
         let short = format!("{{\"pad\":\"{}\"}}", "p".repeat(max - 60));
         let out = encode(&format, Stream::Stdout, short.as_bytes());
@@ -1364,6 +1375,22 @@ mod tests {
         let out = String::from_utf8(out).unwrap();
         assert_eq!(rebuild(&out, 1024).0, line);
         assert_eq!(out, encode(&format, Stream::Stdout, line.as_bytes()));
+    }
+
+    #[test]
+    fn pieces_never_cut_a_character() {
+        // Wherever a piece's limit falls in a character of each width, the character goes
+        // whole into the next piece.
+        for max in [1024, 1025, 1026, 1027] {
+            let format = format(max, &[], Level::Error);
+            for character in ["é", "€", "🦀"] {
+                for offset in 0..4 {
+                    let line = "a".repeat(offset) + &character.repeat(3 * max);
+                    let out = encode(&format, Stream::Stdout, line.as_bytes());
+                    assert_eq!(rebuild(&out, max).0, line, "{max} {character} {offset}");
+                }
+            }
+        }
     }
 
     #[test]
@@ -1650,27 +1677,35 @@ mod tests {
         let mut input = Vec::new();
         for n in 0..1_000_000u32 {
             let start = input.len();
-            input.extend_from_slice(
-                format!("INFO request {n:07} handled: GET /api/v1/users?page=2 status=200 bytes=5120 ua=\"curl/8.5\"").as_bytes(),
+            let line = format!(
+                "INFO request {n:07} handled: GET /api/v1/users?page=2 status=200 bytes=5120 \
+                 ua=\"curl/8.5\""
             );
+            input.extend_from_slice(line.as_bytes());
             input.resize(start + 99, b'.');
             input.push(b'\n');
         }
-        let mut encoder = LineEncoder::new(format.clone(), Stream::Stdout);
-        let mut out = Vec::with_capacity(1 << 20);
-        let mut records = 0usize;
-        let started = std::time::Instant::now();
-        for chunk in input.chunks(64 * 1024) {
-            encoder.push(chunk, TIME, &mut out);
-            records += memchr::memchr_iter(b'\n', &out).count();
-            out.clear();
-        }
-        let elapsed = started.elapsed();
-        assert_eq!(records, 1_000_000);
+        let run = |count: bool| {
+            let mut encoder = LineEncoder::new(format.clone(), Stream::Stdout);
+            let mut out = Vec::with_capacity(1 << 20);
+            let mut records = 0;
+            let started = std::time::Instant::now();
+            for chunk in input.chunks(64 * 1024) {
+                encoder.push(chunk, TIME, &mut out);
+                if count {
+                    records += memchr::memchr_iter(b'\n', &out).count();
+                }
+                out.clear();
+            }
+            (started.elapsed(), records)
+        };
+        assert_eq!(run(true).1, 1_000_000);
+        // The best of five, as the machine may be busy with something else.
+        let best = (0..5).map(|_| run(false).0).min().unwrap();
         println!(
             "{:.2} M lines/s ({:.0} MB/s of input)",
-            1e6 / elapsed.as_secs_f64() / 1e6,
-            100.0 / elapsed.as_secs_f64()
+            1.0 / best.as_secs_f64(),
+            100.0 / best.as_secs_f64()
         );
     }
 }

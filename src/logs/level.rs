@@ -40,30 +40,16 @@ impl Level {
     }
 }
 
-/// Every line is sniffed, so this is one compare of a lowercased, zero-padded word, not a
-/// search through the names.
 fn parse_bytes(name: &[u8]) -> Option<Level> {
-    if name.len() > LONGEST_NAME || name.contains(&0) {
-        return None; // a NUL would pass for padding
-    }
-    let mut word = [0u8; LONGEST_NAME];
-    for (slot, byte) in word.iter_mut().zip(name) {
-        *slot = byte.to_ascii_lowercase();
-    }
-    match &word {
-        b"trace\0\0\0" => Some(Level::Trace),
-        b"debug\0\0\0" => Some(Level::Debug),
-        b"info\0\0\0\0" => Some(Level::Info),
-        b"warn\0\0\0\0" | b"warning\0" => Some(Level::Warn),
-        b"error\0\0\0" => Some(Level::Error),
-        b"fatal\0\0\0" | b"critical" => Some(Level::Fatal),
+    match token(name) {
+        Some((level, [])) => Some(level),
         _ => None,
     }
 }
 
 /// The level a plain-text line names itself: a leading token ERROR, WARN, WARNING, INFO, DEBUG,
 /// TRACE, FATAL, CRITICAL in any case, bare, in square brackets, or as `level=error` (also
-/// `level="error"`), followed by a space (or tab), a colon, a closing bracket or the end of the
+/// `level="error"`, and `LEVEL=` in any case), followed by a space (or tab), a colon, a closing bracket or the end of the
 /// line. Leading whitespace (up to [`MAX_INDENT`] bytes) is skipped. WARNING -> Warn,
 /// CRITICAL -> Fatal. `INFORMATION ...` or `ERRORS` do not match: the token must end there.
 /// After `[error]` or `level="error"` anything may follow: the bracket or quote ends the token.
@@ -89,15 +75,33 @@ pub fn sniff(line: &[u8]) -> Option<Level> {
     ends_token(after).then_some(level)
 }
 
-/// A level name made of the letters at the start of `bytes`, and what follows it.
+/// A level name made of all the letters at the start of `bytes`, and what follows it. Every
+/// line is sniffed, so this is one pass and one compare of a lowercased, zero-padded word,
+/// not a search through the names.
 fn token(bytes: &[u8]) -> Option<(Level, &[u8])> {
-    let len = bytes
-        .iter()
-        .take(LONGEST_NAME + 1)
-        .position(|b| !b.is_ascii_alphabetic())
-        .unwrap_or(bytes.len().min(LONGEST_NAME + 1));
-    let (name, after) = bytes.split_at_checked(len)?;
-    Some((parse_bytes(name)?, after))
+    let mut word = [0u8; LONGEST_NAME];
+    let mut len = 0;
+    for (slot, &byte) in word.iter_mut().zip(bytes) {
+        if !byte.is_ascii_alphabetic() {
+            break;
+        }
+        *slot = byte | 0x20; // lowercase
+        len += 1;
+    }
+    let after = bytes.get(len..)?;
+    if after.first().is_some_and(u8::is_ascii_alphabetic) {
+        return None; // longer than any name
+    }
+    let level = match &word {
+        b"trace\0\0\0" => Level::Trace,
+        b"debug\0\0\0" => Level::Debug,
+        b"info\0\0\0\0" => Level::Info,
+        b"warn\0\0\0\0" | b"warning\0" => Level::Warn,
+        b"error\0\0\0" => Level::Error,
+        b"fatal\0\0\0" | b"critical" => Level::Fatal,
+        _ => return None,
+    };
+    Some((level, after))
 }
 
 fn ends_token(after: &[u8]) -> bool {
