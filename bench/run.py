@@ -292,10 +292,13 @@ UNSHARE = [shutil.which("unshare") or "/usr/bin/unshare",
 
 
 def make_tools(opt_level):
-    usher = Tool("usher", USHER, ["--"], ["--"])
+    # Raw logs: the child keeps usher's stdio, the job tini and dumb-init do. (JSON logs, the
+    # default when stdout is not a terminal, are measured by bench/logs.py.)
+    raw = ["--log-format", "raw", "--"]
+    usher = Tool("usher", USHER, raw, raw)
     tini = Tool("tini-static", TINI, ["--"], ["-s", "--"])
     dumb = Tool("dumb-init", DUMB_INIT, ["--"], ["--"])
-    opt3 = Tool("usher opt-level=3", USHER_OPT3, ["--"], ["--"])
+    opt3 = Tool("usher opt-level=3", USHER_OPT3, raw, raw)
     usher.label = f"usher (opt-level={opt_level})"
     opt3.label = "usher (opt-level=3)"
     tini.label, dumb.label = tini.name, dumb.name

@@ -2,7 +2,7 @@
 
 use std::io;
 
-use crate::events::{debug, warn};
+use crate::events::{info, warn};
 use crate::sys::{self, Reaped};
 
 /// How a child ended.
@@ -66,7 +66,7 @@ pub fn reap_all(main_pid: i32, warn_on_orphan: bool) -> io::Result<ReapRound> {
         }
     }
     if round.others > 0 {
-        debug!("reaped {} zombie process(es)", round.others);
+        info!("reaped {} orphaned process(es)", round.others);
     }
     Ok(round)
 }
