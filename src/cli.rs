@@ -65,6 +65,13 @@ pub enum LogMode {
 
 /// Docker and containerd split lines at 16 KiB; no record may be shorter than this much.
 const MIN_LOG_RECORD: usize = 1024;
+/// An unfinished line is held up to this size: the bound on the relay's memory.
+const MAX_LOG_RECORD: usize = 1 << 20;
+
+/// The length of `text` as a JSON string, quotes included.
+fn json_len(text: &str) -> usize {
+    serde_json::to_string(text).map_or(text.len() * 6 + 2, |quoted| quoted.len())
+}
 
 /// `K=V` for `--log-field`.
 fn parse_log_field(text: &str) -> Result<(String, String), String> {
@@ -303,6 +310,13 @@ impl<'e> Settings<'e> {
         })
     }
 
+    /// Like `take` for a list option whose flag values may themselves contain commas
+    /// (`--log-field note=a,b`): only the variable is a comma list.
+    fn take_env_list(&mut self, spec: &Spec) -> Result<Vec<Raw>, UsageError> {
+        let given = self.given.iter().any(|(flag, _)| *flag == spec.flag);
+        self.take(spec, !given)
+    }
+
     fn take_one(&mut self, spec: &Spec) -> Result<Option<Raw>, UsageError> {
         Ok(self.take(spec, false)?.pop())
     }
@@ -491,11 +505,17 @@ fn validate(
         None => LogMode::Auto,
     };
     let mut log_fields = Vec::new();
-    for raw in settings.take(&LOG_FIELD, true)? {
-        log_fields.push(raw.parse(parse_log_field)?);
+    for raw in settings.take_env_list(&LOG_FIELD)? {
+        let (key, value) = raw.parse(parse_log_field)?;
+        // A key given twice: the last one wins, as with any repeated setting.
+        log_fields.retain(|(existing, _): &(String, String)| *existing != key);
+        log_fields.push((key, value));
     }
     let log_max_record = match settings.take_one(&LOG_MAX_RECORD)? {
         Some(raw) => raw.parse(|value| match value.parse::<usize>() {
+            Ok(bytes) if bytes > MAX_LOG_RECORD => Err(format!(
+                "{bytes} bytes is above the maximum of {MAX_LOG_RECORD}"
+            )),
             Ok(bytes) if bytes >= MIN_LOG_RECORD => Ok(bytes),
             Ok(bytes) => Err(format!(
                 "{bytes} bytes is below the minimum of {MIN_LOG_RECORD}"
@@ -505,9 +525,10 @@ fn validate(
         None => 16384,
     };
     // The static fields are in every record: they must leave room for the line itself.
+    // Measured as written: escaped, quoted, with their comma and colon.
     let fields_bytes: usize = log_fields
         .iter()
-        .map(|(k, v): &(String, String)| k.len() + v.len() + 6)
+        .map(|(k, v): &(String, String)| json_len(k) + json_len(v) + 2)
         .sum();
     if fields_bytes + 256 > log_max_record {
         return Err(UsageError(format!(
@@ -804,7 +825,7 @@ mod tests {
         ];
         let config = run(&args).unwrap();
         assert_eq!(config.log_format, LogMode::Json);
-        let fields = [("service", "api"), ("env", "prod"), ("zone", "a")];
+        let fields = [("service", "api"), ("env", "prod,zone=a")];
         let fields: Vec<(String, String)> = fields
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -812,6 +833,15 @@ mod tests {
         assert_eq!(config.log_fields, fields);
         assert_eq!(config.log_max_record, 2048);
         assert_eq!(config.stderr_level, Level::Warn);
+        // A flag's value may hold commas; a repeated key keeps its last value.
+        let config = run(&["--log-field", "note=a,b", "--log-field", "note=c,d", "x"]).unwrap();
+        assert_eq!(config.log_fields, [("note".to_string(), "c,d".to_string())]);
+        assert!(error(&["--log-max-record", "2000000", "x"]).starts_with("--log-max-record:"));
+        let quotes = format!("k={}", "\"".repeat(700));
+        assert!(
+            error(&["--log-max-record", "1024", "--log-field", &quotes, "x"])
+                .starts_with("--log-field:")
+        );
         let config = run_env(&["x"], &[("USHER_LOG_FIELDS", "a=1, b=x=y")]).unwrap();
         assert_eq!(config.log_fields[1], ("b".to_string(), "x=y".to_string()));
         for (args, flag) in [

@@ -2,7 +2,7 @@
 //! events for the supervisor, and carries out the actions it returns.
 
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::child::{self, ChildSpec};
 use crate::cli::Config;
@@ -127,10 +127,12 @@ pub fn run(
             2
         }
     };
-    // Drain the child's output before leaving: everything written is relayed, bounded by the
-    // grace period when a process outside usher's reach still holds a pipe open.
+    // Drain the child's output before leaving: everything written is relayed. Only when nothing
+    // has moved for the grace period (a process outside usher's reach holds a pipe open) does
+    // usher leave without the rest.
+    let idle = config.grace.max(Duration::from_secs(1));
     if let Some(relays) = &mut relays
-        && !relays.wait(Instant::now() + config.grace)
+        && !relays.wait(idle)
     {
         warn!(
             "log pipes still open after {:?}: exiting without their last lines",

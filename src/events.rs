@@ -16,6 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::logs::{self, LogFormat};
+use crate::output::{self, Target};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -160,10 +161,11 @@ pub fn start_writer() -> std::io::Result<()> {
                     let time = logs::time::rfc3339_micros(SystemTime::now());
                     let msg = format!("{dropped} usher events dropped: stderr was not being read");
                     logs::encode_event(&json.format, logs::Level::Warn, &msg, &time, &mut note);
-                    let _ = std::io::stderr().lock().write_all(&note);
+                    let _ = output::write_records(Target::Stderr, &note);
                 }
             }
         })?;
+    json.writer_started.store(true, Ordering::Relaxed);
     Ok(())
 }
 
@@ -175,9 +177,8 @@ pub fn flush(deadline: Instant) {
     };
     if !json.writer_started.load(Ordering::Relaxed) {
         // usher is leaving before it started the writer (the command could not start).
-        let mut stderr = std::io::stderr().lock();
         for record in queue.records.drain(..) {
-            let _ = stderr.write_all(&record);
+            let _ = output::write_records(Target::Stderr, &record);
         }
         return;
     }

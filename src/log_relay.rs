@@ -4,12 +4,15 @@
 //! relay ever runs on the signal loop's thread.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, channel};
-use std::time::{Instant, SystemTime};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::{Duration, Instant, SystemTime};
 
+use crate::events::warn;
 use crate::logs::{LineEncoder, LogFormat, Stream};
+use crate::output::{self, Target};
 use crate::sys;
 
 /// Bytes read from the child's pipe at once.
@@ -19,43 +22,63 @@ const READ_CHUNK: usize = 64 * 1024;
 pub struct Relays {
     done: Receiver<Stream>,
     running: usize,
+    /// Bytes read so far by all relays: draining that still moves is not cut short.
+    progress: Arc<AtomicU64>,
 }
 
 /// Starts a relay thread for each pipe.
 pub fn start(pipes: Vec<(File, Stream)>, format: &Arc<LogFormat>) -> io::Result<Relays> {
     let (sender, done) = channel();
     let running = pipes.len();
+    let progress = Arc::new(AtomicU64::new(0));
     sys::enlarge_pipe(&io::stdout());
     sys::enlarge_pipe(&io::stderr());
     for (pipe, stream) in pipes {
         sys::enlarge_pipe(&pipe);
         let format = Arc::clone(format);
         let sender: Sender<Stream> = sender.clone();
+        let progress = Arc::clone(&progress);
         let name = format!("usher-{}", stream.as_str());
         std::thread::Builder::new().name(name).spawn(move || {
-            relay(pipe, stream, format);
+            relay(pipe, stream, format, &progress);
             let _ = sender.send(stream);
         })?;
     }
-    Ok(Relays { done, running })
+    Ok(Relays {
+        done,
+        running,
+        progress,
+    })
 }
 
 impl Relays {
-    /// Waits until every pipe is drained, or until `deadline` (a grandchild may hold a pipe
-    /// open long after the main child is gone). Returns whether all finished.
-    pub fn wait(&mut self, deadline: Instant) -> bool {
+    /// Waits until every pipe is drained. While lines keep coming (a slow reader of usher's
+    /// output, a big backlog) it waits on; once nothing moves for `idle` (a process outside
+    /// usher's reach holds a pipe open), it gives up. Returns whether all finished.
+    pub fn wait(&mut self, idle: Duration) -> bool {
+        let mut seen = self.progress.load(Ordering::Relaxed);
+        let mut deadline = Instant::now() + idle;
         while self.running > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.done.recv_timeout(left) {
+            match self.done.recv_timeout(left.min(Duration::from_millis(100))) {
                 Ok(_) => self.running -= 1,
-                Err(_) => return false,
+                Err(RecvTimeoutError::Disconnected) => return false,
+                Err(RecvTimeoutError::Timeout) => {
+                    let now = self.progress.load(Ordering::Relaxed);
+                    if now != seen {
+                        seen = now;
+                        deadline = Instant::now() + idle;
+                    } else if Instant::now() >= deadline {
+                        return false;
+                    }
+                }
             }
         }
         true
     }
 }
 
-fn relay(mut pipe: File, stream: Stream, format: Arc<LogFormat>) {
+fn relay(mut pipe: File, stream: Stream, format: Arc<LogFormat>, progress: &AtomicU64) {
     let mut encoder = LineEncoder::new(format, stream);
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut records = Vec::with_capacity(READ_CHUNK * 2);
@@ -67,6 +90,7 @@ fn relay(mut pipe: File, stream: Stream, format: Arc<LogFormat>) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         };
+        progress.fetch_add(read as u64, Ordering::Relaxed);
         let time = crate::logs::time::rfc3339_micros(SystemTime::now());
         records.clear();
         encoder.push(chunk.get(..read).unwrap_or_default(), &time, &mut records);
@@ -84,17 +108,21 @@ fn relay(mut pipe: File, stream: Stream, format: Arc<LogFormat>) {
     }
 }
 
-/// One write of whole records; the stderr lock keeps them whole beside usher's own events.
+/// One write of whole records; after a failure (usher's output closed) the relay keeps
+/// draining and says once that output is being discarded.
 fn write_records(stream: Stream, records: &[u8]) -> bool {
-    if records.is_empty() {
-        return true;
-    }
-    let written = match stream {
-        Stream::Stdout => {
-            let mut stdout = io::stdout().lock();
-            stdout.write_all(records).and_then(|()| stdout.flush())
-        }
-        Stream::Stderr => io::stderr().lock().write_all(records),
+    let target = match stream {
+        Stream::Stdout => Target::Stdout,
+        Stream::Stderr => Target::Stderr,
     };
-    written.is_ok()
+    match output::write_records(target, records) {
+        Ok(()) => true,
+        Err(e) => {
+            warn!(
+                "cannot write the child's {} ({e}): discarding its lines",
+                stream.as_str()
+            );
+            false
+        }
+    }
 }

@@ -7,6 +7,7 @@ mod event_loop;
 mod events;
 mod log_relay;
 mod logs;
+mod output;
 mod privileges;
 mod process_table;
 mod reaper;

@@ -395,6 +395,28 @@ pub fn enlarge_pipe(fd: &impl AsRawFd) {
     unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
 }
 
+/// A `File` for one of usher's standard descriptors that never closes it.
+pub fn borrowed_file(fd: std::os::fd::RawFd) -> std::mem::ManuallyDrop<std::fs::File> {
+    // SAFETY: fds 1 and 2 stay open for usher's whole life; ManuallyDrop never closes them.
+    std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+/// Waits until `fd` can be written to (for a descriptor that is non-blocking).
+pub fn wait_writable(fd: std::os::fd::RawFd) -> io::Result<()> {
+    let mut pollfd = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd for the duration of the call.
+        match check(unsafe { libc::poll(&mut pollfd, 1, -1) }) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other.map(drop),
+        }
+    }
+}
+
 /// Whether usher's stdout is a terminal (a person is reading: `--log-format auto` means raw).
 pub fn stdout_is_terminal() -> bool {
     // SAFETY: isatty only queries a descriptor.

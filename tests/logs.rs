@@ -249,3 +249,71 @@ fn raw_format_leaves_the_output_alone() {
     assert_eq!(usher.wait(), 0);
     assert_eq!(str_of(&parse(&usher.stdout_seen[0]), "msg"), "0000001 xxx");
 }
+
+/// Everything the child wrote is relayed before usher exits, even with no grace period at all:
+/// the drain waits while lines keep coming.
+#[test]
+fn every_line_is_drained_at_exit_even_with_no_grace() {
+    if !require_root("every_line_is_drained_at_exit_even_with_no_grace") {
+        return;
+    }
+    let args = [
+        "--grace",
+        "0",
+        "--log-format",
+        "json",
+        "--",
+        &fixture("flood"),
+        "300000",
+        "40",
+    ];
+    let mut usher = Usher::pid1(&args);
+    assert_eq!(usher.wait(), 0);
+    assert_eq!(usher.stdout_seen.len(), 300_000);
+    let last = parse(usher.stdout_seen.last().unwrap());
+    assert!(str_of(&last, "msg").starts_with("0300000 "));
+}
+
+/// stdout and stderr into one pipe (`2>&1`, journald): records from both relays and usher's
+/// own events never mix, even when each chunk is far above the pipe's atomic write size.
+#[test]
+fn both_streams_into_one_pipe_stay_whole_records() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    let flood = fixture("flood");
+    let script = format!("{flood} 2000 8000 & {flood} 2000 8000 >&2; wait");
+    let mut child = Command::new(usher())
+        .args(["-v", "--log-format", "json", "--", "sh", "-c", &script])
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer)
+        .spawn()
+        .unwrap();
+    let mut count = 0;
+    for line in BufReader::new(reader).lines() {
+        let line = line.unwrap();
+        parse(&line);
+        count += 1;
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(count >= 4000, "{count} records");
+}
+
+/// A command that cannot start is reported as a JSON record too.
+#[test]
+fn spawn_failure_is_a_json_record() {
+    let output = Command::new(usher())
+        .args(["--log-format", "json", "--", "/no/such/program"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(127));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let records: Vec<_> = stderr.lines().map(parse).collect();
+    let failure = records
+        .iter()
+        .find(|r| str_of(r, "level") == "error")
+        .unwrap();
+    assert_eq!(str_of(failure, "logger"), "usher");
+    assert!(
+        str_of(failure, "msg").contains("/no/such/program"),
+        "{failure:?}"
+    );
+}

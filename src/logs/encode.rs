@@ -196,7 +196,7 @@ impl LogFormat {
         found: &mut Vec<bool>,
         out: &mut Vec<u8>,
     ) -> bool {
-        let object = line.trim_ascii();
+        let object = trim_json_whitespace(line);
         if object.first() != Some(&b'{') || object.last() != Some(&b'}') {
             return false;
         }
@@ -281,7 +281,7 @@ impl LogFormat {
             Some(level) => level,
             None => {
                 if line.len() <= self.longest_whole_line()
-                    && line.trim_ascii_start().first() == Some(&b'{')
+                    && trim_json_whitespace(line).first() == Some(&b'{')
                     && self.write_json(line, stream, time, &mut buffers.found, out)
                 {
                     return;
@@ -752,6 +752,21 @@ fn write_escape(byte: u8, out: &mut Vec<u8>) {
         }
     };
     out.extend_from_slice(&[b'\\', short]);
+}
+
+/// Trims JSON's own whitespace (space, tab, CR, LF) only: `trim_ascii` would also drop a form
+/// feed, a byte the record must keep.
+fn trim_json_whitespace(line: &[u8]) -> &[u8] {
+    let json_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    let start = line
+        .iter()
+        .position(|b| !json_space(b))
+        .unwrap_or(line.len());
+    let end = line
+        .iter()
+        .rposition(|b| !json_space(b))
+        .map_or(start, |i| i + 1);
+    line.get(start..end).unwrap_or_default()
 }
 
 #[cfg(test)]
