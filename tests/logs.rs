@@ -217,8 +217,18 @@ fn a_million_lines_through_a_slow_reader() {
         .spawn()
         .unwrap();
     let reader = BufReader::with_capacity(4096, child.stdout.take().unwrap());
+    let unshare = child.id() as i32;
     let mut expected = 1u64;
+    let mut peak_kb = 0u64;
     for line in reader.lines() {
+        if expected % 100_000 == 0 {
+            // usher's memory high-water mark while the reader lags: bounded, not growing.
+            if let Some(usher) = children_of(unshare).first() {
+                let hwm = status_field(*usher, "VmHWM").unwrap_or_default();
+                let kb = hwm.split_whitespace().next().and_then(|v| v.parse().ok());
+                peak_kb = peak_kb.max(kb.unwrap_or(0));
+            }
+        }
         let line = line.unwrap();
         // Parsing every record is the slow part of this reader.
         let record = parse(&line);
@@ -229,6 +239,11 @@ fn a_million_lines_through_a_slow_reader() {
     }
     assert_eq!(expected - 1, 1_000_000);
     assert_eq!(child.wait().unwrap().code(), Some(0));
+    // 40 MB went through; usher held a few MB at most (debug build).
+    assert!(
+        peak_kb > 0 && peak_kb < 16 * 1024,
+        "usher peaked at {peak_kb} kB"
+    );
 }
 
 #[test]
