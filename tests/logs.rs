@@ -221,7 +221,7 @@ fn a_million_lines_through_a_slow_reader() {
     let mut expected = 1u64;
     let mut peak_kb = 0u64;
     for line in reader.lines() {
-        if expected % 100_000 == 0 {
+        if expected.is_multiple_of(100_000) {
             // usher's memory high-water mark while the reader lags: bounded, not growing.
             if let Some(usher) = children_of(unshare).first() {
                 let hwm = status_field(*usher, "VmHWM").unwrap_or_default();
