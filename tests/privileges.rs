@@ -173,26 +173,33 @@ fn no_new_privs_unless_allowed() {
     assert_eq!(field(&status, "CapEff"), "0000000000000001");
 }
 
+/// usher as PID 1 with `--user USER` and a child waiting for TERM, once usher has said that it
+/// dropped its own privileges (right after the child started). Returns usher and its pid.
+fn usher_after_its_drop(user: &str) -> (Usher, i32) {
+    let print_signals = fixture("print_signals");
+    let args = [
+        "-v",
+        "--user",
+        user,
+        "--",
+        &print_signals,
+        "--exit-on",
+        "TERM",
+    ];
+    let mut usher = Usher::pid1(&args);
+    usher.line_starting("ready");
+    usher.stderr_containing("dropped usher's own privileges");
+    let pid = usher.pid();
+    (usher, pid)
+}
+
 /// usher itself gives up root once the child runs, and still signals and reaps it.
 #[test]
 fn usher_drops_its_own_root_after_setup() {
     if !require_root("usher_drops_its_own_root_after_setup") {
         return;
     }
-    let args = [
-        "-v",
-        "--user",
-        "1234:5678",
-        "--",
-        &fixture("print_signals"),
-        "--exit-on",
-        "TERM",
-    ];
-    let mut usher = Usher::pid1(&args);
-    usher.line_starting("ready");
-    // usher drops its own root right after the child started, and says so.
-    usher.stderr_containing("dropped usher's own privileges");
-    let pid = usher.pid();
+    let (mut usher, pid) = usher_after_its_drop("1234:5678");
     assert_eq!(
         status_field(pid, "Uid")
             .unwrap()
@@ -492,19 +499,7 @@ fn usher_gives_up_its_capabilities_even_as_uid_0() {
     if !require_root("usher_gives_up_its_capabilities_even_as_uid_0") {
         return;
     }
-    let args = [
-        "-v",
-        "--user",
-        "0:0",
-        "--",
-        &fixture("print_signals"),
-        "--exit-on",
-        "TERM",
-    ];
-    let mut usher = Usher::pid1(&args);
-    usher.line_starting("ready");
-    usher.stderr_containing("dropped usher's own privileges");
-    let pid = usher.pid();
+    let (mut usher, pid) = usher_after_its_drop("0:0");
     assert_eq!(status_field(pid, "CapEff").unwrap(), NO_CAPS);
     assert_eq!(status_field(pid, "CapPrm").unwrap(), NO_CAPS);
     usher.signal(libc::SIGTERM);
