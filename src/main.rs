@@ -9,6 +9,7 @@ mod log_relay;
 mod logs;
 mod output;
 mod privileges;
+mod probe;
 mod process_table;
 mod reaper;
 mod signals;
@@ -37,6 +38,15 @@ fn main() -> ExitCode {
     let mut config = match cli::parse(args, &|name| std::env::var_os(name)) {
         Ok(Invocation::Run(config)) => config,
         Ok(Invocation::Help) => return print(cli::HELP),
+        Ok(Invocation::Probe(probe)) => {
+            return match probe::run(&probe) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(why) => {
+                    let _ = writeln!(std::io::stderr(), "usher probe: {why}");
+                    ExitCode::from(1)
+                }
+            };
+        }
         Ok(Invocation::Version) => {
             return print(concat!("usher ", env!("CARGO_PKG_VERSION"), "\n"));
         }

@@ -1,0 +1,137 @@
+//! `usher probe`, the HEALTHCHECK client, against real sockets on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::*;
+
+/// A one-connection HTTP server answering `status`; returns its port and the request it saw.
+fn server(status: &'static str) -> (u16, std::thread::JoinHandle<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        let mut buffer = [0u8; 1024];
+        while !request.ends_with(b"\r\n\r\n") {
+            let read = stream.read(&mut buffer).unwrap();
+            assert!(read > 0, "the probe closed before finishing its request");
+            request.extend_from_slice(&buffer[..read]);
+        }
+        let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        stream.write_all(answer.as_bytes()).unwrap();
+        String::from_utf8(request).unwrap()
+    });
+    (port, handle)
+}
+
+fn probe(args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(usher())
+        .arg("probe")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(output.stdout.is_empty());
+    (
+        output.status.code(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn healthy_answers_exit_0() {
+    for status in ["200 OK", "204 No Content", "302 Found", "399 Whatever"] {
+        let (port, server) = server(status);
+        let (code, stderr) = probe(&[&format!("http://127.0.0.1:{port}/health")]);
+        assert_eq!(code, Some(0), "{status}: {stderr}");
+        assert!(stderr.is_empty(), "{stderr}");
+        let request = server.join().unwrap();
+        assert!(request.starts_with("GET /health HTTP/1.1\r\n"), "{request}");
+        assert!(
+            request.contains(&format!("Host: 127.0.0.1:{port}\r\n")),
+            "{request}"
+        );
+    }
+}
+
+#[test]
+fn unhealthy_answers_exit_1_saying_why() {
+    for (status, why) in [
+        ("404 Not Found", "status 404"),
+        ("503 Service Unavailable", "status 503"),
+        ("199 Odd", "status 199"),
+    ] {
+        let (port, server) = server(status);
+        let (code, stderr) = probe(&[&format!("http://localhost:{port}/ready")]);
+        assert_eq!(code, Some(1), "{status}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(why), "{status}: {stderr}");
+        server.join().unwrap();
+    }
+}
+
+#[test]
+fn closed_port_is_refused() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The listener is gone: nothing listens there now.
+    for target in [
+        format!("http://127.0.0.1:{port}/health"),
+        format!("tcp://127.0.0.1:{port}"),
+    ] {
+        let (code, stderr) = probe(&[&target]);
+        assert_eq!(code, Some(1), "{target}");
+        assert!(stderr.contains("refused"), "{target}: {stderr}");
+    }
+}
+
+#[test]
+fn a_server_that_never_answers_times_out_in_time() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // The connection is accepted (by the kernel's backlog) but never answered.
+    let started = Instant::now();
+    let (code, stderr) = probe(&[
+        "--timeout",
+        "300ms",
+        &format!("http://127.0.0.1:{port}/health"),
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("no answer within"), "{stderr}");
+    // Bounded by its timeout (generous slack for a loaded machine), not by the server.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(listener);
+}
+
+#[test]
+fn tcp_target_needs_only_an_accepted_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (code, stderr) = probe(&[&format!("tcp://127.0.0.1:{port}")]);
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &["ftp://127.0.0.1:21/"][..],
+        &["http://example.com:80/health"],
+        &["--timeout", "later", "tcp://127.0.0.1:1"],
+        &["--what"],
+    ] {
+        let (code, stderr) = probe(args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("usher: probe"), "{stderr}");
+    }
+}
