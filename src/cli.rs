@@ -13,6 +13,7 @@ use crate::environment::SecretNames;
 use crate::logs::{self, Level};
 use crate::privileges::CapSet;
 use crate::signals::{Rewrites, Signo};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// What usher was asked to do.
@@ -41,6 +42,8 @@ pub struct Config {
     pub verbosity: u8,
     /// tini's `-w`: warn when a process other than the main child is reaped.
     pub warn_on_reap: bool,
+    /// `--health-addr`: None when `off`.
+    pub health_addr: Option<SocketAddr>,
     pub log_format: LogMode,
     /// `--log-field K=V`: static fields added to every record.
     pub log_fields: Vec<(String, String)>,
@@ -462,19 +465,14 @@ fn validate(
         })?,
         (None, None) => 0,
     };
-    if let Some(raw) = settings
-        .take_one(&HEALTH_ADDR)?
-        .filter(|raw| raw.value != "off")
-    {
-        raw.parse(|addr| {
-            addr.parse::<std::net::SocketAddr>()
-                .map_err(|_| format!("\"{addr}\" is not IP:PORT or off"))
-        })?;
-        return Err(not_yet(
-            &raw,
-            "the health server is not available yet; use off",
-        ));
-    }
+    let health_addr = match settings.take_one(&HEALTH_ADDR)? {
+        Some(raw) if raw.value == "off" => None,
+        Some(raw) => Some(raw.parse(|addr| {
+            addr.parse::<SocketAddr>()
+                .map_err(|_| format!("\"{addr}\" is not IP:PORT (e.g. 0.0.0.0:8558) or off"))
+        })?),
+        None => Some(SocketAddr::from(([0, 0, 0, 0], 8558))),
+    };
     if let Some(raw) = settings
         .take_one(&READY_WHEN)?
         .filter(|raw| raw.value != "started")
@@ -573,6 +571,7 @@ fn validate(
         parent_death_signal,
         verbosity,
         warn_on_reap,
+        health_addr,
         log_format,
         log_fields,
         log_max_record,
@@ -606,7 +605,8 @@ Options (each also read from the variable shown; a flag wins over its variable):
                                              the variable is a comma list)
   -c, --single-child     USHER_SINGLE_CHILD  signal only the child, not its process group
   -e, --remap-exit CODE  USHER_REMAP_EXIT    report child exit CODE as 0 (repeatable)
-  --health-addr ADDR     USHER_HEALTH_ADDR   only `off` for now (health server not yet built)
+  --health-addr ADDR     USHER_HEALTH_ADDR   where /health, /ready, /metrics are served,
+                                             or off [0.0.0.0:8558]
   --ready-when SPEC      USHER_READY_WHEN    only `started` for now
   --log-format F         USHER_LOG_FORMAT    json, raw (the child inherits stdio) or auto
                                              (json unless stdout is a terminal) [auto]
@@ -793,14 +793,16 @@ mod tests {
 
     #[test]
     fn later_features_are_refused_until_they_exist() {
-        for args in [
-            &["--health-addr", "127.0.0.1:0", "x"][..],
-            &["--ready-when", "tcp:80", "x"],
-        ] {
-            let err = error(args);
-            assert!(err.starts_with(args[0]), "{args:?}: {err}");
-        }
-        assert!(run(&["--log-format", "raw", "--health-addr", "off", "x"]).is_ok());
+        let err = error(&["--ready-when", "tcp:80", "x"]);
+        assert!(err.starts_with("--ready-when:"), "{err}");
+        let config = run(&["--log-format", "raw", "--health-addr", "off", "x"]).unwrap();
+        assert_eq!(config.health_addr, None);
+        let config = run(&["--health-addr", "127.0.0.1:0", "x"]).unwrap();
+        assert_eq!(config.health_addr, Some("127.0.0.1:0".parse().unwrap()));
+        assert_eq!(
+            run(&["x"]).unwrap().health_addr,
+            Some("0.0.0.0:8558".parse().unwrap())
+        );
         assert!(run(&["--ready-when", "started", "--log-format", "auto", "x"]).is_ok());
         let probe = parse(vec!["probe".into()], &|_| None);
         assert!(matches!(probe, Ok(Invocation::Probe(_))), "{probe:?}");

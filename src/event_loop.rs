@@ -8,6 +8,7 @@ use crate::child::{self, ChildSpec};
 use crate::cli::Config;
 use crate::events;
 use crate::events::{debug, error, info, warn};
+use crate::health::{self, Health};
 use crate::log_relay;
 use crate::logs::{LogFormat, Stream};
 use crate::process_table;
@@ -26,8 +27,10 @@ pub fn run(
     config: Config,
     child: ChildSpec,
     log_format: Option<&Arc<LogFormat>>,
+    health_listener: Option<std::net::TcpListener>,
     inbox: SignalInbox,
 ) -> u8 {
+    let health = Arc::new(Health::default());
     let is_pid1 = std::process::id() == 1;
     let parent = sys::parent_pid();
     if !is_pid1 {
@@ -46,6 +49,7 @@ pub fn run(
         }
     };
     let main_pid = started.pid;
+    health.child_started(main_pid);
     info!(
         "started {:?} as pid {main_pid}",
         child.argv.first().cloned().unwrap_or_default()
@@ -91,6 +95,13 @@ pub fn run(
             }
         }
     }
+    if let Some(listener) = health_listener
+        && let Err(e) = health::server::start(listener, Arc::clone(&health))
+    {
+        error!("failed to start the health server: {e}");
+        let _ = sys::send_signal(-main_pid, Signo::KILL.number());
+        return 2;
+    }
     // After the drop: the kernel clears the parent-death signal when credentials change.
     if let Some(signal) = config.parent_death_signal {
         if let Err(e) = sys::set_parent_death_signal(signal.number()) {
@@ -116,6 +127,7 @@ pub fn run(
         main_pid,
         is_pid1,
         warn_on_reap: config.warn_on_reap,
+        health,
     };
     let code = match run.event_loop(&inbox) {
         Ok(code) => code,
@@ -147,6 +159,7 @@ struct Run {
     main_pid: i32,
     is_pid1: bool,
     warn_on_reap: bool,
+    health: Arc<Health>,
 }
 
 impl Run {
@@ -178,7 +191,11 @@ impl Run {
                 }
             }
             let round = reaper::reap_all(self.main_pid, self.warn_on_reap)?;
+            if round.others > 0 {
+                self.health.reaped(round.others);
+            }
             if let Some(exit) = round.main_exit {
+                self.health.child_exited(exit.code());
                 info!(
                     "main child {} exited with status {}",
                     self.main_pid,
@@ -215,6 +232,7 @@ impl Run {
     fn execute(&mut self, action: Action) -> Option<u8> {
         match action {
             Action::StopBegun { signal, drain } => {
+                self.health.stop_begun();
                 if drain.is_zero() {
                     info!("stop requested by {signal}");
                 } else {
@@ -227,7 +245,10 @@ impl Run {
                     Scope::Child => (self.main_pid, "pid"),
                 };
                 match sys::send_signal(target, signal.number()) {
-                    Ok(()) => info!("forwarded {signal} to {whom} {}", self.main_pid),
+                    Ok(()) => {
+                        self.health.forwarded(signal.number());
+                        info!("forwarded {signal} to {whom} {}", self.main_pid)
+                    }
                     // Everyone in the group already exited: harmless.
                     Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
                         debug!("{signal} not forwarded: {whom} {} is gone", self.main_pid)

@@ -153,8 +153,7 @@ pub fn start_writer() -> std::io::Result<()> {
                         };
                     }
                 };
-                // The stderr lock keeps records whole between this thread and the stderr relay.
-                let _ = std::io::stderr().lock().write_all(&record);
+                let _ = output::write_records(Target::Stderr, &record);
                 let dropped = json.dropped.swap(0, Ordering::Relaxed);
                 if dropped > 0 {
                     let mut note = Vec::new();

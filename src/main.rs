@@ -5,6 +5,7 @@ mod cli;
 mod environment;
 mod event_loop;
 mod events;
+mod health;
 mod log_relay;
 mod logs;
 mod output;
@@ -64,6 +65,17 @@ fn main() -> ExitCode {
         Ok(child) => child,
         Err(e) => return usage_error(&e.to_string()),
     };
+    // Bound before anything starts: a port in use is a configuration error.
+    let health_listener = match config.health_addr.map(health::server::bind).transpose() {
+        Ok(listener) => listener,
+        Err(e) => {
+            let addr = config
+                .health_addr
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            return usage_error(&format!("--health-addr {addr}: cannot listen there: {e}"));
+        }
+    };
     let log_format = (config.log_format == LogMode::Json).then(|| {
         let fields = std::mem::take(&mut config.log_fields);
         Arc::new(LogFormat::new(
@@ -76,7 +88,10 @@ fn main() -> ExitCode {
         Some(format) => events::use_json(config.verbosity, Arc::clone(format)),
         None => events::use_raw(config.verbosity),
     }
-    let code = event_loop::run(*config, child, log_format.as_ref(), inbox);
+    if let Some(addr) = health_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+        events::info!("health server listening on {addr}");
+    }
+    let code = event_loop::run(*config, child, log_format.as_ref(), health_listener, inbox);
     events::flush(Instant::now() + Duration::from_secs(2));
     ExitCode::from(code)
 }

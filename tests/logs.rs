@@ -13,7 +13,16 @@ use support::*;
 fn parse(line: &str) -> serde_json::Map<String, Value> {
     match serde_json::from_str::<Value>(line) {
         Ok(Value::Object(map)) => map,
-        other => panic!("not a JSON object: {line:?} ({other:?})"),
+        other => {
+            let start = line.len().saturating_sub(300);
+            let around = line
+                .get(start..(start + 300).min(line.len()))
+                .unwrap_or_default();
+            panic!(
+                "not a JSON object ({} bytes): ...{around:?}... ({other:?})",
+                line.len()
+            )
+        }
     }
 }
 
@@ -201,6 +210,7 @@ fn a_million_lines_through_a_slow_reader() {
         return;
     }
     let mut child = Command::new("unshare")
+        .env("USHER_HEALTH_ADDR", "off")
         .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
         .arg(usher())
         .args([
@@ -296,7 +306,7 @@ fn both_streams_into_one_pipe_stay_whole_records() {
     let (reader, writer) = std::io::pipe().unwrap();
     let flood = fixture("flood");
     let script = format!("{flood} 2000 8000 & {flood} 2000 8000 >&2; wait");
-    let mut child = Command::new(usher())
+    let mut child = usher_command()
         .args(["-v", "--log-format", "json", "--", "sh", "-c", &script])
         .stdout(writer.try_clone().unwrap())
         .stderr(writer)
@@ -315,7 +325,7 @@ fn both_streams_into_one_pipe_stay_whole_records() {
 /// A command that cannot start is reported as a JSON record too.
 #[test]
 fn spawn_failure_is_a_json_record() {
-    let output = Command::new(usher())
+    let output = usher_command()
         .args(["--log-format", "json", "--", "/no/such/program"])
         .output()
         .unwrap();

@@ -311,10 +311,11 @@ fn a_dropped_child_cannot_inject_into_the_terminal() {
         let mut command = if start == Start::SessionMember {
             // sh leads the session; usher is its child and not a session leader.
             let mut command = Command::new("sh");
+            command.env("USHER_HEALTH_ADDR", "off");
             command.args(["-c", r#""$0" "$@""#]).arg(usher());
             command
         } else {
-            Command::new(usher())
+            usher_command()
         };
         command.env("USHER_LOG_FORMAT", "raw");
         command.args(user_args).args(["--", &fixture("tiocsti")]);
@@ -440,6 +441,7 @@ fn user_switch_needs_root_unless_already_that_user() {
     }
     let as_uid_1234 = |args: &[&str]| {
         Command::new("setpriv")
+            .env("USHER_HEALTH_ADDR", "off")
             .args(["--reuid=1234", "--regid=1234", "--clear-groups", "--"])
             .arg(usher())
             .args(args)
@@ -470,6 +472,7 @@ fn missing_capabilities_are_a_configuration_error() {
     }
     let without = |cap: &str, args: &[&str]| {
         Command::new("setpriv")
+            .env("USHER_HEALTH_ADDR", "off")
             .arg(format!("--bounding-set=-{cap}"))
             .arg(usher())
             .args(args)

@@ -4,7 +4,6 @@
 mod support;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::Command;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -29,11 +28,7 @@ fn server(status: &'static str) -> (u16, std::thread::JoinHandle<String>) {
 }
 
 fn probe(args: &[&str]) -> (Option<i32>, String) {
-    let output = Command::new(usher())
-        .arg("probe")
-        .args(args)
-        .output()
-        .unwrap();
+    let output = usher_command().arg("probe").args(args).output().unwrap();
     assert!(output.stdout.is_empty());
     (
         output.status.code(),

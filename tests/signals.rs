@@ -264,7 +264,7 @@ fn signals_sent_to_pid1_from_inside_the_namespace_are_forwarded() {
 fn sigpipe_from_usher_s_own_write_is_not_forwarded() {
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader); // every write usher makes to stderr now fails with EPIPE and raises SIGPIPE
-    let mut child = std::process::Command::new(usher())
+    let mut child = usher_command()
         .args([
             "-vv",
             "--log-format",

@@ -2,7 +2,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
-use std::process::Command;
 use support::*;
 
 /// Runs usher with a command that would leave a marker file if it were ever started.
@@ -14,7 +13,7 @@ fn rejected(args: &[&str], env: &[(&str, &str)]) -> String {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let marker = dir.join(format!("started-{}", args.join(" ").replace('/', "_")));
-    let output = Command::new(usher())
+    let output = usher_command()
         .args(args)
         .args(["--", "touch", marker.to_str().unwrap()])
         .envs(env.iter().copied())
@@ -70,10 +69,10 @@ fn bad_environment_exits_2_naming_the_variable() {
 
 #[test]
 fn missing_command_exits_2() {
-    let output = Command::new(usher()).output().unwrap();
+    let output = usher_command().output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("no command"));
-    let output = Command::new(usher())
+    let output = usher_command()
         .args(["--grace", "1s", "--"])
         .output()
         .unwrap();
@@ -82,7 +81,7 @@ fn missing_command_exits_2() {
 
 #[test]
 fn help_and_version() {
-    let output = Command::new(usher()).arg("--help").output().unwrap();
+    let output = usher_command().arg("--help").output().unwrap();
     assert_eq!(output.status.code(), Some(0));
     let help = String::from_utf8(output.stdout).unwrap();
     for flag in [
@@ -95,7 +94,7 @@ fn help_and_version() {
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
-    let output = Command::new(usher()).arg("--version").output().unwrap();
+    let output = usher_command().arg("--version").output().unwrap();
     assert!(
         String::from_utf8(output.stdout)
             .unwrap()
@@ -105,7 +104,7 @@ fn help_and_version() {
 
 #[test]
 fn argv_is_passed_on_exactly() {
-    let output = Command::new(usher())
+    let output = usher_command()
         .args([
             "--log-format",
             "raw",

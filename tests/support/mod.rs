@@ -16,6 +16,14 @@ pub fn usher() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_usher"))
 }
 
+/// A command running usher with the health server off: tests run in parallel and would all
+/// want port 8558 (the health tests pick their own port).
+pub fn usher_command() -> Command {
+    let mut command = Command::new(usher());
+    command.env("USHER_HEALTH_ADDR", "off");
+    command
+}
+
 /// A fixture from `examples/`, built by `cargo test` beside the usher binary.
 pub fn fixture(name: &str) -> String {
     let path = usher().parent().unwrap().join("examples").join(name);
@@ -225,14 +233,16 @@ impl Usher {
                 .arg(etc.dir.join("group"));
         }
         command.arg(usher()).args(args);
-        command.env("USHER_LOG_FORMAT", "raw");
+        command
+            .env("USHER_LOG_FORMAT", "raw")
+            .env("USHER_HEALTH_ADDR", "off");
         command.envs(namespace.env.iter().copied());
         Usher::start(command, true)
     }
 
     /// usher as an ordinary process (it becomes a child subreaper).
     pub fn plain(args: &[&str]) -> Usher {
-        let mut command = Command::new(usher());
+        let mut command = usher_command();
         command.args(args).env("USHER_LOG_FORMAT", "raw");
         // Also inherited ignored here (unshare could not wait for usher with it ignored): an
         // ignored SIGCHLD makes the kernel reap children itself, unless usher undoes it.
@@ -244,7 +254,9 @@ impl Usher {
     /// the test closes with `close_stdin` (for scripts that must outlive a moment).
     pub fn shell(script: &str) -> Usher {
         let mut command = Command::new("sh");
-        command.env("USHER_LOG_FORMAT", "raw");
+        command
+            .env("USHER_LOG_FORMAT", "raw")
+            .env("USHER_HEALTH_ADDR", "off");
         let fixtures = usher().parent().unwrap().join("examples");
         command.arg("-c").arg(script).arg(usher()).arg(fixtures);
         Usher::start(command, false)

@@ -1,0 +1,214 @@
+//! The routes, as a pure function of the request line and the shared state.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use super::Health;
+use crate::signals::Signo;
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+    /// For 405: the methods the path accepts.
+    pub allow: Option<&'static str>,
+}
+
+fn json(status: u16, body: String) -> Response {
+    Response {
+        status,
+        content_type: "application/json",
+        body,
+        allow: None,
+    }
+}
+
+/// Answers one request. Bodies are small JSON objects that never contain argv, environment or
+/// file contents; HEAD gets the status and headers of GET without a body.
+pub fn route(method: &str, path: &str, health: &Health) -> Response {
+    let path = path.split('?').next().unwrap_or_default();
+    let probe = matches!(
+        path,
+        "/health" | "/healthz" | "/livez" | "/ready" | "/readyz"
+    );
+    let allowed = match path {
+        _ if probe => method == "GET" || method == "HEAD",
+        "/metrics" => method == "GET",
+        _ => return json(404, r#"{"status":"not found"}"#.to_string()),
+    };
+    if !allowed {
+        let allow = if probe { "GET, HEAD" } else { "GET" };
+        let mut response = json(405, r#"{"status":"method not allowed"}"#.to_string());
+        response.allow = Some(allow);
+        return response;
+    }
+    let mut response = match path {
+        "/metrics" => Response {
+            status: 200,
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            body: metrics(health),
+            allow: None,
+        },
+        "/ready" | "/readyz" => state(health, health.is_ready()),
+        _ => state(health, health.alive()),
+    };
+    if method == "HEAD" {
+        response.body.clear();
+    }
+    response
+}
+
+fn state(health: &Health, ok: bool) -> Response {
+    let pid = health.child_pid.load(Ordering::Relaxed);
+    let exit = health.last_exit.load(Ordering::Relaxed);
+    let uptime = health.started.elapsed().as_secs();
+    let stopping = health.stopping.load(Ordering::Relaxed);
+    let status = if ok { "ok" } else { "unavailable" };
+    let last_exit = if exit < 0 {
+        "null".to_string()
+    } else {
+        exit.to_string()
+    };
+    let body = format!(
+        r#"{{"status":"{status}","child_pid":{pid},"child_alive":{},"stopping":{stopping},"uptime_seconds":{uptime},"restarts":0,"last_exit":{last_exit}}}"#,
+        health.alive()
+    );
+    json(if ok { 200 } else { 503 }, body)
+}
+
+fn metrics(health: &Health) -> String {
+    let mut out = String::with_capacity(2048);
+    let mut gauge = |name: &str, kind: &str, help: &str, value: String| {
+        let _ = write!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        );
+    };
+    let flag = |b: bool| if b { "1".to_string() } else { "0".to_string() };
+    gauge(
+        "usher_child_up",
+        "gauge",
+        "Whether the main child is running.",
+        flag(health.alive()),
+    );
+    gauge(
+        "usher_ready",
+        "gauge",
+        "Whether /ready answers 200.",
+        flag(health.is_ready()),
+    );
+    let starts = health.starts.load(Ordering::Relaxed).to_string();
+    gauge(
+        "usher_child_starts_total",
+        "counter",
+        "Times the main child was started.",
+        starts,
+    );
+    let exit = health.last_exit.load(Ordering::Relaxed).to_string();
+    gauge(
+        "usher_child_last_exit_code",
+        "gauge",
+        "The main child's last exit status (-1: none yet).",
+        exit,
+    );
+    let reaped = health.reaped.load(Ordering::Relaxed).to_string();
+    gauge(
+        "usher_zombies_reaped_total",
+        "counter",
+        "Processes other than the main child reaped.",
+        reaped,
+    );
+    let uptime = format!("{:.3}", health.started.elapsed().as_secs_f64());
+    gauge(
+        "usher_uptime_seconds",
+        "gauge",
+        "Seconds since usher started.",
+        uptime,
+    );
+    let name = "usher_signals_forwarded_total";
+    let _ = write!(
+        out,
+        "# HELP {name} Signals forwarded to the child, by signal.\n# TYPE {name} counter\n"
+    );
+    for (signo, counter) in health.forwarded.iter().enumerate() {
+        let count = counter.load(Ordering::Relaxed);
+        let signal = i32::try_from(signo).ok().and_then(Signo::new);
+        if let (true, Some(signal)) = (count > 0, signal) {
+            let _ = writeln!(out, "{name}{{signal=\"{signal}\"}} {count}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_and_ready_follow_the_child_and_the_stop() {
+        let health = Health::default();
+        assert_eq!(route("GET", "/health", &health).status, 503);
+        health.child_started(42);
+        for path in [
+            "/health",
+            "/healthz",
+            "/livez",
+            "/ready",
+            "/readyz",
+            "/ready?verbose=1",
+        ] {
+            let response = route("GET", path, &health);
+            assert_eq!(response.status, 200, "{path}");
+            assert!(
+                response.body.contains(r#""child_pid":42"#),
+                "{}",
+                response.body
+            );
+        }
+        health.stop_begun();
+        assert_eq!(route("GET", "/ready", &health).status, 503);
+        assert_eq!(route("GET", "/health", &health).status, 200);
+        health.child_exited(3);
+        let response = route("GET", "/health", &health);
+        assert_eq!(response.status, 503);
+        assert!(
+            response.body.contains(r#""last_exit":3"#),
+            "{}",
+            response.body
+        );
+    }
+
+    #[test]
+    fn methods_paths_and_head() {
+        let health = Health::default();
+        health.child_started(7);
+        assert_eq!(route("GET", "/nope", &health).status, 404);
+        let post = route("POST", "/health", &health);
+        assert_eq!((post.status, post.allow), (405, Some("GET, HEAD")));
+        assert_eq!(route("HEAD", "/metrics", &health).status, 405);
+        let head = route("HEAD", "/health", &health);
+        assert_eq!((head.status, head.body.as_str()), (200, ""));
+    }
+
+    #[test]
+    fn metrics_text() {
+        let health = Health::default();
+        health.child_started(7);
+        health.forwarded(libc::SIGTERM);
+        health.forwarded(libc::SIGTERM);
+        health.reaped(3);
+        let body = route("GET", "/metrics", &health).body;
+        for expected in [
+            "# TYPE usher_child_up gauge\nusher_child_up 1\n",
+            "usher_child_starts_total 1\n",
+            "usher_zombies_reaped_total 3\n",
+            "usher_signals_forwarded_total{signal=\"SIGTERM\"} 2\n",
+        ] {
+            assert!(
+                body.contains(expected),
+                "{expected:?} missing from:\n{body}"
+            );
+        }
+    }
+}

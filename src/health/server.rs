@@ -1,0 +1,102 @@
+//! The HTTP side: hyper on a current-thread tokio runtime in a thread of its own, so that the
+//! child, the log relays or a stalled stdout never hold up a probe. Slow or idle clients are
+//! timed out and connections are capped, so a probe is always answered.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::Semaphore;
+
+use super::Health;
+use super::routes;
+
+/// Connections served at once; more are closed at once. Far above what 300 idle or half-sent
+/// connections take, so they cannot starve a probe.
+const MAX_CONNECTIONS: usize = 1024;
+/// A client must send its request headers within this.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// No connection lives longer than this, idle keep-alive included.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+
+/// Binds the address before anything starts (a port in use is a configuration error).
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let listener = TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Serves on `listener` from a thread of its own. Started once usher has dropped its
+/// privileges: capabilities are per thread.
+pub fn start(listener: TcpListener, health: Arc<Health>) -> io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()?;
+    std::thread::Builder::new()
+        .name("usher-health".into())
+        .spawn(move || {
+            runtime.block_on(serve(listener, health));
+        })?;
+    Ok(())
+}
+
+async fn serve(listener: TcpListener, health: Arc<Health>) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        return;
+    };
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let health = Arc::clone(&health);
+        tokio::spawn(async move {
+            let service = service_fn(move |request: Request<Incoming>| {
+                let answer =
+                    routes::route(request.method().as_str(), request.uri().path(), &health);
+                async move { Ok::<_, Infallible>(to_hyper(answer)) }
+            });
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+            drop(permit);
+        });
+    }
+}
+
+fn to_hyper(answer: routes::Response) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(answer.body)));
+    *response.status_mut() = hyper::StatusCode::from_u16(answer.status)
+        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(answer.content_type),
+    );
+    headers.insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("no-store"),
+    );
+    if let Some(allow) = answer.allow {
+        headers.insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static(allow),
+        );
+    }
+    response
+}
