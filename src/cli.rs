@@ -12,6 +12,7 @@ use lexopt::prelude::*;
 use crate::environment::SecretNames;
 use crate::logs::{self, Level};
 use crate::privileges::CapSet;
+use crate::readiness;
 use crate::signals::{Rewrites, Signo};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,6 +45,7 @@ pub struct Config {
     pub warn_on_reap: bool,
     /// `--health-addr`: None when `off`.
     pub health_addr: Option<SocketAddr>,
+    pub ready_when: readiness::Source,
     pub log_format: LogMode,
     /// `--log-field K=V`: static fields added to every record.
     pub log_fields: Vec<(String, String)>,
@@ -473,23 +475,10 @@ fn validate(
         })?),
         None => Some(SocketAddr::from(([0, 0, 0, 0], 8558))),
     };
-    if let Some(raw) = settings
-        .take_one(&READY_WHEN)?
-        .filter(|raw| raw.value != "started")
-    {
-        let known = ["tcp:", "http:", "file:"]
-            .iter()
-            .any(|kind| raw.value.starts_with(kind));
-        if !known && raw.value != "notify" {
-            return Err(UsageError(format!(
-                "{}: unknown readiness source \"{}\" (started, tcp:[HOST:]PORT, http:URL, \
-                 file:PATH or notify)",
-                raw.source(),
-                raw.value
-            )));
-        }
-        return Err(not_yet(&raw, "only `started` is available yet"));
-    }
+    let ready_when = match settings.take_one(&READY_WHEN)? {
+        Some(raw) => raw.parse(readiness::Source::parse)?,
+        None => readiness::Source::Started,
+    };
     let log_format = match settings.take_one(&LOG_FORMAT)? {
         Some(raw) => raw.parse(|value| match value {
             "json" => Ok(LogMode::Json),
@@ -572,6 +561,7 @@ fn validate(
         verbosity,
         warn_on_reap,
         health_addr,
+        ready_when,
         log_format,
         log_fields,
         log_max_record,
@@ -582,10 +572,6 @@ fn validate(
         env_files,
         secret_env,
     })))
-}
-
-fn not_yet(raw: &Raw, why: &str) -> UsageError {
-    UsageError(format!("{}: {why}", raw.source()))
 }
 
 pub const HELP: &str = "\
@@ -607,7 +593,8 @@ Options (each also read from the variable shown; a flag wins over its variable):
   -e, --remap-exit CODE  USHER_REMAP_EXIT    report child exit CODE as 0 (repeatable)
   --health-addr ADDR     USHER_HEALTH_ADDR   where /health, /ready, /metrics are served,
                                              or off [0.0.0.0:8558]
-  --ready-when SPEC      USHER_READY_WHEN    only `started` for now
+  --ready-when SPEC      USHER_READY_WHEN    when /ready turns 200: started, tcp:[HOST:]PORT,
+                                             http:URL, file:PATH or notify [started]
   --log-format F         USHER_LOG_FORMAT    json, raw (the child inherits stdio) or auto
                                              (json unless stdout is a terminal) [auto]
   --log-field K=V        USHER_LOG_FIELDS    a static field in every record (repeatable)
@@ -792,9 +779,16 @@ mod tests {
     }
 
     #[test]
-    fn later_features_are_refused_until_they_exist() {
-        let err = error(&["--ready-when", "tcp:80", "x"]);
+    fn health_and_readiness_settings() {
+        let err = error(&["--ready-when", "tcp:0", "x"]);
         assert!(err.starts_with("--ready-when:"), "{err}");
+        let err = error(&["--ready-when", "http://example.com:80/", "x"]);
+        assert!(err.contains("no DNS"), "{err}");
+        let env = |name: &str| (name == "USHER_READY_WHEN").then(|| "notify".into());
+        let Ok(Invocation::Run(config)) = parse(vec!["x".into()], &env) else {
+            panic!()
+        };
+        assert_eq!(config.ready_when, readiness::Source::Notify);
         let config = run(&["--log-format", "raw", "--health-addr", "off", "x"]).unwrap();
         assert_eq!(config.health_addr, None);
         let config = run(&["--health-addr", "127.0.0.1:0", "x"]).unwrap();

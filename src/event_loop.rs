@@ -12,6 +12,7 @@ use crate::health::{self, Health};
 use crate::log_relay;
 use crate::logs::{LogFormat, Stream};
 use crate::process_table;
+use crate::readiness::{self, NotifySocket};
 use crate::reaper;
 use crate::signals::Signo;
 use crate::supervisor::{Action, Event, Left, Policy, Scope, Supervisor};
@@ -25,12 +26,12 @@ const SIGNALS_PER_WAKE: usize = 64;
 /// Runs the command under supervision and returns usher's exit status.
 pub fn run(
     config: Config,
-    child: ChildSpec,
+    mut child: ChildSpec,
     log_format: Option<&Arc<LogFormat>>,
     health_listener: Option<std::net::TcpListener>,
     inbox: SignalInbox,
 ) -> u8 {
-    let health = Arc::new(Health::default());
+    let health = Arc::new(Health::new(config.ready_when.is_started()));
     let is_pid1 = std::process::id() == 1;
     let parent = sys::parent_pid();
     if !is_pid1 {
@@ -41,6 +42,17 @@ pub fn run(
             Err(e) => warn!("failed to become a child subreaper ({e}): orphans go to init"),
         }
     }
+    // The child must find NOTIFY_SOCKET in its environment: the socket exists before it does.
+    let notify = match config.ready_when {
+        readiness::Source::Notify => match NotifySocket::create(&mut child.environment) {
+            Ok(socket) => Some(socket),
+            Err(e) => {
+                error!("--ready-when notify: cannot create the notify socket: {e}");
+                return 2;
+            }
+        },
+        _ => None,
+    };
     let started = match child::spawn(&child) {
         Ok(started) => started,
         Err(e) => {
@@ -86,7 +98,7 @@ pub fn run(
         if let Err(e) = events::start_writer() {
             warn!("failed to start the event writer: {e}");
         }
-        match log_relay::start(pipes, format) {
+        match log_relay::start(pipes, format, &health) {
             Ok(started) => relays = Some(started),
             Err(e) => {
                 error!("failed to start the log relays: {e}");
@@ -99,6 +111,11 @@ pub fn run(
         && let Err(e) = health::server::start(listener, Arc::clone(&health))
     {
         error!("failed to start the health server: {e}");
+        let _ = sys::send_signal(-main_pid, Signo::KILL.number());
+        return 2;
+    }
+    if let Err(e) = readiness::start(config.ready_when.clone(), notify, Arc::clone(&health)) {
+        error!("failed to start watching readiness: {e}");
         let _ = sys::send_signal(-main_pid, Signo::KILL.number());
         return 2;
     }

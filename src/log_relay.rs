@@ -11,6 +11,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::events::warn;
+use crate::health::Health;
 use crate::logs::{LineEncoder, LogFormat, Stream};
 use crate::output::{self, Target};
 use crate::sys;
@@ -27,7 +28,12 @@ pub struct Relays {
 }
 
 /// Starts a relay thread for each pipe.
-pub fn start(pipes: Vec<(File, Stream)>, format: &Arc<LogFormat>) -> io::Result<Relays> {
+/// Counts what they relay in `health` (for /metrics).
+pub fn start(
+    pipes: Vec<(File, Stream)>,
+    format: &Arc<LogFormat>,
+    health: &Arc<Health>,
+) -> io::Result<Relays> {
     let (sender, done) = channel();
     let running = pipes.len();
     let progress = Arc::new(AtomicU64::new(0));
@@ -38,9 +44,10 @@ pub fn start(pipes: Vec<(File, Stream)>, format: &Arc<LogFormat>) -> io::Result<
         let format = Arc::clone(format);
         let sender: Sender<Stream> = sender.clone();
         let progress = Arc::clone(&progress);
+        let health = Arc::clone(health);
         let name = format!("usher-{}", stream.as_str());
         std::thread::Builder::new().name(name).spawn(move || {
-            relay(pipe, stream, format, &progress);
+            relay(pipe, stream, format, &progress, &health);
             let _ = sender.send(stream);
         })?;
     }
@@ -78,7 +85,13 @@ impl Relays {
     }
 }
 
-fn relay(mut pipe: File, stream: Stream, format: Arc<LogFormat>, progress: &AtomicU64) {
+fn relay(
+    mut pipe: File,
+    stream: Stream,
+    format: Arc<LogFormat>,
+    progress: &AtomicU64,
+    health: &Health,
+) {
     let mut encoder = LineEncoder::new(format, stream);
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut records = Vec::with_capacity(READ_CHUNK * 2);
@@ -94,6 +107,7 @@ fn relay(mut pipe: File, stream: Stream, format: Arc<LogFormat>, progress: &Atom
         let time = crate::logs::time::rfc3339_micros(SystemTime::now());
         records.clear();
         encoder.push(chunk.get(..read).unwrap_or_default(), &time, &mut records);
+        count(health, stream, read, &records, &mut encoder);
         // Once usher's own output is gone (EPIPE), keep draining the pipe so the child is not
         // blocked or killed by a SIGPIPE for a log line nobody can read any more.
         if output_open {
@@ -103,9 +117,17 @@ fn relay(mut pipe: File, stream: Stream, format: Arc<LogFormat>, progress: &Atom
     let time = crate::logs::time::rfc3339_micros(SystemTime::now());
     records.clear();
     encoder.finish(&time, &mut records);
+    count(health, stream, 0, &records, &mut encoder);
     if output_open {
         write_records(stream, &records);
     }
+}
+
+/// Counts a chunk for /metrics: every record ends in the one newline it holds.
+fn count(health: &Health, stream: Stream, read: usize, records: &[u8], encoder: &mut LineEncoder) {
+    let written = memchr::memchr_iter(b'\n', records).count();
+    let partial = std::mem::take(&mut encoder.partial_records);
+    health.logged(stream, read, written, partial);
 }
 
 /// One write of whole records; after a failure (usher's output closed) the relay keeps

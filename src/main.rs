@@ -12,6 +12,7 @@ mod output;
 mod privileges;
 mod probe;
 mod process_table;
+mod readiness;
 mod reaper;
 mod signals;
 mod supervisor;

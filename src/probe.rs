@@ -19,7 +19,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Enough for any status line; the rest of the answer is not read.
 const MAX_STATUS_LINE: usize = 8192;
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     Http {
         addr: SocketAddr,
@@ -66,7 +66,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Probe, UsageError> {
     Ok(Probe { target, timeout })
 }
 
-fn parse_target(text: &str) -> Result<Target, String> {
+pub fn parse_target(text: &str) -> Result<Target, String> {
     let (scheme, rest) = text
         .split_once("://")
         .ok_or("expected http://HOST:PORT/PATH or tcp://HOST:PORT")?;
@@ -88,7 +88,7 @@ fn parse_target(text: &str) -> Result<Target, String> {
 }
 
 /// `HOST:PORT` with HOST an IPv4 literal, `[IPv6]` or `localhost`.
-fn parse_authority(authority: &str) -> Result<SocketAddr, String> {
+pub fn parse_authority(authority: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = authority.parse::<SocketAddr>() {
         return Ok(addr);
     }

@@ -31,16 +31,253 @@ fn get(port: u16, method: &str, path: &str) -> (u16, String) {
 
 /// usher as PID 1 serving on a free loopback port; returns it and the port it announced.
 fn serving(extra: &[&str]) -> (Usher, u16) {
-    let env = [("USHER_HEALTH_ADDR", "127.0.0.1:0")];
     let print_signals = fixture("print_signals");
+    serving_app(extra, &[&print_signals, "--exit-on", "TERM"], "ready")
+}
+
+/// usher as PID 1 running `command` with `extra` options, once the command said `ready_line`.
+fn serving_app(extra: &[&str], command: &[&str], ready_line: &str) -> (Usher, u16) {
+    let env = [("USHER_HEALTH_ADDR", "127.0.0.1:0")];
     let mut args = vec!["-v"];
     args.extend(extra);
-    args.extend(["--", print_signals.as_str(), "--exit-on", "TERM"]);
+    args.push("--");
+    args.extend(command);
     let mut usher = Usher::pid1_with_env(&env, &args);
     let line = usher.stderr_containing("health server listening on");
-    let port = line.rsplit(':').next().unwrap().trim().parse().unwrap();
-    usher.line_starting("ready");
+    let port = announced_port(&line);
+    usher.line_starting(ready_line);
     (usher, port)
+}
+
+/// The port in usher's `health server listening on ADDR` event, raw or JSON.
+fn announced_port(line: &str) -> u16 {
+    let (_, addr) = line.split_once("health server listening on ").unwrap();
+    let addr = addr.trim_end().trim_end_matches(['"', '}']);
+    addr.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+fn ready_body(port: u16) -> (u16, serde_json::Value) {
+    let (status, body) = get(port, "GET", "/ready");
+    (status, serde_json::from_str(&body).unwrap())
+}
+
+/// Starts not ready; `make_ready` and `make_unready` switch the app, twice over, and /ready
+/// follows each time (usher announces each change; the body says why it is not ready).
+fn readiness_follows_the_app(
+    source: &str,
+    command: &[&str],
+    make_ready: &dyn Fn(&mut Usher),
+    make_unready: &dyn Fn(&mut Usher),
+) -> Usher {
+    let (mut usher, port) = serving_app(&["--ready-when", source], command, "waiting");
+    let (status, body) = ready_body(port);
+    assert_eq!(status, 503, "{source}: {body}");
+    assert_eq!(body["ready"], false, "{body}");
+    assert_eq!(get(port, "GET", "/health").0, 200, "alive though not ready");
+    for round in 0..2 {
+        make_ready(&mut usher);
+        usher.stderr_containing("child is ready");
+        let (status, body) = ready_body(port);
+        assert_eq!(status, 200, "{source}, round {round}: {body}");
+        if source == "notify" {
+            assert_eq!(body["detail"], "serving requests", "{body}");
+        }
+        make_unready(&mut usher);
+        usher.stderr_containing("child is not ready any more");
+        let (status, body) = ready_body(port);
+        assert_eq!(status, 503, "{source}, round {round}: {body}");
+        let expected = match source {
+            "notify" => "shutting down",
+            s if s.starts_with("http") => "status 503",
+            s if s.starts_with("tcp") => "refused",
+            _ => "No such file",
+        };
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(expected), "{source}: {body}");
+    }
+    usher.signal(libc::SIGTERM);
+    assert_eq!(usher.wait(), 0);
+    usher
+}
+
+fn signal_and_wait(signo: i32, line: &'static str) -> impl Fn(&mut Usher) {
+    move |usher: &mut Usher| {
+        usher.signal(signo);
+        usher.line_starting(line);
+    }
+}
+
+#[test]
+fn ready_when_tcp_follows_the_port() {
+    if !require_root("ready_when_tcp_follows_the_port") {
+        return;
+    }
+    let port = free_port().to_string();
+    readiness_follows_the_app(
+        &format!("tcp:{port}"),
+        &[&fixture("ready_app"), "tcp", &port],
+        &signal_and_wait(libc::SIGUSR1, "now ready"),
+        &signal_and_wait(libc::SIGUSR2, "now unready"),
+    );
+}
+
+#[test]
+fn ready_when_http_follows_the_status() {
+    if !require_root("ready_when_http_follows_the_status") {
+        return;
+    }
+    let port = free_port().to_string();
+    readiness_follows_the_app(
+        &format!("http://127.0.0.1:{port}/ready"),
+        &[&fixture("ready_app"), "http", &port],
+        &signal_and_wait(libc::SIGUSR1, "now ready"),
+        &signal_and_wait(libc::SIGUSR2, "now unready"),
+    );
+}
+
+#[test]
+fn ready_when_file_follows_the_file() {
+    if !require_root("ready_when_file_follows_the_file") {
+        return;
+    }
+    let dir = TempDir::new("ready-file");
+    let path = dir.dir.join("ready");
+    let print_signals = fixture("print_signals");
+    let (mut usher, port) = serving_app(
+        &["--ready-when", &format!("file:{}", path.display())],
+        &[&print_signals, "--exit-on", "TERM"],
+        "ready",
+    );
+    assert_eq!(ready_body(port).0, 503);
+    for _ in 0..2 {
+        std::fs::write(&path, b"").unwrap();
+        usher.stderr_containing("child is ready (file)");
+        assert_eq!(ready_body(port).0, 200);
+        std::fs::remove_file(&path).unwrap();
+        usher.stderr_containing("child is not ready any more (file)");
+        let (status, body) = ready_body(port);
+        assert_eq!(status, 503);
+        assert!(
+            body["detail"].as_str().unwrap().contains("No such file"),
+            "{body}"
+        );
+    }
+    usher.signal(libc::SIGTERM);
+    assert_eq!(usher.wait(), 0);
+}
+
+#[test]
+fn ready_when_notify_follows_sd_notify() {
+    if !require_root("ready_when_notify_follows_sd_notify") {
+        return;
+    }
+    readiness_follows_the_app(
+        "notify",
+        &[&fixture("ready_app"), "notify"],
+        &signal_and_wait(libc::SIGUSR1, "now ready"),
+        &signal_and_wait(libc::SIGUSR2, "now unready"),
+    );
+}
+
+/// The counters in /metrics count what really happened: records, bytes and partial records of
+/// the child's output, and the signals forwarded.
+#[test]
+fn metrics_count_logs_and_signals() {
+    if !require_root("metrics_count_logs_and_signals") {
+        return;
+    }
+    let script = format!(
+        "head -c 3000 /dev/zero | tr '\\0' x; echo; echo oops >&2; exec {} --exit-on TERM",
+        fixture("print_signals")
+    );
+    let (mut usher, port) = serving_app(
+        &["--log-format", "json", "--log-max-record", "1024"],
+        &["sh", "-c", &script],
+        "{",
+    );
+    // print_signals says `ready` last: its record on stdout means the rest were counted.
+    while !usher.next_line().contains(r#""msg":"ready "#) {}
+    usher.stderr_containing("oops");
+    usher.signal(libc::SIGHUP);
+    usher.line_starting("{");
+    let (_, metrics) = get(port, "GET", "/metrics");
+    let value = |series: &str| -> u64 {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let partial = value(r#"usher_log_partial_records_total{stream="stdout"}"#);
+    assert!(partial >= 2, "3000 bytes in 1024-byte records: {partial}");
+    assert_eq!(
+        value(r#"usher_log_records_total{stream="stdout"}"#),
+        partial + 1 + 2, // the last piece, `ready`, the line about SIGHUP
+    );
+    assert_eq!(value(r#"usher_log_records_total{stream="stderr"}"#), 1);
+    assert_eq!(value(r#"usher_log_bytes_total{stream="stderr"}"#), 5);
+    assert_eq!(
+        value(r#"usher_signals_forwarded_total{signal="SIGHUP"}"#),
+        1
+    );
+    assert_eq!(value("usher_child_up"), 1);
+    assert_eq!(value("usher_child_starts_total"), 1);
+    usher.signal(libc::SIGTERM);
+    assert_eq!(usher.wait(), 0);
+}
+
+/// `/metrics` is what Prometheus accepts: `promtool check metrics` (Debian's prometheus
+/// package; `.ci/run` fetches it and sets PROMTOOL).
+#[test]
+fn metrics_pass_promtool() {
+    let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".to_string());
+    if std::process::Command::new(&promtool)
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool not found ({promtool}): .ci/run installs it"
+        );
+        eprintln!("skipped: no promtool");
+        return;
+    }
+    if !require_root("metrics_pass_promtool") {
+        return;
+    }
+    let (mut usher, port) = serving(&[]);
+    usher.signal(libc::SIGHUP);
+    usher.line_starting("signal");
+    let (status, metrics) = get(port, "GET", "/metrics");
+    assert_eq!(status, 200);
+    let mut check = std::process::Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let output = check.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool: {}{}\n{metrics}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    usher.signal(libc::SIGTERM);
+    assert_eq!(usher.wait(), 0);
 }
 
 #[test]
@@ -158,17 +395,10 @@ fn a_stalled_stdout_does_not_stall_health() {
     // stdout is never read: the pipe fills and the child blocks behind usher.
     let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut lines = std::io::BufRead::lines(stderr);
-    let port: u16 = loop {
+    let port = loop {
         let line = lines.next().unwrap().unwrap();
-        if let Some(at) = line.find("health server listening on ") {
-            let addr = &line[at + "health server listening on ".len()..];
-            break addr
-                .trim_end_matches(['"', '}'])
-                .rsplit(':')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap();
+        if line.contains("health server listening on ") {
+            break announced_port(&line);
         }
     };
     for _ in 0..20 {

@@ -44,6 +44,13 @@ fn bad_flags_exit_2_naming_the_flag_before_anything_starts() {
         (&["--log-format", "xml"], "--log-format"),
         (&["--user", "app"], "--user"),
         (&["--health-addr", "localhost:80"], "--health-addr"),
+        (&["--ready-when", "grpc:80"], "--ready-when"),
+        (&["--ready-when", "tcp:99999"], "--ready-when"),
+        (&["--ready-when", "http://db:8080/ready"], "--ready-when"),
+        (
+            &["--ready-when", "http:ftp://127.0.0.1:21/"],
+            "--ready-when",
+        ),
     ] {
         let stderr = rejected(args, &[]);
         assert!(stderr.starts_with("usher: "), "{stderr}");
@@ -61,6 +68,8 @@ fn bad_environment_exits_2_naming_the_variable() {
         ("USHER_SINGLE_CHILD", "perhaps"),
         ("USHER_REWRITE", "TERM:QUIT,HUP"),
         ("USHER_REMAP_EXIT", "1,x"),
+        ("USHER_READY_WHEN", "file:"),
+        ("USHER_HEALTH_ADDR", "8558"),
     ] {
         let stderr = rejected(&[], &[(var, value)]);
         assert!(stderr.contains(var), "{var}: {stderr}");

@@ -9,8 +9,11 @@
 pub mod routes;
 pub mod server;
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::time::Instant;
+
+use crate::logs::Stream;
 
 pub struct Health {
     started: Instant,
@@ -24,10 +27,25 @@ pub struct Health {
     /// Signals forwarded, by signal number.
     forwarded: [AtomicU64; 65],
     reaped: AtomicU64,
+    /// `--ready-when started`: ready as soon as the child runs.
+    ready_at_start: bool,
+    /// What the readiness source last said: a notify STATUS=, or why a check failed.
+    detail: Mutex<String>,
+    /// The child's log output, by stream (stdout, stderr): records written, bytes read from the
+    /// child, records that are pieces of an over-long line.
+    pub log_records: [AtomicU64; 2],
+    pub log_bytes: [AtomicU64; 2],
+    pub log_partial_records: [AtomicU64; 2],
 }
 
 impl Default for Health {
     fn default() -> Self {
+        Health::new(true)
+    }
+}
+
+impl Health {
+    pub fn new(ready_at_start: bool) -> Self {
         Health {
             started: Instant::now(),
             child_pid: AtomicI32::new(0),
@@ -38,17 +56,58 @@ impl Default for Health {
             starts: AtomicU64::new(0),
             forwarded: std::array::from_fn(|_| AtomicU64::new(0)),
             reaped: AtomicU64::new(0),
+            ready_at_start,
+            detail: Mutex::new(String::new()),
+            log_records: Default::default(),
+            log_bytes: Default::default(),
+            log_partial_records: Default::default(),
         }
     }
-}
 
-impl Health {
     /// The child started; with `--ready-when started` it is ready at once.
     pub fn child_started(&self, pid: i32) {
         self.child_pid.store(pid, Ordering::Relaxed);
         self.starts.fetch_add(1, Ordering::Relaxed);
         self.child_alive.store(true, Ordering::Relaxed);
-        self.ready.store(true, Ordering::Relaxed);
+        if self.ready_at_start {
+            self.ready.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// What the readiness source says; returns whether that changed.
+    pub fn set_ready(&self, ready: bool) -> bool {
+        self.ready.swap(ready, Ordering::Relaxed) != ready
+    }
+
+    pub fn set_detail(&self, detail: String) {
+        if let Ok(mut current) = self.detail.lock()
+            && *current != detail
+        {
+            *current = detail;
+        }
+    }
+
+    fn detail(&self) -> String {
+        self.detail.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+
+    /// The child runs and no stop has begun.
+    pub fn running(&self) -> bool {
+        self.alive() && !self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// Counts a chunk of the child's output: `read` bytes from its pipe became `records`
+    /// records, `partial` of them pieces of over-long lines.
+    pub fn logged(&self, stream: Stream, read: usize, records: usize, partial: usize) {
+        let i = stream as usize;
+        let add = |counters: &[AtomicU64; 2], n: usize| {
+            if let Some(counter) = counters.get(i) {
+                counter.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        };
+        add(&self.log_bytes, read);
+        add(&self.log_records, records);
+        add(&self.log_partial_records, partial);
     }
 
     pub fn child_exited(&self, status: u8) {

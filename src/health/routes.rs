@@ -70,10 +70,19 @@ fn state(health: &Health, ok: bool) -> Response {
     } else {
         exit.to_string()
     };
-    let body = format!(
-        r#"{{"status":"{status}","child_pid":{pid},"child_alive":{},"stopping":{stopping},"uptime_seconds":{uptime},"restarts":0,"last_exit":{last_exit}}}"#,
+    let ready = health.is_ready();
+    let mut body = format!(
+        r#"{{"status":"{status}","child_pid":{pid},"child_alive":{},"ready":{ready},"stopping":{stopping},"uptime_seconds":{uptime},"restarts":0,"last_exit":{last_exit}"#,
         health.alive()
     );
+    // A notify STATUS= or why the last readiness check failed: the child's words, escaped.
+    let detail = health.detail();
+    if !detail.is_empty()
+        && let Ok(detail) = serde_json::to_string(&detail)
+    {
+        let _ = write!(body, r#","detail":{detail}"#);
+    }
+    body.push('}');
     json(if ok { 200 } else { 503 }, body)
 }
 
@@ -138,6 +147,30 @@ fn metrics(health: &Health) -> String {
             let _ = writeln!(out, "{name}{{signal=\"{signal}\"}} {count}");
         }
     }
+    let by_stream = [
+        (
+            "usher_log_records_total",
+            "Log records written for the child's output, by stream.",
+            &health.log_records,
+        ),
+        (
+            "usher_log_bytes_total",
+            "Bytes read from the child's output, by stream.",
+            &health.log_bytes,
+        ),
+        (
+            "usher_log_partial_records_total",
+            "Records that are pieces of a line longer than --log-max-record, by stream.",
+            &health.log_partial_records,
+        ),
+    ];
+    for (name, help, counters) in by_stream {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n");
+        for (stream, counter) in ["stdout", "stderr"].iter().zip(counters) {
+            let count = counter.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}{{stream=\"{stream}\"}} {count}");
+        }
+    }
     out
 }
 
@@ -180,6 +213,25 @@ mod tests {
     }
 
     #[test]
+    fn a_readiness_source_decides_ready_and_its_words_are_escaped() {
+        let health = Health::new(false);
+        health.child_started(9);
+        assert_eq!(route("GET", "/ready", &health).status, 503);
+        assert_eq!(route("GET", "/health", &health).status, 200);
+        assert!(health.set_ready(true));
+        assert!(!health.set_ready(true), "no change");
+        health.set_detail("say \"hi\"\n".to_string());
+        let response = route("GET", "/ready", &health);
+        assert_eq!(response.status, 200);
+        let body: serde_json::Value = serde_json::from_str(&response.body).unwrap();
+        assert_eq!(body["detail"], "say \"hi\"\n");
+        assert_eq!(body["ready"], true);
+        health.stop_begun();
+        assert_eq!(route("GET", "/ready", &health).status, 503);
+        assert!(!health.running());
+    }
+
+    #[test]
     fn methods_paths_and_head() {
         let health = Health::default();
         health.child_started(7);
@@ -198,12 +250,16 @@ mod tests {
         health.forwarded(libc::SIGTERM);
         health.forwarded(libc::SIGTERM);
         health.reaped(3);
+        health.logged(crate::logs::Stream::Stderr, 100, 3, 1);
         let body = route("GET", "/metrics", &health).body;
         for expected in [
             "# TYPE usher_child_up gauge\nusher_child_up 1\n",
             "usher_child_starts_total 1\n",
             "usher_zombies_reaped_total 3\n",
             "usher_signals_forwarded_total{signal=\"SIGTERM\"} 2\n",
+            "usher_log_records_total{stream=\"stdout\"} 0\nusher_log_records_total{stream=\"stderr\"} 3\n",
+            "usher_log_bytes_total{stream=\"stderr\"} 100\n",
+            "usher_log_partial_records_total{stream=\"stderr\"} 1\n",
         ] {
             assert!(
                 body.contains(expected),

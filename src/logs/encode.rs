@@ -142,8 +142,8 @@ impl LogFormat {
     }
 
     /// One or more text records for `msg`: as many `"partial":true` records as it takes, each
-    /// filled as far as the limit allows, then the last one.
-    fn write_text(&self, head: &[u8], msg: &[u8], out: &mut Vec<u8>) {
+    /// filled as far as the limit allows, then the last one. Returns how many were partial.
+    fn write_text(&self, head: &[u8], msg: &[u8], out: &mut Vec<u8>) -> usize {
         let whole = self
             .max_record
             .saturating_sub(self.overhead(head.len(), false));
@@ -151,6 +151,7 @@ impl LogFormat {
             .max_record
             .saturating_sub(self.overhead(head.len(), true));
         let mut rest = msg;
+        let mut partial = 0;
         loop {
             let mark = out.len();
             if rest.len() <= whole {
@@ -160,11 +161,11 @@ impl LogFormat {
                     // Fits even if every byte needs escaping: no counting needed.
                     escape(rest, out);
                     self.close(out);
-                    return;
+                    return partial;
                 }
                 if escape_limited(rest, whole, out) == rest.len() {
                     self.close(out);
-                    return;
+                    return partial;
                 }
                 // Escaping made it too long after all: it becomes pieces.
                 out.truncate(mark);
@@ -179,9 +180,10 @@ impl LogFormat {
                 self.open(head, false, out);
                 escape(rest, out);
                 self.close(out);
-                return;
+                return partial;
             };
             self.close(out);
+            partial += 1;
             rest = after;
         }
     }
@@ -267,7 +269,8 @@ impl LogFormat {
     }
 
     /// The record(s) of one complete line. `level` is set when pieces of the line were already
-    /// written with it: the rest keeps it, and the line is text.
+    /// written with it: the rest keeps it, and the line is text. Returns how many records were
+    /// partial.
     fn write_line(
         &self,
         line: &[u8],
@@ -276,7 +279,7 @@ impl LogFormat {
         time: &[u8; 27],
         buffers: &mut Buffers,
         out: &mut Vec<u8>,
-    ) {
+    ) -> usize {
         let level = match level {
             Some(level) => level,
             None => {
@@ -284,12 +287,12 @@ impl LogFormat {
                     && trim_json_whitespace(line).first() == Some(&b'{')
                     && self.write_json(line, stream, time, &mut buffers.found, out)
                 {
-                    return;
+                    return 0;
                 }
                 level::sniff(line).unwrap_or(self.default_level(stream))
             }
         };
-        self.write_text(buffers.head(time, level), line, out);
+        self.write_text(buffers.head(time, level), line, out)
     }
 }
 
@@ -482,6 +485,8 @@ pub struct LineEncoder {
     /// Set once pieces of the unfinished line have been written: the level they carry.
     continued: Option<Level>,
     buffers: Buffers,
+    /// Records written so far that are pieces of an over-long line.
+    pub partial_records: usize,
 }
 
 impl LineEncoder {
@@ -492,6 +497,7 @@ impl LineEncoder {
             pending: Vec::new(),
             continued: None,
             buffers: Buffers::new(stream),
+            partial_records: 0,
         }
     }
 
@@ -506,13 +512,21 @@ impl LineEncoder {
             if self.pending.is_empty() && self.continued.is_none() {
                 // The common case: the whole line is in `data`, written without a copy.
                 let (stream, buffers) = (self.stream, &mut self.buffers);
-                self.format
-                    .write_line(strip_cr(line), stream, None, time, buffers, out);
+                self.partial_records +=
+                    self.format
+                        .write_line(strip_cr(line), stream, None, time, buffers, out);
             } else {
                 self.append(line, time, out);
                 let level = self.continued.take();
                 let line = strip_cr(&self.pending);
-                (self.format).write_line(line, self.stream, level, time, &mut self.buffers, out);
+                self.partial_records += (self.format).write_line(
+                    line,
+                    self.stream,
+                    level,
+                    time,
+                    &mut self.buffers,
+                    out,
+                );
                 self.pending.clear();
             }
         }
@@ -527,7 +541,8 @@ impl LineEncoder {
         if !self.pending.is_empty() || self.continued.is_some() {
             let level = self.continued.take();
             let line = &self.pending;
-            (self.format).write_line(line, self.stream, level, time, &mut self.buffers, out);
+            self.partial_records +=
+                (self.format).write_line(line, self.stream, level, time, &mut self.buffers, out);
         }
         self.pending = Vec::new();
     }
@@ -577,6 +592,7 @@ impl LineEncoder {
             format.open(head, true, out);
             let taken = escape_limited(rest, piece, out);
             format.close(out);
+            self.partial_records += 1;
             if taken == 0 {
                 break; // cannot happen: every record has room for the longest unit
             }
@@ -598,7 +614,7 @@ pub fn encode_event(
 ) {
     let mut head = Vec::with_capacity(96);
     render_head(time, level, USHER_TAG, &mut head);
-    format.write_text(&head, msg.as_bytes(), out);
+    let _partial = format.write_text(&head, msg.as_bytes(), out);
 }
 
 fn strip_cr(line: &[u8]) -> &[u8] {
@@ -1324,6 +1340,26 @@ mod tests {
             assert_eq!(record["level"], records[0]["level"]);
         }
         (records.iter().map(msg).collect(), records)
+    }
+
+    /// The count behind /metrics' usher_log_partial_records_total: every piece but the last,
+    /// however the line arrived.
+    #[test]
+    fn partial_records_are_counted() {
+        let format = format(1024, &[], Level::Error);
+        let line = format!("{}\nshort\n", "x".repeat(5000));
+        for chunk in [line.len(), 700, 1] {
+            let mut encoder = LineEncoder::new(Arc::clone(&format), Stream::Stdout);
+            let mut out = Vec::new();
+            for piece in line.as_bytes().chunks(chunk) {
+                encoder.push(piece, TIME, &mut out);
+            }
+            encoder.finish(TIME, &mut out);
+            let out = String::from_utf8(out).unwrap();
+            let marked = out.matches(r#""partial":true"#).count();
+            assert!(marked >= 4, "{marked}");
+            assert_eq!(encoder.partial_records, marked, "chunks of {chunk}");
+        }
     }
 
     #[test]

@@ -1,0 +1,273 @@
+//! `--ready-when`: what makes the child ready, and the thread that watches it.
+//!
+//! `started` is ready as soon as the child runs. `tcp:`, `http:` and `file:` are polled: often
+//! at first (from 20 ms, doubling), then every second, and on after the child is ready, so that
+//! /ready follows the app. `notify` is the sd_notify protocol: usher listens on an abstract
+//! datagram socket named in the child's `NOTIFY_SOCKET`; `READY=1` makes the child ready,
+//! `STOPPING=1` and `RELOADING=1` unready, `STATUS=` is shown in /ready's body.
+
+use std::ffi::OsString;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::events::info;
+use crate::health::Health;
+use crate::probe::{self, Probe, Target};
+
+/// The first pause between two checks of a polled source; it doubles up to `STEADY_INTERVAL`.
+const FIRST_INTERVAL: Duration = Duration::from_millis(20);
+const STEADY_INTERVAL: Duration = Duration::from_secs(1);
+/// One check may take this long at most (a connect, an HTTP answer).
+const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+/// STATUS= texts longer than this are cut: the body of /ready stays small.
+const MAX_STATUS: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Source {
+    #[default]
+    Started,
+    /// A TCP connection to the address is accepted.
+    Tcp(SocketAddr),
+    /// An HTTP GET answers 200-399 (Kubernetes' rule).
+    Http(Target),
+    /// The file exists.
+    File(PathBuf),
+    /// The child says `READY=1` on `NOTIFY_SOCKET`.
+    Notify,
+}
+
+impl Source {
+    /// `started`, `tcp:[HOST:]PORT`, `http:URL` (or the URL itself), `file:PATH`, `notify`.
+    pub fn parse(spec: &str) -> Result<Source, String> {
+        if spec == "started" {
+            return Ok(Source::Started);
+        }
+        if spec == "notify" {
+            return Ok(Source::Notify);
+        }
+        if let Some(rest) = spec.strip_prefix("tcp:") {
+            let addr = match rest.parse::<u16>() {
+                Ok(port) => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+                Err(_) => probe::parse_authority(rest.strip_prefix("//").unwrap_or(rest))?,
+            };
+            if addr.port() == 0 {
+                return Err("port 0 cannot be connected to".to_string());
+            }
+            return Ok(Source::Tcp(addr));
+        }
+        if let Some(rest) = spec.strip_prefix("http:") {
+            // Both `http:http://127.0.0.1:8080/ready` and `http://127.0.0.1:8080/ready`.
+            let url = if rest.starts_with("//") { spec } else { rest };
+            return match probe::parse_target(url)? {
+                target @ Target::Http { .. } => Ok(Source::Http(target)),
+                Target::Tcp { .. } => Err(format!("\"{url}\" is not an http:// URL")),
+            };
+        }
+        if let Some(path) = spec.strip_prefix("file:") {
+            if path.is_empty() {
+                return Err("file: needs a path".to_string());
+            }
+            return Ok(Source::File(PathBuf::from(path)));
+        }
+        Err(format!(
+            "unknown readiness source \"{spec}\" (started, tcp:[HOST:]PORT, http:URL, \
+             file:PATH or notify)"
+        ))
+    }
+
+    /// The child is ready as soon as it runs.
+    pub fn is_started(&self) -> bool {
+        *self == Source::Started
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Source::Started => "started",
+            Source::Tcp(_) => "tcp",
+            Source::Http(_) => "http",
+            Source::File(_) => "file",
+            Source::Notify => "notify",
+        }
+    }
+
+    /// One check of a polled source: Ok when ready, else why not.
+    fn check(&self) -> Result<(), String> {
+        match self {
+            Source::Started | Source::Notify => Ok(()),
+            Source::Tcp(addr) => TcpStream::connect_timeout(addr, CHECK_TIMEOUT)
+                .map(drop)
+                .map_err(|e| format!("{addr}: {e}")),
+            Source::Http(target) => probe::run(&Probe {
+                target: target.clone(),
+                timeout: CHECK_TIMEOUT,
+            }),
+            Source::File(path) => match std::fs::metadata(path) {
+                Ok(_) => Ok(()),
+                Err(e) => Err(format!("{}: {e}", path.display())),
+            },
+        }
+    }
+}
+
+/// For `notify`: the socket, created before the child starts so that its name can be put in the
+/// child's environment. Abstract (no file): it works on a read-only root file system.
+pub struct NotifySocket {
+    socket: UnixDatagram,
+}
+
+impl NotifySocket {
+    /// Creates the socket and adds `NOTIFY_SOCKET` to `environment` (replacing one inherited).
+    pub fn create(environment: &mut Vec<(OsString, OsString)>) -> io::Result<NotifySocket> {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        let name = format!("usher-notify-{}-{nanos:08x}", std::process::id());
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+        let socket = UnixDatagram::bind_addr(&addr)?;
+        environment.retain(|(key, _)| key != "NOTIFY_SOCKET");
+        environment.push(("NOTIFY_SOCKET".into(), format!("@{name}").into()));
+        Ok(NotifySocket { socket })
+    }
+}
+
+/// Starts watching the source in a thread of its own (its checks block); `started` needs none.
+pub fn start(source: Source, notify: Option<NotifySocket>, health: Arc<Health>) -> io::Result<()> {
+    if source.is_started() {
+        return Ok(());
+    }
+    std::thread::Builder::new()
+        .name("usher-ready".into())
+        .spawn(move || match notify {
+            Some(notify) => listen(&notify.socket, &health),
+            None => poll(&source, &health),
+        })?;
+    Ok(())
+}
+
+fn poll(source: &Source, health: &Health) {
+    let mut interval = FIRST_INTERVAL;
+    loop {
+        let result = source.check();
+        let ready = result.is_ok();
+        health.set_detail(result.err().unwrap_or_default());
+        if health.set_ready(ready) {
+            interval = FIRST_INTERVAL;
+            announce(source, ready, health);
+        }
+        std::thread::sleep(interval);
+        interval = (interval * 2).min(STEADY_INTERVAL);
+    }
+}
+
+fn listen(socket: &UnixDatagram, health: &Health) {
+    let mut datagram = vec![0u8; 4096];
+    loop {
+        let Ok(read) = socket.recv(&mut datagram) else {
+            continue;
+        };
+        let message = String::from_utf8_lossy(datagram.get(..read).unwrap_or_default());
+        for (key, value) in message.lines().filter_map(|line| line.split_once('=')) {
+            match (key, value) {
+                ("READY", "1") => change_to(true, health),
+                ("STOPPING" | "RELOADING", "1") => change_to(false, health),
+                ("STATUS", status) => {
+                    let mut status = status.to_string();
+                    if status.len() > MAX_STATUS {
+                        let mut cut = MAX_STATUS;
+                        while !status.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        status.truncate(cut);
+                    }
+                    health.set_detail(status);
+                }
+                _ => {} // WATCHDOG=, MAINPID=, ...: nothing usher acts on
+            }
+        }
+    }
+}
+
+fn change_to(ready: bool, health: &Health) {
+    if health.set_ready(ready) {
+        announce(&Source::Notify, ready, health);
+    }
+}
+
+/// Says so when readiness changes while the child runs (not the noise of a stop).
+fn announce(source: &Source, ready: bool, health: &Health) {
+    if !health.running() {
+        return;
+    }
+    if ready {
+        info!("child is ready ({})", source.name());
+    } else {
+        info!("child is not ready any more ({})", source.name());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs() {
+        let local = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+        assert_eq!(Source::parse("started"), Ok(Source::Started));
+        assert_eq!(Source::parse("notify"), Ok(Source::Notify));
+        assert_eq!(Source::parse("tcp:8080"), Ok(Source::Tcp(local(8080))));
+        assert_eq!(
+            Source::parse("tcp:10.0.0.1:53"),
+            Ok(Source::Tcp("10.0.0.1:53".parse().unwrap()))
+        );
+        assert_eq!(Source::parse("tcp:localhost:9"), Ok(Source::Tcp(local(9))));
+        for spec in [
+            "http:http://127.0.0.1:8080/ready",
+            "http://127.0.0.1:8080/ready",
+        ] {
+            let Ok(Source::Http(Target::Http { addr, path, .. })) = Source::parse(spec) else {
+                panic!("{spec}")
+            };
+            assert_eq!((addr, path.as_str()), (local(8080), "/ready"), "{spec}");
+        }
+        assert_eq!(
+            Source::parse("file:/tmp/ready"),
+            Ok(Source::File("/tmp/ready".into()))
+        );
+        for bad in [
+            "tcp:",
+            "tcp:0",
+            "tcp:70000",
+            "tcp:db:5432",
+            "http:",
+            "http:tcp://1.2.3.4:5",
+            "http://example.com/x",
+            "file:",
+            "bogus",
+            "",
+        ] {
+            assert!(Source::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn notify_socket_is_named_in_the_environment() {
+        let mut env = vec![("NOTIFY_SOCKET".into(), "/run/old".into())];
+        let notify = NotifySocket::create(&mut env).unwrap();
+        assert_eq!(env.len(), 1);
+        let name = env[0].1.to_str().unwrap().to_string();
+        assert!(name.starts_with("@usher-notify-"), "{name}");
+        let sender = UnixDatagram::unbound().unwrap();
+        let addr =
+            std::os::unix::net::SocketAddr::from_abstract_name(&name.as_bytes()[1..]).unwrap();
+        sender.send_to_addr(b"READY=1\n", &addr).unwrap();
+        let mut buffer = [0u8; 16];
+        let read = notify.socket.recv(&mut buffer).unwrap();
+        assert_eq!(&buffer[..read], b"READY=1\n");
+    }
+}
