@@ -77,7 +77,7 @@ def main():
                        cwd=ROOT, check=True)
     endless = [FLOOD, str(10**12)]
     cases = {
-        "idle (demo_app, a line a second)": ([DEMO], subprocess.DEVNULL),
+        "idle (demo_app, no requests)": ([DEMO], subprocess.DEVNULL),
         "child floods logs into /dev/null": (endless, subprocess.DEVNULL),
         "child floods a stdout nobody reads": (endless, subprocess.PIPE),
     }

@@ -1,36 +1,163 @@
-//! The example app of the README's first command: logs a line a second and shuts down
-//! gracefully on SIGTERM or SIGINT, saying so.
+//! The example app of the README and of the example images: a small HTTP service that logs,
+//! reads a secret, and shuts down gracefully.
+//!
+//! `demo_app [--listen ADDR]` (default `0.0.0.0:8080`, or `DEMO_LISTEN`) answers `GET /` with a
+//! greeting, `GET /healthz` with `ok`, and `GET /admin` with 200 only to `Authorization: Bearer
+//! $DEMO_TOKEN` (the secret; usher's `--secret-env DEMO_TOKEN` reads it from the file named by
+//! `DEMO_TOKEN_FILE`). Each request is logged as a JSON line, everything else as text with a
+//! level word, to show both kinds of line under usher. SIGTERM or SIGINT: it stops taking new
+//! connections, lets the request in progress finish, says goodbye and exits 0. SIGHUP: it says
+//! it would reload.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use support::*;
 
 fn main() {
-    let set = block_all_signals();
+    let set = block_all_signals(); // before the server thread: it inherits the mask
+    let mut args = std::env::args().skip(1);
+    let mut listen = std::env::var("DEMO_LISTEN").unwrap_or_else(|_| "0.0.0.0:8080".into());
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--listen" => listen = args.next().expect("--listen ADDR"),
+            other => {
+                say(&format!("ERROR unknown argument {other:?}"));
+                std::process::exit(2);
+            }
+        }
+    }
+    let token = std::env::var("DEMO_TOKEN").ok().filter(|t| !t.is_empty());
+    match &token {
+        Some(token) => say(&format!(
+            "INFO secret DEMO_TOKEN loaded ({} bytes); /admin is enabled",
+            token.len()
+        )),
+        None => say("WARN no DEMO_TOKEN: /admin is disabled"),
+    }
+    let listener = match TcpListener::bind(&listen) {
+        Ok(listener) => listener,
+        Err(e) => {
+            say(&format!("ERROR cannot listen on {listen}: {e}"));
+            std::process::exit(1);
+        }
+    };
     say(&format!(
-        "INFO demo app started as pid {}",
-        std::process::id()
+        "INFO demo app listening on {listen} as pid {} (uid {})",
+        std::process::id(),
+        // SAFETY: getuid cannot fail.
+        unsafe { libc::getuid() }
     ));
-    let mut tick = 0u64;
+    // Held while a request is served: shutting down takes it, so a request is never cut off.
+    let in_flight = Arc::new(Mutex::new(()));
+    let served = Arc::new(AtomicU64::new(0));
+    {
+        let (in_flight, served) = (Arc::clone(&in_flight), Arc::clone(&served));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let _serving = in_flight.lock().unwrap();
+                serve(stream, token.as_deref());
+                served.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
     loop {
         let timeout = libc::timespec {
-            tv_sec: 1,
+            tv_sec: 30,
             tv_nsec: 0,
         };
         // SAFETY: a valid set and timeout; a null info pointer is allowed.
         let signo = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &timeout) };
         match signo {
             libc::SIGTERM | libc::SIGINT => {
-                say(&format!(
-                    "INFO received signal {signo}: shutting down gracefully"
-                ));
-                return;
+                let name = if signo == libc::SIGTERM {
+                    "SIGTERM"
+                } else {
+                    "SIGINT"
+                };
+                say(&format!("INFO received {name}: shutting down gracefully"));
+                let _no_more = in_flight.lock().unwrap();
+                let served = served.load(Ordering::Relaxed);
+                say(&format!("INFO served {served} requests; bye"));
+                exit_now(0);
             }
+            libc::SIGHUP => say("INFO received SIGHUP: would reload the configuration"),
             n if n > 0 => say(&format!("WARN received signal {n}, ignoring it")),
-            _ => {
-                tick += 1;
-                say(&format!("INFO tick {tick}"));
+            _ => say(&format!(
+                "DEBUG still serving ({} requests so far)",
+                served.load(Ordering::Relaxed)
+            )),
+        }
+    }
+}
+
+fn serve(stream: TcpStream, token: Option<&str>) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut reader = BufReader::new(&stream);
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    let mut authorized = false;
+    loop {
+        let mut header = String::new();
+        match reader.read_line(&mut header) {
+            Ok(0) | Err(_) => break,
+            Ok(_) if header.trim().is_empty() => break,
+            Ok(_) => {
+                if let (Some(token), Some((name, value))) = (token, header.split_once(':'))
+                    && name.eq_ignore_ascii_case("authorization")
+                {
+                    authorized = value.trim() == format!("Bearer {token}");
+                }
             }
         }
     }
+    // Only printable ASCII from the client goes into the log line, so it stays valid JSON.
+    let printable = |word: &str| -> String {
+        word.chars()
+            .take(200)
+            .map(|c| {
+                if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect()
+    };
+    let mut words = request_line.split_whitespace();
+    let method = printable(words.next().unwrap_or(""));
+    let path = printable(words.next().unwrap_or(""));
+    let (method, path) = (method.as_str(), path.as_str());
+    let (status, body) = match (method, path) {
+        ("GET", "/") => ("200 OK", "hello from demo_app\n"),
+        ("GET", "/healthz") => ("200 OK", "ok\n"),
+        ("GET", "/admin") if authorized => ("200 OK", "welcome, admin\n"),
+        ("GET", "/admin") => ("401 Unauthorized", "no\n"),
+        ("GET", _) => ("404 Not Found", "not found\n"),
+        _ => ("405 Method Not Allowed", "GET only\n"),
+    };
+    // One write: a client reading the status line must not get it in pieces.
+    let answer = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = (&stream).write_all(answer.as_bytes());
+    let code = &status[..3];
+    let level = if code.starts_with('5') {
+        "error"
+    } else {
+        "info"
+    };
+    // A JSON line: usher keeps its fields and adds time and stream.
+    say(&format!(
+        r#"{{"level":"{level}","msg":"request","method":"{method}","path":"{path}","status":{code}}}"#
+    ));
 }

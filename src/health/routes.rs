@@ -128,7 +128,9 @@ fn metrics(health: &Health) -> String {
         "Processes other than the main child reaped.",
         reaped,
     );
-    let uptime = format!("{:.3}", health.started.elapsed().as_secs_f64());
+    // Integer arithmetic: float formatting would cost the binary kilobytes for three digits.
+    let uptime = health.started.elapsed();
+    let uptime = format!("{}.{:03}", uptime.as_secs(), uptime.subsec_millis());
     gauge(
         "usher_uptime_seconds",
         "gauge",

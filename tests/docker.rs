@@ -1,0 +1,362 @@
+//! End to end in the Docker Engine: a `FROM scratch` image made of the static usher and the
+//! static demo app (examples/docker/Dockerfile.scratch), run as Docker users run it: read-only,
+//! no capabilities, no new privileges, a non-root user. Each test builds its own tag and
+//! removes every container and image it made. With CI set, a missing engine is a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+use support::*;
+
+/// The image's whole content: usher, the app, and fixtures for the tests.
+const FIXTURES: [&str; 2] = ["print_signals", "exit_with"];
+const SECRET: &str = "s3cr3t-token-value";
+
+fn docker(args: &[&str]) -> Output {
+    Command::new("docker").args(args).output().unwrap()
+}
+
+fn docker_ok(args: &[&str]) -> String {
+    let output = docker(args);
+    assert!(
+        output.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// Whether an engine answers; with CI set it must.
+fn engine_answers(test: &str) -> bool {
+    let answers = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !answers {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: no Docker engine answers, and CI is set"
+        );
+        eprintln!("{test}: skipped, no Docker engine");
+    }
+    answers
+}
+
+/// An image built for one test, and the containers it started; all removed on drop.
+struct Image {
+    tag: String,
+    containers: Vec<String>,
+    context: TempDir,
+}
+
+impl Image {
+    fn build(test: &str) -> Image {
+        let tag = format!(
+            "usher-e2e-{}-{}",
+            test.replace('_', "-"),
+            std::process::id()
+        );
+        let context = TempDir::new(&format!("docker-{test}"));
+        let copy = |from: &Path, to: &str| {
+            std::fs::copy(from, context.dir.join(to)).unwrap();
+        };
+        let examples = usher().parent().unwrap().join("examples");
+        copy(&usher(), "usher");
+        copy(&examples.join("demo_app"), "demo_app");
+        std::fs::create_dir(context.dir.join("fixtures")).unwrap();
+        for fixture in FIXTURES {
+            copy(&examples.join(fixture), &format!("fixtures/{fixture}"));
+        }
+        let dockerfile =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/docker/Dockerfile.scratch");
+        let mut text = std::fs::read_to_string(dockerfile).unwrap();
+        text.push_str("COPY fixtures/ /fixtures/\n");
+        std::fs::write(context.dir.join("Dockerfile"), text).unwrap();
+        let image = Image {
+            tag,
+            containers: Vec::new(),
+            context,
+        };
+        let context_dir = image.context.dir.to_str().unwrap().to_string();
+        docker_ok(&["build", "-q", "-t", &image.tag, &context_dir]);
+        image
+    }
+
+    /// Starts a detached container the way the README recommends; returns its name.
+    fn run(&mut self, extra: &[&str], command: &[&str]) -> String {
+        let name = format!("{}-{}", self.tag, self.containers.len());
+        self.containers.push(name.clone());
+        let mut args = vec![
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--read-only",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+            "--user",
+            "10001:10001",
+        ];
+        args.extend(extra);
+        args.push(&self.tag);
+        args.extend(command);
+        docker_ok(&args);
+        name
+    }
+}
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        for container in &self.containers {
+            let _ = docker(&["rm", "-f", container]);
+        }
+        let _ = docker(&["rmi", "-f", &self.tag]);
+    }
+}
+
+/// `docker logs -f`, both streams, as lines.
+fn follow_logs(container: &str) -> (Child, Receiver<String>) {
+    let mut child = Command::new("docker")
+        .args(["logs", "-f", container])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (sender, lines) = channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let sender = sender.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    (child, lines)
+}
+
+fn wait_for_line(lines: &Receiver<String>, text: &str) -> String {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(text) => return line,
+            Ok(_) => {}
+            Err(e) => panic!("no log line with {text:?} ({e:?})"),
+        }
+    }
+}
+
+/// Waits for the container's health to become `healthy` through Docker's own HEALTHCHECK
+/// (which runs `usher probe` inside the container), watching Docker's events.
+fn wait_healthy(container: &str, events: &mut Child) {
+    let stdout = events.stdout.take().unwrap();
+    let (sender, statuses) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match statuses.recv_timeout(left) {
+            Ok(status) if status.contains("healthy") && !status.contains("unhealthy") => return,
+            Ok(_) => {}
+            Err(e) => panic!(
+                "{container} never became healthy ({e:?}): {}",
+                docker_ok(&["inspect", "-f", "{{json .State.Health}}", container])
+            ),
+        }
+    }
+}
+
+fn exit_code(container: &str) -> i32 {
+    docker_ok(&["inspect", "-f", "{{.State.ExitCode}}", container])
+        .parse()
+        .unwrap()
+}
+
+/// Every line of `docker logs`, stdout and stderr, is a JSON object.
+fn json_logs(container: &str) -> Vec<serde_json::Value> {
+    let output = docker(&["logs", container]);
+    let mut records = Vec::new();
+    for stream in [&output.stdout, &output.stderr] {
+        for line in String::from_utf8_lossy(stream).lines() {
+            let record: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a JSON record ({e}): {line:?}"));
+            assert!(record.is_object(), "{line}");
+            records.push(record);
+        }
+    }
+    records
+}
+
+/// The demo app becomes healthy through `usher probe`, reads its secret without it ever
+/// appearing in the logs, and `docker stop` ends it quickly and cleanly: exit 0, its own
+/// goodbye in the logs, and nothing but JSON records.
+#[test]
+fn healthy_then_docker_stop_is_quick_and_clean() {
+    if !engine_answers("healthy_then_docker_stop_is_quick_and_clean") {
+        return;
+    }
+    let mut image = Image::build("stop");
+    let secret = image.context.file("token", SECRET.as_bytes(), 0o444);
+    let name = format!("{}-0", image.tag);
+    let mut events = Command::new("docker")
+        .args([
+            "events",
+            "--filter",
+            &format!("container={name}"),
+            "--filter",
+            "event=health_status",
+            "--format",
+            "{{.Status}}",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mount = format!("{secret}:/run/secrets/token:ro");
+    let container = image.run(
+        &[
+            "--health-interval",
+            "500ms",
+            "-v",
+            &mount,
+            "-e",
+            "USHER_SECRET_ENV=DEMO_TOKEN",
+            "-e",
+            "DEMO_TOKEN_FILE=/run/secrets/token",
+            "-e",
+            "USHER_READY_WHEN=tcp:8080",
+        ],
+        &[],
+    );
+    assert_eq!(container, name);
+    wait_healthy(&container, &mut events);
+    let _ = events.kill();
+    let _ = events.wait();
+    // The app's own port answers too, asked from inside by usher's probe.
+    docker_ok(&[
+        "exec",
+        &container,
+        "/usher",
+        "probe",
+        "http://127.0.0.1:8080/healthz",
+    ]);
+    let ready = docker(&[
+        "exec",
+        &container,
+        "/usher",
+        "probe",
+        "http://127.0.0.1:8558/ready",
+    ]);
+    assert!(ready.status.success(), "{ready:?}");
+
+    let started = Instant::now();
+    docker_ok(&["stop", &container]);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "docker stop took {took:?}");
+    assert_eq!(exit_code(&container), 0);
+    let records = json_logs(&container);
+    let text = serde_json::to_string(&records).unwrap();
+    assert!(!text.contains(SECRET), "the secret leaked into the logs");
+    let msgs: Vec<&str> = records.iter().filter_map(|r| r["msg"].as_str()).collect();
+    for expected in [
+        "secret DEMO_TOKEN loaded (18 bytes)",
+        "received SIGTERM: shutting down gracefully",
+        "bye",
+        "exiting with status 0",
+    ] {
+        assert!(
+            msgs.iter().any(|m| m.contains(expected)),
+            "{expected:?} missing from {msgs:#?}"
+        );
+    }
+    // The app ran as the image's user, not as root.
+    assert!(msgs.iter().any(|m| m.contains("(uid 10001)")), "{msgs:#?}");
+}
+
+/// The container's exit status is the app's: its code, or 128+N for a signal.
+#[test]
+fn a_crashing_app_gives_the_container_its_exit_code() {
+    if !engine_answers("a_crashing_app_gives_the_container_its_exit_code") {
+        return;
+    }
+    let mut image = Image::build("crash");
+    for (args, expected) in [(["code", "3"], 3), (["signal", "SEGV"], 139)] {
+        let container = image.run(&[], &["/fixtures/exit_with", args[0], args[1]]);
+        let status = docker_ok(&["wait", &container]);
+        assert_eq!(status, expected.to_string(), "{args:?}");
+        assert_eq!(exit_code(&container), expected);
+        let records = json_logs(&container);
+        assert!(
+            records
+                .iter()
+                .any(|r| r["msg"] == format!("exiting with status {expected}")),
+            "{records:#?}"
+        );
+    }
+}
+
+/// `docker kill -s HUP` reaches the app through usher.
+#[test]
+fn docker_kill_hup_reaches_the_app() {
+    if !engine_answers("docker_kill_hup_reaches_the_app") {
+        return;
+    }
+    let mut image = Image::build("hup");
+    let container = image.run(&[], &[]);
+    let (mut logs, lines) = follow_logs(&container);
+    wait_for_line(&lines, "demo app listening");
+    docker_ok(&["kill", "-s", "HUP", &container]);
+    wait_for_line(&lines, "received SIGHUP");
+    docker_ok(&["stop", &container]);
+    assert_eq!(exit_code(&container), 0);
+    let _ = logs.kill();
+    let _ = logs.wait();
+}
+
+/// An app that ignores SIGTERM is killed by usher at --grace, long before Docker's own
+/// timeout (30 s here) would.
+#[test]
+fn an_app_ignoring_sigterm_is_killed_at_grace() {
+    if !engine_answers("an_app_ignoring_sigterm_is_killed_at_grace") {
+        return;
+    }
+    let mut image = Image::build("grace");
+    let container = image.run(&["-e", "USHER_GRACE=2s"], &["/fixtures/print_signals"]);
+    let (mut logs, lines) = follow_logs(&container);
+    wait_for_line(&lines, "ready pid=");
+    let started = Instant::now();
+    docker_ok(&["stop", "-t", "30", &container]);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(10),
+        "docker stop took {took:?} with --grace 2s"
+    );
+    assert_eq!(exit_code(&container), 137);
+    let records = json_logs(&container);
+    let msgs: Vec<&str> = records.iter().filter_map(|r| r["msg"].as_str()).collect();
+    assert!(msgs.contains(&"signal 15"), "{msgs:#?}");
+    assert!(
+        msgs.iter().any(|m| m.starts_with("grace period over")),
+        "{msgs:#?}"
+    );
+    let _ = logs.kill();
+    let _ = logs.wait();
+}
