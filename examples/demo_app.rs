@@ -100,8 +100,8 @@ fn serve(stream: TcpStream, token: Option<&str>) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let mut reader = BufReader::new(&stream);
     let mut request_line = String::new();
-    if reader.read_line(&mut request_line).is_err() {
-        return;
+    if reader.read_line(&mut request_line).is_err() || request_line.trim().is_empty() {
+        return; // a bare connect, such as usher's `--ready-when tcp:` check: nothing to log
     }
     let mut authorized = false;
     loop {
@@ -150,6 +150,9 @@ fn serve(stream: TcpStream, token: Option<&str>) {
         body.len()
     );
     let _ = (&stream).write_all(answer.as_bytes());
+    if path == "/healthz" {
+        return; // probes every few seconds would drown the access log
+    }
     let code = &status[..3];
     let level = if code.starts_with('5') {
         "error"

@@ -359,7 +359,7 @@ pub fn parse(
     env: &dyn Fn(&str) -> Option<OsString>,
 ) -> Result<Invocation, UsageError> {
     if args.first().map(OsString::as_os_str) == Some(OsStr::new("probe")) {
-        let probe = crate::probe::parse(args.into_iter().skip(1).collect())?;
+        let probe = crate::probe::parse(args.into_iter().skip(1).collect(), env)?;
         return Ok(Invocation::Probe(probe));
     }
     let mut settings = Settings {

@@ -37,8 +37,13 @@ pub struct Probe {
     pub timeout: Duration,
 }
 
-/// Parses the probe's arguments (after the word `probe`).
-pub fn parse(args: Vec<OsString>) -> Result<Probe, UsageError> {
+/// Parses the probe's arguments (after the word `probe`). Without a TARGET it asks usher's own
+/// /health, at the port `USHER_HEALTH_ADDR` names when the image sets it (on loopback when it
+/// names all addresses).
+pub fn parse(
+    args: Vec<OsString>,
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<Probe, UsageError> {
     let mut parser = lexopt::Parser::from_args(args);
     let mut timeout = DEFAULT_TIMEOUT;
     let mut target = None;
@@ -61,9 +66,35 @@ pub fn parse(args: Vec<OsString>) -> Result<Probe, UsageError> {
             _ => return Err(UsageError(format!("probe: {}", arg.unexpected()))),
         }
     }
-    let text = target.as_deref().unwrap_or(DEFAULT_TARGET);
+    let text = match target {
+        Some(target) => target,
+        None => default_target(env)?,
+    };
+    let text = text.as_str();
     let target = parse_target(text).map_err(|why| UsageError(format!("probe {text}: {why}")))?;
     Ok(Probe { target, timeout })
+}
+
+fn default_target(env: &dyn Fn(&str) -> Option<OsString>) -> Result<String, UsageError> {
+    let Some(value) = env("USHER_HEALTH_ADDR") else {
+        return Ok(DEFAULT_TARGET.to_string());
+    };
+    let value = value.to_string_lossy();
+    if value == "off" {
+        return Ok(DEFAULT_TARGET.to_string());
+    }
+    let mut addr: SocketAddr = value.parse().map_err(|_| {
+        UsageError(format!(
+            "probe: USHER_HEALTH_ADDR \"{value}\" is not IP:PORT or off"
+        ))
+    })?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        });
+    }
+    Ok(format!("http://{addr}/health"))
 }
 
 pub fn parse_target(text: &str) -> Result<Target, String> {
@@ -187,7 +218,35 @@ mod tests {
     use super::*;
 
     fn probe(args: &[&str]) -> Result<Probe, UsageError> {
-        parse(args.iter().map(OsString::from).collect())
+        parse(args.iter().map(OsString::from).collect(), &|_| None)
+    }
+
+    #[test]
+    fn the_default_target_follows_usher_health_addr() {
+        let target = |value: &str| {
+            let env = |name: &str| (name == "USHER_HEALTH_ADDR").then(|| value.into());
+            parse(Vec::new(), &env).map(|p| p.target)
+        };
+        let http = |addr: &str| Target::Http {
+            addr: addr.parse().unwrap(),
+            host: addr.to_string(),
+            path: "/health".to_string(),
+        };
+        assert_eq!(target("0.0.0.0:9000"), Ok(http("127.0.0.1:9000")));
+        assert_eq!(target("[::]:9000"), Ok(http("[::1]:9000")));
+        assert_eq!(target("10.1.2.3:8558"), Ok(http("10.1.2.3:8558")));
+        assert_eq!(target("off"), Ok(http("127.0.0.1:8558")));
+        let err = target("nine").unwrap_err().to_string();
+        assert!(err.contains("USHER_HEALTH_ADDR"), "{err}");
+        // An explicit TARGET wins.
+        let env = |_: &str| Some("0.0.0.0:9000".into());
+        let explicit = parse(vec!["tcp://127.0.0.1:1".into()], &env).unwrap();
+        assert_eq!(
+            explicit.target,
+            Target::Tcp {
+                addr: "127.0.0.1:1".parse().unwrap()
+            }
+        );
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! `--ready-when`: what makes the child ready, and the thread that watches it.
 //!
 //! `started` is ready as soon as the child runs. `tcp:`, `http:` and `file:` are polled: often
-//! at first (from 20 ms, doubling), then every second, and on after the child is ready, so that
-//! /ready follows the app. `notify` is the sd_notify protocol: usher listens on an abstract
+//! until the app is ready (from 20 ms, doubling up to 1 s), then every 2 s, so that /ready
+//! follows the app; once ready, two failed checks in a row (not one slow answer) make it unready. `notify` is the sd_notify protocol: usher listens on an abstract
 //! datagram socket named in the child's `NOTIFY_SOCKET`; `READY=1` makes the child ready,
 //! `STOPPING=1` and `RELOADING=1` unready, `STATUS=` is shown in /ready's body.
 
@@ -19,9 +19,16 @@ use crate::events::info;
 use crate::health::Health;
 use crate::probe::{self, Probe, Target};
 
-/// The first pause between two checks of a polled source; it doubles up to `STEADY_INTERVAL`.
+/// The first pause between two checks of a polled source that is not ready; it doubles up to
+/// `NOT_READY_MAX`.
 const FIRST_INTERVAL: Duration = Duration::from_millis(20);
-const STEADY_INTERVAL: Duration = Duration::from_secs(1);
+const NOT_READY_MAX: Duration = Duration::from_secs(1);
+/// The pause between two checks once the app is ready.
+const READY_INTERVAL: Duration = Duration::from_secs(2);
+/// After a failed check of a ready app, the next one comes this soon.
+const RECHECK: Duration = Duration::from_millis(100);
+/// Failed checks in a row that make a ready app unready.
+const UNREADY_AFTER: u32 = 2;
 /// One check may take this long at most (a connect, an HTTP answer).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 /// STATUS= texts longer than this are cut: the body of /ready stays small.
@@ -151,17 +158,68 @@ pub fn start(source: Source, notify: Option<NotifySocket>, health: Arc<Health>) 
 }
 
 fn poll(source: &Source, health: &Health) {
-    let mut interval = FIRST_INTERVAL;
+    let mut pacing = Pacing::new();
     loop {
         let result = source.check();
-        let ready = result.is_ok();
+        let (change, pause) = pacing.record(result.is_ok());
         health.set_detail(result.err().unwrap_or_default());
-        if health.set_ready(ready) {
-            interval = FIRST_INTERVAL;
+        if let Some(ready) = change
+            && health.set_ready(ready)
+        {
             announce(source, ready, health);
         }
-        std::thread::sleep(interval);
-        interval = (interval * 2).min(STEADY_INTERVAL);
+        std::thread::sleep(pause);
+    }
+}
+
+/// How the outcomes of a polled source's checks become readiness, and when to check next.
+struct Pacing {
+    ready: bool,
+    /// Failed checks in a row while ready.
+    failures: u32,
+    /// The pause after the next failed check while not ready.
+    interval: Duration,
+}
+
+impl Pacing {
+    fn new() -> Pacing {
+        Pacing {
+            ready: false,
+            failures: 0,
+            interval: FIRST_INTERVAL,
+        }
+    }
+
+    /// Takes one check's outcome; returns the readiness when it changes, and the pause before
+    /// the next check.
+    fn record(&mut self, ok: bool) -> (Option<bool>, Duration) {
+        let change = match (self.ready, ok) {
+            (false, true) => {
+                self.ready = true;
+                Some(true)
+            }
+            (true, false) if self.failures + 1 >= UNREADY_AFTER => {
+                self.ready = false;
+                self.interval = FIRST_INTERVAL;
+                Some(false)
+            }
+            _ => None,
+        };
+        self.failures = if self.ready && !ok {
+            self.failures + 1
+        } else {
+            0
+        };
+        let pause = match (self.ready, self.failures) {
+            (true, 0) => READY_INTERVAL,
+            (true, _) => RECHECK,
+            (false, _) => {
+                let pause = self.interval;
+                self.interval = (self.interval * 2).min(NOT_READY_MAX);
+                pause
+            }
+        };
+        (change, pause)
     }
 }
 
@@ -169,6 +227,8 @@ fn listen(socket: &UnixDatagram, health: &Health) {
     let mut datagram = vec![0u8; 4096];
     loop {
         let Ok(read) = socket.recv(&mut datagram) else {
+            // Cannot happen on a bound datagram socket; should it, do not spin.
+            std::thread::sleep(RECHECK);
             continue;
         };
         let message = String::from_utf8_lossy(datagram.get(..read).unwrap_or_default());
@@ -253,6 +313,27 @@ mod tests {
         ] {
             assert!(Source::parse(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn polling_is_fast_until_ready_then_steady_and_one_failure_is_forgiven() {
+        let mut pacing = Pacing::new();
+        let ms = Duration::from_millis;
+        // Not ready yet: 20 ms, doubling, up to a second.
+        let pauses: Vec<_> = (0..8).map(|_| pacing.record(false)).collect();
+        assert_eq!(pauses[0], (None, ms(20)));
+        assert_eq!(pauses[1], (None, ms(40)));
+        assert_eq!(pauses[7], (None, ms(1000)));
+        assert_eq!(pacing.record(true), (Some(true), READY_INTERVAL));
+        assert_eq!(pacing.record(true), (None, READY_INTERVAL));
+        // One failure: still ready, checked again soon; a success clears it.
+        assert_eq!(pacing.record(false), (None, RECHECK));
+        assert_eq!(pacing.record(true), (None, READY_INTERVAL));
+        // Two in a row: unready, and fast checks again.
+        assert_eq!(pacing.record(false), (None, RECHECK));
+        assert_eq!(pacing.record(false), (Some(false), ms(20)));
+        assert_eq!(pacing.record(false), (None, ms(40)));
+        assert_eq!(pacing.record(true), (Some(true), READY_INTERVAL));
     }
 
     #[test]

@@ -193,6 +193,17 @@ pub fn parent_pid() -> i32 {
     unsafe { libc::getppid() }
 }
 
+/// The soft limit on open files (RLIMIT_NOFILE), if it is finite.
+pub fn open_files_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct it is given, which lives through the call.
+    let done = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    (done && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
+}
+
 /// tini's `-p`: have the kernel send `signo` to usher when its parent dies.
 pub fn set_parent_death_signal(signo: i32) -> io::Result<()> {
     let signo =

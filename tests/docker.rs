@@ -15,6 +15,9 @@ use support::*;
 /// The image's whole content: usher, the app, and fixtures for the tests.
 const FIXTURES: [&str; 2] = ["print_signals", "exit_with"];
 const SECRET: &str = "s3cr3t-token-value";
+/// On every image and container the tests make, so that `.ci/run` can sweep what a killed test
+/// run left behind.
+const LABEL: &str = "usher-e2e=1";
 
 fn docker(args: &[&str]) -> Output {
     Command::new("docker").args(args).output().unwrap()
@@ -82,7 +85,15 @@ impl Image {
             context,
         };
         let context_dir = image.context.dir.to_str().unwrap().to_string();
-        docker_ok(&["build", "-q", "-t", &image.tag, &context_dir]);
+        docker_ok(&[
+            "build",
+            "-q",
+            "--label",
+            LABEL,
+            "-t",
+            &image.tag,
+            &context_dir,
+        ]);
         image
     }
 
@@ -102,6 +113,8 @@ impl Image {
             "no-new-privileges",
             "--user",
             "10001:10001",
+            "--label",
+            LABEL,
         ];
         args.extend(extra);
         args.push(&self.tag);
@@ -121,7 +134,7 @@ impl Drop for Image {
 }
 
 /// `docker logs -f`, both streams, as lines.
-fn follow_logs(container: &str) -> (Child, Receiver<String>) {
+fn follow_logs(container: &str) -> (Killed, Receiver<String>) {
     let mut child = Command::new("docker")
         .args(["logs", "-f", container])
         .stdout(Stdio::piped())
@@ -143,7 +156,7 @@ fn follow_logs(container: &str) -> (Child, Receiver<String>) {
             }
         });
     }
-    (child, lines)
+    (Killed(child), lines)
 }
 
 fn wait_for_line(lines: &Receiver<String>, text: &str) -> String {
@@ -158,10 +171,38 @@ fn wait_for_line(lines: &Receiver<String>, text: &str) -> String {
     }
 }
 
+/// A child process killed when dropped, so that a failing test leaves no stream running.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Docker's health events for `container` (which may not exist yet).
+fn health_events(container: &str) -> Killed {
+    let events = Command::new("docker")
+        .args([
+            "events",
+            "--filter",
+            &format!("container={container}"),
+            "--filter",
+            "event=health_status",
+            "--format",
+            "{{.Action}}",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    Killed(events)
+}
+
 /// Waits for the container's health to become `healthy` through Docker's own HEALTHCHECK
 /// (which runs `usher probe` inside the container), watching Docker's events.
-fn wait_healthy(container: &str, events: &mut Child) {
-    let stdout = events.stdout.take().unwrap();
+fn wait_healthy(container: &str, events: &mut Killed) {
+    let stdout = events.0.stdout.take().unwrap();
     let (sender, statuses) = channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
@@ -217,19 +258,7 @@ fn healthy_then_docker_stop_is_quick_and_clean() {
     let mut image = Image::build("stop");
     let secret = image.context.file("token", SECRET.as_bytes(), 0o444);
     let name = format!("{}-0", image.tag);
-    let mut events = Command::new("docker")
-        .args([
-            "events",
-            "--filter",
-            &format!("container={name}"),
-            "--filter",
-            "event=health_status",
-            "--format",
-            "{{.Status}}",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut events = health_events(&name);
     let mount = format!("{secret}:/run/secrets/token:ro");
     let container = image.run(
         &[
@@ -247,10 +276,12 @@ fn healthy_then_docker_stop_is_quick_and_clean() {
         &[],
     );
     assert_eq!(container, name);
+    let (_logs, lines) = follow_logs(&container);
     wait_healthy(&container, &mut events);
-    let _ = events.kill();
-    let _ = events.wait();
-    // The app's own port answers too, asked from inside by usher's probe.
+    drop(events);
+    // Once usher saw the app's port accept a connection, /ready and the port answer too,
+    // asked from inside the container by usher's probe.
+    wait_for_line(&lines, "child is ready (tcp)");
     docker_ok(&[
         "exec",
         &container,
@@ -321,14 +352,12 @@ fn docker_kill_hup_reaches_the_app() {
     }
     let mut image = Image::build("hup");
     let container = image.run(&[], &[]);
-    let (mut logs, lines) = follow_logs(&container);
+    let (_logs, lines) = follow_logs(&container);
     wait_for_line(&lines, "demo app listening");
     docker_ok(&["kill", "-s", "HUP", &container]);
     wait_for_line(&lines, "received SIGHUP");
     docker_ok(&["stop", &container]);
     assert_eq!(exit_code(&container), 0);
-    let _ = logs.kill();
-    let _ = logs.wait();
 }
 
 /// An app that ignores SIGTERM is killed by usher at --grace, long before Docker's own
@@ -340,7 +369,7 @@ fn an_app_ignoring_sigterm_is_killed_at_grace() {
     }
     let mut image = Image::build("grace");
     let container = image.run(&["-e", "USHER_GRACE=2s"], &["/fixtures/print_signals"]);
-    let (mut logs, lines) = follow_logs(&container);
+    let (_logs, lines) = follow_logs(&container);
     wait_for_line(&lines, "ready pid=");
     let started = Instant::now();
     docker_ok(&["stop", "-t", "30", &container]);
@@ -357,6 +386,4 @@ fn an_app_ignoring_sigterm_is_killed_at_grace() {
         msgs.iter().any(|m| m.starts_with("grace period over")),
         "{msgs:#?}"
     );
-    let _ = logs.kill();
-    let _ = logs.wait();
 }

@@ -4,7 +4,7 @@
 //!
 //! Routes (see `routes`): `GET`/`HEAD` `/health` `/healthz` `/livez` (200 while the child is
 //! alive), `/ready` `/readyz` (200 while the child runs, is ready and no stop has begun),
-//! `GET /metrics` (Prometheus text).
+//! `GET`/`HEAD` `/metrics` (Prometheus text).
 
 pub mod routes;
 pub mod server;
@@ -80,9 +80,7 @@ impl Health {
     }
 
     pub fn set_detail(&self, detail: String) {
-        if let Ok(mut current) = self.detail.lock()
-            && *current != detail
-        {
+        if let Ok(mut current) = self.detail.lock() {
             *current = detail;
         }
     }

@@ -20,8 +20,13 @@ use super::Health;
 use super::routes;
 
 /// Connections served at once; more are closed at once. Far above what 300 idle or half-sent
-/// connections take, so they cannot starve a probe.
+/// connections take, so they cannot starve a probe; lowered when the open-files limit is lower,
+/// so that accept never runs out of descriptors (and fails over and over) first.
 const MAX_CONNECTIONS: usize = 1024;
+/// Descriptors left for everything else (pipes, the signalfd, sockets of the readiness checks).
+const RESERVED_FILES: u64 = 64;
+/// After a failed accept (out of descriptors, memory), wait this long: never spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// A client must send its request headers within this.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// No connection lives longer than this, idle keep-alive included.
@@ -53,9 +58,14 @@ async fn serve(listener: TcpListener, health: Arc<Health>) {
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
         return;
     };
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let limit = crate::sys::open_files_limit()
+        .map(|files| files.saturating_sub(RESERVED_FILES).max(16))
+        .and_then(|files| usize::try_from(files).ok())
+        .unwrap_or(MAX_CONNECTIONS);
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS.min(limit)));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(ACCEPT_BACKOFF).await;
             continue;
         };
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
