@@ -5,10 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::{Receiver, channel};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -133,29 +132,14 @@ impl Drop for Image {
     }
 }
 
-/// `docker logs -f`, both streams, as lines.
+/// `docker logs -f`, both streams merged, as lines.
 fn follow_logs(container: &str) -> (Killed, Receiver<String>) {
-    let mut child = Command::new("docker")
-        .args(["logs", "-f", container])
+    let mut child = Command::new("sh")
+        .args(["-c", "exec docker logs -f \"$1\" 2>&1", "sh", container])
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (sender, lines) = channel();
-    for stream in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let sender = sender.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-    }
+    let lines = lines_of(child.stdout.take().unwrap());
     (Killed(child), lines)
 }
 
@@ -202,16 +186,7 @@ fn health_events(container: &str) -> Killed {
 /// Waits for the container's health to become `healthy` through Docker's own HEALTHCHECK
 /// (which runs `usher probe` inside the container), watching Docker's events.
 fn wait_healthy(container: &str, events: &mut Killed) {
-    let stdout = events.0.stdout.take().unwrap();
-    let (sender, statuses) = channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let statuses = lines_of(events.0.stdout.take().unwrap());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
