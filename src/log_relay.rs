@@ -107,7 +107,7 @@ fn relay(
         let time = crate::logs::time::rfc3339_micros(SystemTime::now());
         records.clear();
         encoder.push(chunk.get(..read).unwrap_or_default(), &time, &mut records);
-        count(health, stream, read, &records, &mut encoder);
+        count(health, stream, read, &mut encoder);
         // Once usher's own output is gone (EPIPE), keep draining the pipe so the child is not
         // blocked or killed by a SIGPIPE for a log line nobody can read any more.
         if output_open {
@@ -117,17 +117,17 @@ fn relay(
     let time = crate::logs::time::rfc3339_micros(SystemTime::now());
     records.clear();
     encoder.finish(&time, &mut records);
-    count(health, stream, 0, &records, &mut encoder);
+    count(health, stream, 0, &mut encoder);
     if output_open {
         write_records(stream, &records);
     }
 }
 
-/// Counts a chunk for /metrics: every record ends in the one newline it holds.
-fn count(health: &Health, stream: Stream, read: usize, records: &[u8], encoder: &mut LineEncoder) {
-    let written = memchr::memchr_iter(b'\n', records).count();
+/// Counts a chunk for /metrics, from the encoder's own tally (no second pass over the records).
+fn count(health: &Health, stream: Stream, read: usize, encoder: &mut LineEncoder) {
+    let lines = std::mem::take(&mut encoder.lines);
     let partial = std::mem::take(&mut encoder.partial_records);
-    health.logged(stream, read, written, partial);
+    health.logged(stream, read, lines + partial, partial);
 }
 
 /// One write of whole records; after a failure (usher's output closed) the relay keeps

@@ -487,6 +487,8 @@ pub struct LineEncoder {
     buffers: Buffers,
     /// Records written so far that are pieces of an over-long line.
     pub partial_records: usize,
+    /// Lines written so far (each one record, after its partial pieces if any).
+    pub lines: usize,
 }
 
 impl LineEncoder {
@@ -498,6 +500,7 @@ impl LineEncoder {
             continued: None,
             buffers: Buffers::new(stream),
             partial_records: 0,
+            lines: 0,
         }
     }
 
@@ -509,6 +512,7 @@ impl LineEncoder {
         while let Some(newline) = memchr(b'\n', rest) {
             let (line, after) = rest.split_at(newline);
             rest = after.get(1..).unwrap_or_default();
+            self.lines += 1;
             if self.pending.is_empty() && self.continued.is_none() {
                 // The common case: the whole line is in `data`, written without a copy.
                 let (stream, buffers) = (self.stream, &mut self.buffers);
@@ -541,6 +545,7 @@ impl LineEncoder {
         if !self.pending.is_empty() || self.continued.is_some() {
             let level = self.continued.take();
             let line = &self.pending;
+            self.lines += 1;
             self.partial_records +=
                 (self.format).write_line(line, self.stream, level, time, &mut self.buffers, out);
         }
@@ -1359,6 +1364,8 @@ mod tests {
             let marked = out.matches(r#""partial":true"#).count();
             assert!(marked >= 4, "{marked}");
             assert_eq!(encoder.partial_records, marked, "chunks of {chunk}");
+            assert_eq!(encoder.lines, 2, "chunks of {chunk}");
+            assert_eq!(out.lines().count(), encoder.lines + encoder.partial_records);
         }
     }
 
