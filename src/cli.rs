@@ -435,6 +435,21 @@ pub fn parse(
     )
 }
 
+/// Where the health server listens unless told otherwise.
+pub const DEFAULT_HEALTH_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8558);
+
+/// `--health-addr` / `USHER_HEALTH_ADDR`: `IP:PORT`, or `off` (None).
+pub fn parse_health_addr(value: &str) -> Result<Option<SocketAddr>, String> {
+    if value == "off" {
+        return Ok(None);
+    }
+    value
+        .parse()
+        .map(Some)
+        .map_err(|_| format!("\"{value}\" is not IP:PORT (e.g. 0.0.0.0:8558) or off"))
+}
+
 fn validate(
     mut settings: Settings,
     command: Vec<OsString>,
@@ -468,12 +483,8 @@ fn validate(
         (None, None) => 0,
     };
     let health_addr = match settings.take_one(&HEALTH_ADDR)? {
-        Some(raw) if raw.value == "off" => None,
-        Some(raw) => Some(raw.parse(|addr| {
-            addr.parse::<SocketAddr>()
-                .map_err(|_| format!("\"{addr}\" is not IP:PORT (e.g. 0.0.0.0:8558) or off"))
-        })?),
-        None => Some(SocketAddr::from(([0, 0, 0, 0], 8558))),
+        Some(raw) => raw.parse(parse_health_addr)?,
+        None => Some(DEFAULT_HEALTH_ADDR),
     };
     let ready_when = match settings.take_one(&READY_WHEN)? {
         Some(raw) => raw.parse(readiness::Source::parse)?,

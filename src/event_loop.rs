@@ -80,8 +80,7 @@ pub fn run(
                     "failed to drop usher's own privileges to uid {}: {e}",
                     user.uid
                 );
-                let _ = sys::send_signal(-main_pid, Signo::KILL.number());
-                return 2;
+                return abandon_child(main_pid);
             }
         }
     }
@@ -102,8 +101,7 @@ pub fn run(
             Ok(started) => relays = Some(started),
             Err(e) => {
                 error!("failed to start the log relays: {e}");
-                let _ = sys::send_signal(-main_pid, Signo::KILL.number());
-                return 2;
+                return abandon_child(main_pid);
             }
         }
     }
@@ -111,20 +109,17 @@ pub fn run(
         && let Err(e) = health::server::start(listener, Arc::clone(&health))
     {
         error!("failed to start the health server: {e}");
-        let _ = sys::send_signal(-main_pid, Signo::KILL.number());
-        return 2;
+        return abandon_child(main_pid);
     }
     if let Err(e) = readiness::start(config.ready_when.clone(), notify, Arc::clone(&health)) {
         error!("failed to start watching readiness: {e}");
-        let _ = sys::send_signal(-main_pid, Signo::KILL.number());
-        return 2;
+        return abandon_child(main_pid);
     }
     // After the drop: the kernel clears the parent-death signal when credentials change.
     if let Some(signal) = config.parent_death_signal {
         if let Err(e) = sys::set_parent_death_signal(signal.number()) {
             error!("failed to set the parent-death signal {signal}: {e}");
-            let _ = sys::send_signal(-main_pid, Signo::KILL.number());
-            return 2;
+            return abandon_child(main_pid);
         }
         // The parent may have died before the kernel was told: then send it ourselves.
         if sys::parent_pid() != parent {
@@ -169,6 +164,13 @@ pub fn run(
         );
     }
     code
+}
+
+/// Set-up failed after the child started: kill its group rather than leave it unsupervised, and
+/// exit 2.
+fn abandon_child(main_pid: i32) -> u8 {
+    let _ = sys::send_signal(-main_pid, Signo::KILL.number());
+    2
 }
 
 struct Run {

@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 
 use lexopt::prelude::*;
 
-use crate::cli::{UsageError, parse_duration};
+use crate::cli::{DEFAULT_HEALTH_ADDR, UsageError, parse_duration, parse_health_addr};
 
-const DEFAULT_TARGET: &str = "http://127.0.0.1:8558/health";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Enough for any status line; the rest of the answer is not read.
 const MAX_STATUS_LINE: usize = 8192;
@@ -75,19 +74,16 @@ pub fn parse(
     Ok(Probe { target, timeout })
 }
 
+/// usher's own /health, where `USHER_HEALTH_ADDR` puts the server (on loopback when it names
+/// all addresses); the default address when the variable is unset or `off`.
 fn default_target(env: &dyn Fn(&str) -> Option<OsString>) -> Result<String, UsageError> {
-    let Some(value) = env("USHER_HEALTH_ADDR") else {
-        return Ok(DEFAULT_TARGET.to_string());
+    let value = env("USHER_HEALTH_ADDR").map(|v| v.to_string_lossy().into_owned());
+    let configured = match value {
+        Some(value) => parse_health_addr(&value)
+            .map_err(|why| UsageError(format!("probe: USHER_HEALTH_ADDR: {why}")))?,
+        None => None,
     };
-    let value = value.to_string_lossy();
-    if value == "off" {
-        return Ok(DEFAULT_TARGET.to_string());
-    }
-    let mut addr: SocketAddr = value.parse().map_err(|_| {
-        UsageError(format!(
-            "probe: USHER_HEALTH_ADDR \"{value}\" is not IP:PORT or off"
-        ))
-    })?;
+    let mut addr = configured.unwrap_or(DEFAULT_HEALTH_ADDR);
     if addr.ip().is_unspecified() {
         addr.set_ip(match addr.ip() {
             IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),

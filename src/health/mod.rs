@@ -33,9 +33,9 @@ pub struct Health {
     detail: Mutex<String>,
     /// The child's log output, by stream (stdout, stderr): records written, bytes read from the
     /// child, records that are pieces of an over-long line.
-    pub log_records: [AtomicU64; 2],
-    pub log_bytes: [AtomicU64; 2],
-    pub log_partial_records: [AtomicU64; 2],
+    log_records: [AtomicU64; 2],
+    log_bytes: [AtomicU64; 2],
+    log_partial_records: [AtomicU64; 2],
 }
 
 impl Default for Health {
@@ -137,6 +137,6 @@ impl Health {
     }
 
     fn is_ready(&self) -> bool {
-        self.alive() && self.ready.load(Ordering::Relaxed) && !self.stopping.load(Ordering::Relaxed)
+        self.running() && self.ready.load(Ordering::Relaxed)
     }
 }
