@@ -2,27 +2,18 @@
 
 mod child;
 mod cli;
-mod environment;
-mod event_loop;
-mod events;
 mod health;
-mod log_relay;
+mod log_io;
 mod logs;
-mod output;
-mod privileges;
 mod probe;
-mod process_table;
-mod readiness;
-mod reaper;
-mod signals;
-mod supervisor;
+mod supervise;
 mod sys;
-mod user;
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use cli::{Invocation, LogMode};
+use log_io::events;
 use logs::LogFormat;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -92,7 +83,8 @@ fn main() -> ExitCode {
     if let Some(addr) = health_listener.as_ref().and_then(|l| l.local_addr().ok()) {
         events::info!("health server listening on {addr}");
     }
-    let code = event_loop::run(*config, child, log_format.as_ref(), health_listener, inbox);
+    let code =
+        supervise::event_loop::run(*config, child, log_format.as_ref(), health_listener, inbox);
     events::flush(Instant::now() + Duration::from_secs(2));
     ExitCode::from(code)
 }

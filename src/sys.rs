@@ -26,7 +26,7 @@ fn taken_signals() -> io::Result<libc::sigset_t> {
     for signo in 1..=libc::SIGRTMAX() {
         if signo == libc::SIGKILL
             || signo == libc::SIGSTOP
-            || crate::signals::is_reserved_by_libc(signo)
+            || crate::supervise::signals::is_reserved_by_libc(signo)
         {
             continue;
         }

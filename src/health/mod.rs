@@ -6,6 +6,7 @@
 //! alive), `/ready` `/readyz` (200 while the child runs, is ready and no stop has begun),
 //! `GET`/`HEAD` `/metrics` (Prometheus text).
 
+pub mod readiness;
 pub mod routes;
 pub mod server;
 

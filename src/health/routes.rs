@@ -4,7 +4,7 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
 use super::Health;
-use crate::signals::Signo;
+use crate::supervise::signals::Signo;
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Response {

@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::events::info;
 use crate::health::Health;
+use crate::log_io::events::info;
 use crate::probe::{self, Probe, Target};
 
 /// The first pause between two checks of a polled source that is not ready; it doubles up to

@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::events::warn;
 use crate::health::Health;
+use crate::log_io::events::warn;
+use crate::log_io::output::{self, Target};
 use crate::logs::{LineEncoder, LogFormat, Stream};
-use crate::output::{self, Target};
 use crate::sys;
 
 /// Bytes read from the child's pipe at once.

@@ -1,6 +1,10 @@
 //! Starting the command: usher runs it itself (no shell, no helper process in between), in a
 //! session and process group of its own, with a clean signal mask and default dispositions.
 
+pub mod environment;
+pub mod privileges;
+pub mod user;
+
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
@@ -11,11 +15,9 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use crate::cli::{Config, LogMode, UsageError};
-use crate::environment;
-use crate::events;
-use crate::privileges::{self, CapSet, Identity, NEEDED_TO_SWITCH, Privileges};
+use crate::log_io::events;
 use crate::sys;
-use crate::user;
+use privileges::{CapSet, Identity, NEEDED_TO_SWITCH, Privileges};
 
 /// Why the command could not be started.
 #[derive(Debug)]

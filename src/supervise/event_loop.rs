@@ -6,16 +6,16 @@ use std::time::{Duration, Instant};
 
 use crate::child::{self, ChildSpec};
 use crate::cli::Config;
-use crate::events;
-use crate::events::{debug, error, info, warn};
+use crate::health::readiness::{self, NotifySocket};
 use crate::health::{self, Health};
-use crate::log_relay;
+use crate::log_io::events;
+use crate::log_io::events::{debug, error, info, warn};
+use crate::log_io::relay;
 use crate::logs::{LogFormat, Stream};
-use crate::process_table;
-use crate::readiness::{self, NotifySocket};
-use crate::reaper;
-use crate::signals::Signo;
-use crate::supervisor::{Action, Event, Left, Policy, Scope, Supervisor};
+use crate::supervise::process_table;
+use crate::supervise::reaper;
+use crate::supervise::signals::Signo;
+use crate::supervise::state::{Action, Event, Left, Policy, Scope, Supervisor};
 use crate::sys::{self, SignalInbox};
 use std::sync::Arc;
 
@@ -97,7 +97,7 @@ pub fn run(
         if let Err(e) = events::start_writer() {
             warn!("failed to start the event writer: {e}");
         }
-        match log_relay::start(pipes, format, &health) {
+        match relay::start(pipes, format, &health) {
             Ok(started) => relays = Some(started),
             Err(e) => {
                 error!("failed to start the log relays: {e}");

@@ -1,7 +1,7 @@
 //! Who is left to signal at the end: read from /proc, and chosen so that each process gets a
 //! signal once. Without /proc only the main child's group (and, as PID 1, `kill(-1)`) is used.
 
-use crate::supervisor::Left;
+use crate::supervise::state::Left;
 
 /// A process and its process group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,8 +11,8 @@
 use std::time::{Duration, Instant};
 
 use crate::cli::ExitRemap;
-use crate::reaper::ChildExit;
-use crate::signals::{Rewrites, Signo};
+use crate::supervise::reaper::ChildExit;
+use crate::supervise::signals::{Rewrites, Signo};
 
 /// After SIGKILL, how long to wait for the last processes to be reaped before exiting anyway.
 /// A process in uninterruptible sleep (a hung NFS read) must not hang the container forever;

@@ -2,7 +2,7 @@
 
 use std::io;
 
-use crate::events::{info, warn};
+use crate::log_io::events::{info, warn};
 use crate::sys::{self, Reaped};
 
 /// How a child ended.

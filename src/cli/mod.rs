@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use lexopt::prelude::*;
 
-use crate::environment::SecretNames;
+use crate::child::environment::SecretNames;
+use crate::child::privileges::CapSet;
+use crate::health::readiness;
 use crate::logs::{self, Level};
-use crate::privileges::CapSet;
-use crate::readiness;
-use crate::signals::{Rewrites, Signo};
+use crate::supervise::signals::{Rewrites, Signo};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::log_io::output::{self, Target};
 use crate::logs::{self, LogFormat};
-use crate::output::{self, Target};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -193,8 +193,8 @@ pub fn flush(deadline: Instant) {
     }
 }
 
-macro_rules! error { ($($arg:tt)*) => { $crate::events::emit($crate::events::Level::Error, format_args!($($arg)*)) } }
-macro_rules! warning { ($($arg:tt)*) => { $crate::events::emit($crate::events::Level::Warn, format_args!($($arg)*)) } }
-macro_rules! info { ($($arg:tt)*) => { $crate::events::emit($crate::events::Level::Info, format_args!($($arg)*)) } }
-macro_rules! debug { ($($arg:tt)*) => { $crate::events::emit($crate::events::Level::Debug, format_args!($($arg)*)) } }
+macro_rules! error { ($($arg:tt)*) => { $crate::log_io::events::emit($crate::log_io::events::Level::Error, format_args!($($arg)*)) } }
+macro_rules! warning { ($($arg:tt)*) => { $crate::log_io::events::emit($crate::log_io::events::Level::Warn, format_args!($($arg)*)) } }
+macro_rules! info { ($($arg:tt)*) => { $crate::log_io::events::emit($crate::log_io::events::Level::Info, format_args!($($arg)*)) } }
+macro_rules! debug { ($($arg:tt)*) => { $crate::log_io::events::emit($crate::log_io::events::Level::Debug, format_args!($($arg)*)) } }
 pub(crate) use {debug, error, info, warning as warn};

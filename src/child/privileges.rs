@@ -2,7 +2,7 @@
 //! and whether it may gain privileges on exec (`--allow-new-privs`). Planned and checked before
 //! anything starts; carried out by `sys` between fork and exec, and on usher itself afterwards.
 
-use crate::user::Credentials;
+use crate::child::user::Credentials;
 
 /// Linux capabilities by number (include/uapi/linux/capability.h).
 const CAPABILITIES: &[&str] = &[
