@@ -6,7 +6,6 @@ pub mod privileges;
 pub mod user;
 
 use std::ffi::OsString;
-use std::fmt;
 use std::io;
 use std::process::{Command, Stdio};
 
@@ -14,16 +13,27 @@ use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use crate::cli::{Config, LogMode, UsageError};
+use crate::config::{Config, LogMode};
 use crate::log_io::events;
 use crate::sys;
 use privileges::{CapSet, Identity, NEEDED_TO_SWITCH, Privileges};
 
 /// Why the command could not be started.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {program:?}", describe(source))]
 pub struct SpawnError {
     program: OsString,
+    #[source]
     source: io::Error,
+}
+
+/// The shell's words for an exec failure (execve(2) errors).
+fn describe(source: &io::Error) -> &'static str {
+    match source.raw_os_error() {
+        Some(libc::ENOENT | libc::ENOTDIR) => "command not found",
+        Some(libc::EACCES | libc::EPERM | libc::ENOEXEC | libc::EISDIR) => "command not executable",
+        _ => "failed to start command",
+    }
 }
 
 impl SpawnError {
@@ -36,23 +46,36 @@ impl SpawnError {
     }
 }
 
-impl fmt::Display for SpawnError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = match self.source.raw_os_error() {
-            Some(libc::ENOENT | libc::ENOTDIR) => "command not found",
-            Some(libc::EACCES | libc::EPERM | libc::ENOEXEC | libc::EISDIR) => {
-                "command not executable"
-            }
-            _ => "failed to start command",
-        };
-        write!(f, "{what}: {:?} ({})", self.program, self.source)
-    }
-}
-
-impl std::error::Error for SpawnError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
+/// Why the child cannot be prepared: a configuration error (exit status 2), naming the option at
+/// fault. Never carries a secret's content: secret errors name the variable and file only.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("--user: {0}")]
+    User(String),
+    #[error("--user: cannot read usher's own groups")]
+    OwnGroups(#[source] io::Error),
+    #[error("{0}")]
+    Privileges(String),
+    #[error("{option}: cannot read usher's own capabilities")]
+    OwnCapabilities {
+        option: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "{option}: usher itself lacks {missing} (the container was started without it; add it, \
+         or run the container as the user instead)"
+    )]
+    MissingCapabilities {
+        option: &'static str,
+        missing: CapSet,
+    },
+    #[error("--cap-keep: {0} is not in usher's bounding set, so no child can have it")]
+    OutsideBoundingSet(CapSet),
+    #[error("--env-file: {0}")]
+    EnvFile(String),
+    #[error("--secret-env: {0}")]
+    Secret(String),
 }
 
 /// Everything the child is started with, read and checked before anything starts: its
@@ -70,27 +93,22 @@ pub struct ChildSpec {
 impl ChildSpec {
     /// Resolves `--user` against the image's /etc files, builds the environment and plans the
     /// privileges. Errors name the option or variable at fault and never quote a secret.
-    pub fn prepare(config: &Config) -> Result<ChildSpec, UsageError> {
+    pub fn prepare(config: &Config) -> Result<ChildSpec, PrepareError> {
         let user = match &config.user {
-            Some(spec) => Some(
-                user::resolve_in(spec, Path::new("/"))
-                    .map_err(|why| UsageError(format!("--user: {why}")))?,
-            ),
+            Some(spec) => Some(user::resolve_in(spec, Path::new("/")).map_err(PrepareError::User)?),
             None => None,
         };
         let (uid, gid) = sys::effective_ids();
-        let groups = sys::supplementary_groups()
-            .map_err(|e| UsageError(format!("--user: cannot read usher's own groups: {e}")))?;
+        let groups = sys::supplementary_groups().map_err(PrepareError::OwnGroups)?;
         let me = Identity { uid, gid, groups };
         let privileges = privileges::plan(me, user, config.cap_keep, config.allow_new_privs)
-            .map_err(UsageError)?;
+            .map_err(PrepareError::Privileges)?;
         check_capabilities(&privileges)?;
         let base = std::env::vars_os().collect();
-        let mut environment = environment::with_env_files(base, &config.env_files)
-            .map_err(|why| UsageError(format!("--env-file: {why}")))?;
+        let mut environment =
+            environment::with_env_files(base, &config.env_files).map_err(PrepareError::EnvFile)?;
         if let Some(names) = &config.secret_env {
-            environment::apply_secrets(&mut environment, names)
-                .map_err(|why| UsageError(format!("--secret-env: {why}")))?;
+            environment::apply_secrets(&mut environment, names).map_err(PrepareError::Secret)?;
         }
         // gosu's rule: the child's HOME is its user's, whatever usher's own was (root's).
         if let Some(user) = &privileges.user {
@@ -108,7 +126,7 @@ impl ChildSpec {
 
 /// usher must hold what it hands on, and what it needs to take the rest away: otherwise the
 /// child would fail between fork and exec, too late for a clear error.
-fn check_capabilities(privileges: &Privileges) -> Result<(), UsageError> {
+fn check_capabilities(privileges: &Privileges) -> Result<(), PrepareError> {
     let needed = match (&privileges.switch_to, privileges.keep_caps) {
         (Some(_), keep) => CapSet(NEEDED_TO_SWITCH.0 | keep.unwrap_or_default().0),
         (None, Some(keep)) => CapSet(keep.0 | 1 << 8), // SETPCAP empties the bounding set
@@ -119,25 +137,17 @@ fn check_capabilities(privileges: &Privileges) -> Result<(), UsageError> {
     } else {
         "--cap-keep"
     };
-    let permitted = sys::own_permitted_capabilities().map_err(|e| {
-        UsageError(format!(
-            "{option}: cannot read usher's own capabilities: {e}"
-        ))
-    })?;
+    let permitted = sys::own_permitted_capabilities()
+        .map_err(|source| PrepareError::OwnCapabilities { option, source })?;
     let missing = CapSet(needed.0 & !permitted);
     if missing.0 != 0 {
-        return Err(UsageError(format!(
-            "{option}: usher itself lacks {missing} (the container was started without it; \
-             add it, or run the container as the user instead)"
-        )));
+        return Err(PrepareError::MissingCapabilities { option, missing });
     }
     let keep = privileges.keep_caps.unwrap_or_default();
     let outside = (0..64).filter(|cap| keep.0 & (1 << cap) != 0 && !sys::in_bounding_set(*cap));
     let outside = CapSet(outside.fold(0, |set, cap| set | 1 << cap));
     if outside.0 != 0 {
-        return Err(UsageError(format!(
-            "--cap-keep: {outside} is not in usher's bounding set, so no child can have it"
-        )));
+        return Err(PrepareError::OutsideBoundingSet(outside));
     }
     Ok(())
 }

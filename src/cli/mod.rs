@@ -1,160 +1,48 @@
-//! Command line and `USHER_*` environment -> a validated [`Config`].
+//! The command line and `USHER_*` environment -> an [`Invocation`] (a validated [`Config`]).
 //!
 //! Every error is found here, before anything is started, and is one line naming the flag or
-//! variable at fault. A flag always wins over its variable.
+//! variable the user wrote. A flag always wins over its variable. Only `main` imports this
+//! module.
+
+mod help;
+mod options;
+mod values;
 
 use std::ffi::{OsStr, OsString};
-use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use lexopt::prelude::*;
 
 use crate::child::environment::SecretNames;
 use crate::child::privileges::CapSet;
+use crate::config::{Config, DEFAULT_HEALTH_ADDR, ExitRemap, LogMode};
 use crate::health::readiness;
-use crate::logs::{self, Level};
+use crate::logs::Level;
+use crate::probe::{self, Probe};
 use crate::supervise::signals::{Rewrites, Signo};
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use options::{Kind, Opt};
 
 /// What usher was asked to do.
 #[derive(Debug)]
 pub enum Invocation {
     Run(Box<Config>),
     /// `usher probe`: the HEALTHCHECK client.
-    Probe(crate::probe::Probe),
-    Help,
+    Probe(Probe),
+    /// `--help` (or `usher probe --help`): the text to print.
+    Help(String),
     Version,
     License,
 }
 
-/// The validated configuration of a supervised run.
-#[derive(Debug)]
-pub struct Config {
-    /// The command and its arguments, exactly as given (never joined and re-split).
-    pub command: Vec<OsString>,
-    pub grace: Duration,
-    pub drain: Duration,
-    pub rewrites: Rewrites,
-    pub single_child: bool,
-    pub remap_exit: ExitRemap,
-    /// tini's `-p`: the signal usher receives (and so forwards) when its parent dies.
-    pub parent_death_signal: Option<Signo>,
-    pub verbosity: u8,
-    /// tini's `-w`: warn when a process other than the main child is reaped.
-    pub warn_on_reap: bool,
-    /// `--health-addr`: None when `off`.
-    pub health_addr: Option<SocketAddr>,
-    pub ready_when: readiness::Source,
-    pub log_format: LogMode,
-    /// `--log-field K=V`: static fields added to every record.
-    pub log_fields: Vec<(String, String)>,
-    pub log_max_record: usize,
-    pub stderr_level: Level,
-    /// `--user`, resolved against the image's /etc files when the child is prepared.
-    pub user: Option<String>,
-    pub cap_keep: Option<CapSet>,
-    pub allow_new_privs: bool,
-    pub env_files: Vec<PathBuf>,
-    pub secret_env: Option<SecretNames>,
-}
-
-/// `--log-format`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogMode {
-    /// One JSON record per line of the child's output.
-    Json,
-    /// The child inherits usher's stdio; nothing is wrapped.
-    Raw,
-    /// JSON unless usher's stdout is a terminal (a person is reading).
-    Auto,
-}
-
-/// Docker and containerd split lines at 16 KiB; no record may be shorter than this much.
-const MIN_LOG_RECORD: usize = 1024;
-/// An unfinished line is held up to this size: the bound on the relay's memory.
-const MAX_LOG_RECORD: usize = 1 << 20;
-
-/// The length of `text` as a JSON string, quotes included.
-fn json_len(text: &str) -> usize {
-    serde_json::to_string(text).map_or(text.len() * 6 + 2, |quoted| quoted.len())
-}
-
-/// `K=V` for `--log-field`.
-fn parse_log_field(text: &str) -> Result<(String, String), String> {
-    let (key, value) = text
-        .split_once('=')
-        .ok_or_else(|| format!("\"{text}\" is not KEY=VALUE (e.g. service=api)"))?;
-    if !logs::encode::valid_field_key(key) {
-        return Err(format!(
-            "\"{key}\" is not a valid field name ([A-Za-z_][A-Za-z0-9_.-]*, and not one of \
-             time, level, stream, msg, partial, logger)"
-        ));
-    }
-    Ok((key.to_string(), value.to_string()))
-}
-
-/// `--remap-exit`: child exit codes reported as 0.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ExitRemap(Vec<u8>);
-
-impl ExitRemap {
-    pub fn apply(&self, code: u8) -> u8 {
-        if self.0.contains(&code) { 0 } else { code }
-    }
-}
-
 /// A usage or configuration error: one line, exit status 2.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct UsageError(pub String);
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 impl From<lexopt::Error> for UsageError {
     fn from(error: lexopt::Error) -> Self {
         UsageError(error.to_string())
-    }
-}
-
-const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// Parses `250ms`, `10s`, `2m`, `1h`; a bare number means seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let digits_end = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits_end);
-    let invalid = || format!("invalid duration \"{text}\" (expected e.g. 250ms, 10s, 2m)");
-    let number: u64 = number.parse().map_err(|_| invalid())?;
-    let millis_per_unit = match unit {
-        "ms" => 1,
-        "" | "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        _ => return Err(invalid()),
-    };
-    let duration = number
-        .checked_mul(millis_per_unit)
-        .map(Duration::from_millis)
-        .filter(|d| *d <= MAX_DURATION)
-        .ok_or_else(|| format!("duration \"{text}\" out of range (at most 24h)"))?;
-    Ok(duration)
-}
-
-fn parse_exit_code(text: &str) -> Result<u8, String> {
-    text.parse::<u8>()
-        .map_err(|_| format!("exit code \"{text}\" is not a number from 0 to 255"))
-}
-
-fn parse_bool(text: &str) -> Result<bool, String> {
-    match text.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "" | "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(format!("\"{text}\" is not a boolean (use 1/0, true/false)")),
     }
 }
 
@@ -167,124 +55,46 @@ struct Raw {
 }
 
 impl Raw {
-    fn source(&self) -> &str {
-        &self.source
-    }
-
     fn parse<T>(&self, mut parse: impl FnMut(&str) -> Result<T, String>) -> Result<T, UsageError> {
-        parse(&self.value).map_err(|why| UsageError(format!("{}: {why}", self.source())))
+        parse(&self.value).map_err(|why| UsageError(format!("{}: {why}", self.source)))
     }
 }
 
-/// One option of the table in the design contract: its flag and its variable.
-struct Spec {
-    flag: &'static str,
-    env: &'static str,
+fn comma_list(text: &str) -> impl Iterator<Item = &str> {
+    text.split(',').map(str::trim).filter(|v| !v.is_empty())
 }
-
-const USER: Spec = Spec {
-    flag: "--user",
-    env: "USHER_USER",
-};
-const CAP_KEEP: Spec = Spec {
-    flag: "--cap-keep",
-    env: "USHER_CAP_KEEP",
-};
-const ALLOW_NEW_PRIVS: Spec = Spec {
-    flag: "--allow-new-privs",
-    env: "USHER_ALLOW_NEW_PRIVS",
-};
-const GRACE: Spec = Spec {
-    flag: "--grace",
-    env: "USHER_GRACE",
-};
-const DRAIN: Spec = Spec {
-    flag: "--drain",
-    env: "USHER_DRAIN",
-};
-const REWRITE: Spec = Spec {
-    flag: "--rewrite",
-    env: "USHER_REWRITE",
-};
-const SINGLE_CHILD: Spec = Spec {
-    flag: "--single-child",
-    env: "USHER_SINGLE_CHILD",
-};
-const REMAP_EXIT: Spec = Spec {
-    flag: "--remap-exit",
-    env: "USHER_REMAP_EXIT",
-};
-const HEALTH_ADDR: Spec = Spec {
-    flag: "--health-addr",
-    env: "USHER_HEALTH_ADDR",
-};
-const READY_WHEN: Spec = Spec {
-    flag: "--ready-when",
-    env: "USHER_READY_WHEN",
-};
-const LOG_FORMAT: Spec = Spec {
-    flag: "--log-format",
-    env: "USHER_LOG_FORMAT",
-};
-const LOG_FIELD: Spec = Spec {
-    flag: "--log-field",
-    env: "USHER_LOG_FIELDS",
-};
-const LOG_MAX_RECORD: Spec = Spec {
-    flag: "--log-max-record",
-    env: "USHER_LOG_MAX_RECORD",
-};
-const STDERR_LEVEL: Spec = Spec {
-    flag: "--stderr-level",
-    env: "USHER_STDERR_LEVEL",
-};
-const ENV_FILE: Spec = Spec {
-    flag: "--env-file",
-    env: "USHER_ENV_FILE",
-};
-const SECRET_ENV: Spec = Spec {
-    flag: "--secret-env",
-    env: "USHER_SECRET_ENV",
-};
-const VERBOSE: Spec = Spec {
-    flag: "--verbose",
-    env: "USHER_VERBOSE",
-};
 
 /// Collects settings: flag values replace the environment's for the same option.
 struct Settings<'e> {
     env: &'e dyn Fn(&str) -> Option<OsString>,
-    given: Vec<(&'static str, Vec<Raw>)>,
+    given: Vec<(&'static Opt, Vec<Raw>)>,
 }
 
-impl<'e> Settings<'e> {
-    fn set_flag(&mut self, spec: &Spec, typed: String, value: String, repeatable: bool) {
+impl Settings<'_> {
+    fn set_flag(&mut self, opt: &'static Opt, typed: String, value: String) {
         let raw = Raw {
             value,
             source: typed,
             from_env: false,
         };
-        match self.given.iter_mut().find(|(flag, _)| *flag == spec.flag) {
+        let repeatable = matches!(opt.kind, Kind::List | Kind::Repeated | Kind::Count);
+        match self.given.iter_mut().find(|(o, _)| std::ptr::eq(*o, opt)) {
             Some((_, values)) if repeatable => values.push(raw),
             Some((_, values)) => *values = vec![raw],
-            None => self.given.push((spec.flag, vec![raw])),
+            None => self.given.push((opt, vec![raw])),
         }
     }
 
-    /// The flag's values, or else the variable's (each split on commas when `list`).
-    fn take(&mut self, spec: &Spec, list: bool) -> Result<Vec<Raw>, UsageError> {
-        if let Some(index) = self.given.iter().position(|(flag, _)| *flag == spec.flag) {
+    /// The flag's values, or else the variable's. `List` values, and the variable of a
+    /// `Repeated` option, are split on commas.
+    fn take(&mut self, opt: &'static Opt) -> Result<Vec<Raw>, UsageError> {
+        if let Some(index) = self.given.iter().position(|(o, _)| std::ptr::eq(*o, opt)) {
             let given = self.given.swap_remove(index).1;
-            if !list {
+            if opt.kind != Kind::List {
                 return Ok(given);
             }
             let split = |raw: Raw| -> Vec<Raw> {
-                let items = raw
-                    .value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|v| !v.is_empty());
-                items
+                comma_list(&raw.value)
                     .map(|value| Raw {
                         value: value.to_string(),
                         source: raw.source.clone(),
@@ -294,46 +104,54 @@ impl<'e> Settings<'e> {
             };
             return Ok(given.into_iter().flat_map(split).collect());
         }
-        let Some(value) = (self.env)(spec.env) else {
+        let Some(name) = opt.env else {
+            return Ok(Vec::new());
+        };
+        let Some(value) = (self.env)(name) else {
             return Ok(Vec::new());
         };
         let value = value
             .into_string()
-            .map_err(|_| UsageError(format!("{}: not valid UTF-8", spec.env)))?;
+            .map_err(|_| UsageError(format!("{name}: not valid UTF-8")))?;
         let raw = |value: &str| Raw {
             value: value.to_string(),
-            source: spec.env.to_string(),
+            source: name.to_string(),
             from_env: true,
         };
-        Ok(if list {
-            value
-                .split(',')
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(raw)
-                .collect()
-        } else {
-            vec![raw(&value)]
+        Ok(match opt.kind {
+            Kind::List | Kind::Repeated => comma_list(&value).map(raw).collect(),
+            _ => vec![raw(&value)],
         })
     }
 
-    /// Like `take` for a list option whose flag values may themselves contain commas
-    /// (`--log-field note=a,b`): only the variable is a comma list.
-    fn take_env_list(&mut self, spec: &Spec) -> Result<Vec<Raw>, UsageError> {
-        let given = self.given.iter().any(|(flag, _)| *flag == spec.flag);
-        self.take(spec, !given)
+    fn take_one(&mut self, opt: &'static Opt) -> Result<Option<Raw>, UsageError> {
+        Ok(self.take(opt)?.pop())
     }
 
-    fn take_one(&mut self, spec: &Spec) -> Result<Option<Raw>, UsageError> {
-        Ok(self.take(spec, false)?.pop())
-    }
-
-    fn take_bool(&mut self, spec: &Spec) -> Result<bool, UsageError> {
-        match self.take_one(spec)? {
-            Some(raw) if raw.from_env => raw.parse(parse_bool),
+    /// A switch: given as a flag, on; as a variable, a boolean.
+    fn take_switch(&mut self, opt: &'static Opt) -> Result<bool, UsageError> {
+        match self.take_one(opt)? {
+            Some(raw) if raw.from_env => raw.parse(values::boolean),
             Some(_) => Ok(true),
             None => Ok(false),
         }
+    }
+
+    /// A count: the flag's uses, else the variable as a number.
+    fn take_count(&mut self, opt: &'static Opt) -> Result<u8, UsageError> {
+        let given = self.take(opt)?;
+        match given.first() {
+            Some(raw) if raw.from_env => raw.parse(values::verbosity),
+            _ => Ok(u8::try_from(given.len()).unwrap_or(u8::MAX)),
+        }
+    }
+
+    fn take_parsed<T>(
+        &mut self,
+        opt: &'static Opt,
+        parse: impl FnMut(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, UsageError> {
+        self.take_one(opt)?.map(|raw| raw.parse(parse)).transpose()
     }
 }
 
@@ -359,173 +177,141 @@ pub fn parse(
     env: &dyn Fn(&str) -> Option<OsString>,
 ) -> Result<Invocation, UsageError> {
     if args.first().map(OsString::as_os_str) == Some(OsStr::new("probe")) {
-        let probe = crate::probe::parse(args.into_iter().skip(1).collect(), env)?;
-        return Ok(Invocation::Probe(probe));
+        return parse_probe(args.into_iter().skip(1).collect(), env);
     }
     let mut settings = Settings {
         env,
         given: Vec::new(),
     };
     let mut command = Vec::new();
-    let mut verbosity: Option<u8> = None;
-    let mut parent_death_signal = None;
-    let mut warn_on_reap = false;
     let mut parser = lexopt::Parser::from_args(args);
     while let Some(arg) = parser.next()? {
-        let (spec, repeatable) = match arg {
-            Short('h') | Long("help") => return Ok(Invocation::Help),
-            Short('V') | Long("version") => return Ok(Invocation::Version),
-            Short('l') | Long("license") => return Ok(Invocation::License),
-            // tini: -s (subreaper) and -g (signal the group) are what usher always does.
-            Short('s') | Short('g') => continue,
-            Short('v') | Long("verbose") => {
-                verbosity = Some(verbosity.unwrap_or(0).saturating_add(1));
-                continue;
-            }
-            Short('w') => {
-                warn_on_reap = true;
-                continue;
-            }
-            Short('p') => {
-                let value = string_value(&mut parser, "-p")?;
-                let signal =
-                    Signo::parse(&value).map_err(|why| UsageError(format!("-p: {why}")))?;
-                parent_death_signal = Some(signal);
-                continue;
-            }
-            Short('c') | Long("single-child") => {
-                settings.set_flag(&SINGLE_CHILD, typed_name(&arg), String::new(), false);
-                continue;
-            }
-            Long("allow-new-privs") => {
-                settings.set_flag(&ALLOW_NEW_PRIVS, typed_name(&arg), String::new(), false);
-                continue;
-            }
-            Value(first) => {
-                command.push(first);
-                command.extend(parser.raw_args()?);
-                break;
-            }
-            Long("user") => (&USER, false),
-            Long("cap-keep") => (&CAP_KEEP, false),
-            Long("grace") => (&GRACE, false),
-            Long("drain") => (&DRAIN, false),
-            Short('r') | Long("rewrite") => (&REWRITE, true),
-            Short('e') | Long("remap-exit") => (&REMAP_EXIT, true),
-            Long("health-addr") => (&HEALTH_ADDR, false),
-            Long("ready-when") => (&READY_WHEN, false),
-            Long("log-format") => (&LOG_FORMAT, false),
-            Long("log-field") => (&LOG_FIELD, true),
-            Long("log-max-record") => (&LOG_MAX_RECORD, false),
-            Long("stderr-level") => (&STDERR_LEVEL, false),
-            Long("env-file") => (&ENV_FILE, true),
-            Long("secret-env") => (&SECRET_ENV, false),
-            _ => return Err(arg.unexpected().into()),
+        if let Value(first) = arg {
+            command.push(first);
+            command.extend(parser.raw_args()?);
+            break;
+        }
+        let Some(opt) = options::find(options::ALL, &arg) else {
+            return Err(arg.unexpected().into());
         };
         let typed = typed_name(&arg);
-        let value = string_value(&mut parser, &typed)?;
-        settings.set_flag(spec, typed, value, repeatable);
+        match opt.kind {
+            Kind::Action(options::Action::Help) => return Ok(Invocation::Help(help::usher())),
+            Kind::Action(options::Action::Version) => return Ok(Invocation::Version),
+            Kind::Action(options::Action::License) => return Ok(Invocation::License),
+            Kind::Ignored => {}
+            Kind::Switch | Kind::Count => settings.set_flag(opt, typed, String::new()),
+            Kind::One | Kind::List | Kind::Repeated => {
+                let value = string_value(&mut parser, &typed)?;
+                settings.set_flag(opt, typed, value);
+            }
+        }
     }
-    validate(
-        settings,
-        command,
-        verbosity,
-        parent_death_signal,
-        warn_on_reap,
-    )
+    validate(settings, command)
 }
 
-/// Where the health server listens unless told otherwise.
-pub const DEFAULT_HEALTH_ADDR: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8558);
-
-/// `--health-addr` / `USHER_HEALTH_ADDR`: `IP:PORT`, or `off` (None).
-pub fn parse_health_addr(value: &str) -> Result<Option<SocketAddr>, String> {
-    if value == "off" {
-        return Ok(None);
-    }
-    value
-        .parse()
-        .map(Some)
-        .map_err(|_| format!("\"{value}\" is not IP:PORT (e.g. 0.0.0.0:8558) or off"))
-}
-
-fn validate(
-    mut settings: Settings,
-    command: Vec<OsString>,
-    verbosity: Option<u8>,
-    parent_death_signal: Option<Signo>,
-    warn_on_reap: bool,
+/// `usher probe [--timeout DURATION] [TARGET]`. Without a TARGET it asks usher's own /health,
+/// at the port `USHER_HEALTH_ADDR` names when the image sets it (on loopback when it names all
+/// addresses).
+fn parse_probe(
+    args: Vec<OsString>,
+    env: &dyn Fn(&str) -> Option<OsString>,
 ) -> Result<Invocation, UsageError> {
-    let grace = match settings.take_one(&GRACE)? {
-        Some(raw) => raw.parse(parse_duration)?,
-        None => Duration::from_secs(10),
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut timeout = Duration::from_secs(2);
+    let mut target = None;
+    while let Some(arg) = parser.next()? {
+        match (options::find(options::PROBE, &arg), arg) {
+            (Some(opt), _) if opt.kind == Kind::Action(options::Action::Help) => {
+                return Ok(Invocation::Help(help::probe()));
+            }
+            (Some(_), arg) => {
+                let typed = typed_name(&arg);
+                let value = string_value(&mut parser, &typed)?;
+                timeout = values::duration(&value)
+                    .map_err(|why| UsageError(format!("probe {typed}: {why}")))?;
+                if timeout.is_zero() {
+                    return Err(UsageError(format!("probe {typed}: must be more than 0")));
+                }
+            }
+            (None, Value(value)) if target.is_none() => {
+                target = Some(value.to_string_lossy().into_owned());
+            }
+            (None, arg) => return Err(UsageError(format!("probe: {}", arg.unexpected()))),
+        }
+    }
+    let text = match target {
+        Some(target) => target,
+        None => own_health_url(env)?,
     };
-    let drain = match settings.take_one(&DRAIN)? {
-        Some(raw) => raw.parse(parse_duration)?,
-        None => Duration::ZERO,
+    let target =
+        probe::parse_target(&text).map_err(|why| UsageError(format!("probe {text}: {why}")))?;
+    Ok(Invocation::Probe(Probe { target, timeout }))
+}
+
+/// usher's own /health, where `USHER_HEALTH_ADDR` puts the server (on loopback when it names
+/// all addresses); the default address when the variable is unset or `off`.
+fn own_health_url(env: &dyn Fn(&str) -> Option<OsString>) -> Result<String, UsageError> {
+    let value = env("USHER_HEALTH_ADDR").map(|v| v.to_string_lossy().into_owned());
+    let configured = match value {
+        Some(value) => values::health_addr(&value)
+            .map_err(|why| UsageError(format!("probe: USHER_HEALTH_ADDR: {why}")))?,
+        None => None,
     };
+    let mut addr = configured.unwrap_or(DEFAULT_HEALTH_ADDR);
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        });
+    }
+    Ok(format!("http://{addr}/health"))
+}
+
+fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation, UsageError> {
+    use options::*;
+    let grace = settings
+        .take_parsed(&GRACE, values::duration)?
+        .unwrap_or(Duration::from_secs(10));
+    let drain = settings
+        .take_parsed(&DRAIN, values::duration)?
+        .unwrap_or(Duration::ZERO);
     let mut rewrites = Rewrites::default();
-    for raw in settings.take(&REWRITE, true)? {
+    for raw in settings.take(&REWRITE)? {
         raw.parse(|rule| rewrites.add_rule(rule))?;
     }
-    let single_child = settings.take_bool(&SINGLE_CHILD)?;
+    let single_child = settings.take_switch(&SINGLE_CHILD)?;
     let mut remap = Vec::new();
-    for raw in settings.take(&REMAP_EXIT, true)? {
-        remap.push(raw.parse(parse_exit_code)?);
+    for raw in settings.take(&REMAP_EXIT)? {
+        remap.push(raw.parse(values::exit_code)?);
     }
-    let verbosity = match (verbosity, settings.take_one(&VERBOSE)?) {
-        (Some(count), _) => count,
-        (None, Some(raw)) => raw.parse(|v| {
-            v.parse::<u8>()
-                .map_err(|_| format!("\"{v}\" is not a verbosity level (0, 1, 2...)"))
-        })?,
-        (None, None) => 0,
-    };
-    let health_addr = match settings.take_one(&HEALTH_ADDR)? {
-        Some(raw) => raw.parse(parse_health_addr)?,
-        None => Some(DEFAULT_HEALTH_ADDR),
-    };
-    let ready_when = match settings.take_one(&READY_WHEN)? {
-        Some(raw) => raw.parse(readiness::Source::parse)?,
-        None => readiness::Source::Started,
-    };
-    let log_format = match settings.take_one(&LOG_FORMAT)? {
-        Some(raw) => raw.parse(|value| match value {
-            "json" => Ok(LogMode::Json),
-            "raw" => Ok(LogMode::Raw),
-            "auto" => Ok(LogMode::Auto),
-            other => Err(format!(
-                "unknown log format \"{other}\" (json, raw or auto)"
-            )),
-        })?,
-        None => LogMode::Auto,
-    };
+    let verbosity = settings.take_count(&VERBOSE)?;
+    let parent_death_signal = settings.take_parsed(&PARENT_DEATH_SIGNAL, Signo::parse)?;
+    let warn_on_reap = settings.take_switch(&WARN_ON_REAP)?;
+    let health_addr = settings
+        .take_parsed(&HEALTH_ADDR, values::health_addr)?
+        .unwrap_or(Some(DEFAULT_HEALTH_ADDR));
+    let ready_when = settings
+        .take_parsed(&READY_WHEN, readiness::Source::parse)?
+        .unwrap_or_default();
+    let log_format = settings
+        .take_parsed(&LOG_FORMAT, values::log_format)?
+        .unwrap_or(LogMode::Auto);
     let mut log_fields = Vec::new();
-    for raw in settings.take_env_list(&LOG_FIELD)? {
-        let (key, value) = raw.parse(parse_log_field)?;
+    for raw in settings.take(&LOG_FIELD)? {
+        let (key, value) = raw.parse(values::log_field)?;
         // A key given twice: the last one wins, as with any repeated setting.
         log_fields.retain(|(existing, _): &(String, String)| *existing != key);
         log_fields.push((key, value));
     }
-    let log_max_record = match settings.take_one(&LOG_MAX_RECORD)? {
-        Some(raw) => raw.parse(|value| match value.parse::<usize>() {
-            Ok(bytes) if bytes > MAX_LOG_RECORD => Err(format!(
-                "{bytes} bytes is above the maximum of {MAX_LOG_RECORD}"
-            )),
-            Ok(bytes) if bytes >= MIN_LOG_RECORD => Ok(bytes),
-            Ok(bytes) => Err(format!(
-                "{bytes} bytes is below the minimum of {MIN_LOG_RECORD}"
-            )),
-            Err(_) => Err(format!("\"{value}\" is not a number of bytes")),
-        })?,
-        None => 16384,
-    };
+    let log_max_record = settings
+        .take_parsed(&LOG_MAX_RECORD, values::log_max_record)?
+        .unwrap_or(16384);
     // The static fields are in every record: they must leave room for the line itself.
     // Measured as written: escaped, quoted, with their comma and colon.
     let fields_bytes: usize = log_fields
         .iter()
-        .map(|(k, v): &(String, String)| json_len(k) + json_len(v) + 2)
+        .map(|(k, v)| values::json_len(k) + values::json_len(v) + 2)
         .sum();
     if fields_bytes + 256 > log_max_record {
         return Err(UsageError(format!(
@@ -533,29 +319,18 @@ fn validate(
              for --log-max-record {log_max_record}"
         )));
     }
-    let stderr_level = match settings.take_one(&STDERR_LEVEL)? {
-        Some(raw) => raw.parse(|value| {
-            Level::parse(value).ok_or_else(|| {
-                format!("unknown level \"{value}\" (trace, debug, info, warn, error, fatal)")
-            })
-        })?,
-        None => Level::Error,
-    };
-    let allow_new_privs = settings.take_bool(&ALLOW_NEW_PRIVS)?;
+    let stderr_level = settings
+        .take_parsed(&STDERR_LEVEL, values::level)?
+        .unwrap_or(Level::Error);
+    let allow_new_privs = settings.take_switch(&ALLOW_NEW_PRIVS)?;
     let user = settings.take_one(&USER)?.map(|raw| raw.value);
-    let cap_keep = match settings.take_one(&CAP_KEEP)? {
-        Some(raw) => Some(raw.parse(CapSet::parse)?),
-        None => None,
-    };
+    let cap_keep = settings.take_parsed(&CAP_KEEP, CapSet::parse)?;
     let env_files = settings
-        .take(&ENV_FILE, true)?
+        .take(&ENV_FILE)?
         .into_iter()
         .map(|raw| raw.value.into())
         .collect();
-    let secret_env = match settings.take_one(&SECRET_ENV)? {
-        Some(raw) => Some(raw.parse(SecretNames::parse)?),
-        None => None,
-    };
+    let secret_env = settings.take_parsed(&SECRET_ENV, SecretNames::parse)?;
     if command.is_empty() {
         return Err(UsageError(
             "no command given (usage: usher [OPTIONS] [--] COMMAND [ARG...])".to_string(),
@@ -567,7 +342,7 @@ fn validate(
         drain,
         rewrites,
         single_child,
-        remap_exit: ExitRemap(remap),
+        remap_exit: ExitRemap::new(remap),
         parent_death_signal,
         verbosity,
         warn_on_reap,
@@ -585,65 +360,11 @@ fn validate(
     })))
 }
 
-pub const HELP: &str = "\
-usher: a tiny PID 1 for containers
-
-Usage:
-  usher [OPTIONS] [--] COMMAND [ARG...]
-  usher probe [--timeout DURATION] [http://HOST:PORT/PATH | tcp://HOST:PORT]
-  usher --version | --help
-
-Options (each also read from the variable shown; a flag wins over its variable):
-  --grace DURATION       USHER_GRACE         after the stop signal is forwarded, how long
-                                             before everything left gets SIGKILL [10s]
-  --drain DURATION       USHER_DRAIN         on SIGTERM/SIGINT, wait this long before
-                                             forwarding the signal [0s]
-  -r, --rewrite FROM:TO  USHER_REWRITE       forward FROM as TO; TO 0 drops FROM (repeatable;
-                                             the variable is a comma list)
-  -c, --single-child     USHER_SINGLE_CHILD  signal only the child, not its process group
-  -e, --remap-exit CODE  USHER_REMAP_EXIT    report child exit CODE as 0 (repeatable)
-  --health-addr ADDR     USHER_HEALTH_ADDR   where /health, /ready, /metrics are served,
-                                             or off [0.0.0.0:8558]
-  --ready-when SPEC      USHER_READY_WHEN    when /ready turns 200: started, tcp:[HOST:]PORT,
-                                             http:URL, file:PATH or notify [started]
-  --log-format F         USHER_LOG_FORMAT    json, raw (the child inherits stdio) or auto
-                                             (json unless stdout is a terminal) [auto]
-  --log-field K=V        USHER_LOG_FIELDS    a static field in every record (repeatable)
-  --log-max-record BYTES USHER_LOG_MAX_RECORD  no record is longer; longer lines are
-                                             split into partial records [16384]
-  --stderr-level LEVEL   USHER_STDERR_LEVEL  level of a stderr line naming none [error]
-  -v, --verbose          USHER_VERBOSE       more of usher's own events (repeatable)
-  -h, --help                                 this text
-  -V, --version                              usher's version
-
-Privileges and environment:
-  --user SPEC            USHER_USER          run the child as name, uid, name:group,
-                                             uid:gid, name:gid or uid:group (read from the
-                                             image's /etc files)
-  --cap-keep CAPS        USHER_CAP_KEEP      the child keeps only these capabilities
-                                             (e.g. NET_BIND_SERVICE), as ambient
-  --allow-new-privs      USHER_ALLOW_NEW_PRIVS  do not set no_new_privs on the child
-  --env-file PATH        USHER_ENV_FILE      load a dotenv file (repeatable; variables
-                                             already set win)
-  --secret-env NAMES     USHER_SECRET_ENV    read the file named by NAME_FILE into NAME
-                                             (comma list, or * for every *_FILE)
-
-usher probe: the HEALTHCHECK client (no curl needed). Exit 0 on a 200-399 answer or an
-accepted connection, 1 otherwise (one line on stderr says why), 2 on a usage error. HOST is an
-IP address or localhost. Defaults: --timeout 2s, http://127.0.0.1:8558/health.
-
-Accepted for migration: tini -s -g (no effect: usher always does this), -e CODE,
--p SIG (signal usher gets when its parent dies), -w (warn when orphans are reaped),
--l (license); dumb-init -c and -r.
-
-Durations: 250ms, 10s, 2m (a bare number means seconds). Signals: TERM, SIGTERM or 15.
-Exit status: the child's; 128+N if it was killed by signal N; 2 usage error;
-126 command not executable; 127 command not found.
-";
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::Target;
+    use std::path::PathBuf;
 
     fn run(args: &[&str]) -> Result<Config, UsageError> {
         run_env(args, &[])
@@ -663,28 +384,6 @@ mod tests {
 
     fn error(args: &[&str]) -> String {
         run(args).expect_err("should be rejected").0
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        for bad in [
-            "",
-            "s",
-            "-1s",
-            "1.5s",
-            "10 s",
-            "10sec",
-            "1d",
-            "99999999999999999999",
-        ] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
-        }
-        assert!(parse_duration("25h").unwrap_err().contains("out of range"));
     }
 
     #[test]
@@ -924,12 +623,117 @@ mod tests {
     #[test]
     fn help_version_license() {
         let parse_args = |a: &[&str]| parse(a.iter().map(OsString::from).collect(), &|_| None);
-        assert!(matches!(parse_args(&["--help"]), Ok(Invocation::Help)));
-        assert!(matches!(parse_args(&["-h"]), Ok(Invocation::Help)));
+        assert!(matches!(parse_args(&["--help"]), Ok(Invocation::Help(_))));
+        assert!(matches!(parse_args(&["-h"]), Ok(Invocation::Help(_))));
         assert!(matches!(
             parse_args(&["--version"]),
             Ok(Invocation::Version)
         ));
         assert!(matches!(parse_args(&["-l"]), Ok(Invocation::License)));
+    }
+
+    fn probe(args: &[&str]) -> Result<Probe, UsageError> {
+        probe_env(args, &|_| None)
+    }
+
+    fn probe_env(
+        args: &[&str],
+        env: &dyn Fn(&str) -> Option<OsString>,
+    ) -> Result<Probe, UsageError> {
+        let args = std::iter::once("probe").chain(args.iter().copied());
+        match parse(args.map(OsString::from).collect(), env)? {
+            Invocation::Probe(probe) => Ok(probe),
+            other => panic!("expected a probe, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_default_target_follows_usher_health_addr() {
+        let target = |value: &str| {
+            let env = |name: &str| (name == "USHER_HEALTH_ADDR").then(|| value.into());
+            probe_env(&[], &env).map(|p| p.target)
+        };
+        let http = |addr: &str| Target::Http {
+            addr: addr.parse().unwrap(),
+            host: addr.to_string(),
+            path: "/health".to_string(),
+        };
+        assert_eq!(target("0.0.0.0:9000"), Ok(http("127.0.0.1:9000")));
+        assert_eq!(target("[::]:9000"), Ok(http("[::1]:9000")));
+        assert_eq!(target("10.1.2.3:8558"), Ok(http("10.1.2.3:8558")));
+        assert_eq!(target("off"), Ok(http("127.0.0.1:8558")));
+        let err = target("nine").unwrap_err().to_string();
+        assert!(err.contains("USHER_HEALTH_ADDR"), "{err}");
+        // An explicit TARGET wins.
+        let env = |_: &str| Some("0.0.0.0:9000".into());
+        let explicit = probe_env(&["tcp://127.0.0.1:1"], &env).unwrap();
+        assert_eq!(
+            explicit.target,
+            Target::Tcp {
+                addr: "127.0.0.1:1".parse().unwrap()
+            }
+        );
+    }
+
+    #[test]
+    fn targets() {
+        let default = probe(&[]).unwrap();
+        assert_eq!(default.timeout, Duration::from_secs(2));
+        let Target::Http { addr, path, .. } = default.target else {
+            panic!()
+        };
+        assert_eq!(
+            (addr.to_string(), path.as_str()),
+            ("127.0.0.1:8558".to_string(), "/health")
+        );
+        let p = probe(&["--timeout", "500ms", "http://[::1]:80/ready?x=1"]).unwrap();
+        assert_eq!(p.timeout, Duration::from_millis(500));
+        let Target::Http { addr, path, host } = p.target else {
+            panic!()
+        };
+        assert_eq!(
+            (addr.to_string(), path.as_str(), host.as_str()),
+            ("[::1]:80".into(), "/ready?x=1", "[::1]:80")
+        );
+        let p = probe(&["tcp://localhost:5432"]).unwrap();
+        assert_eq!(
+            p.target,
+            Target::Tcp {
+                addr: "127.0.0.1:5432".parse().unwrap()
+            }
+        );
+        let p = probe(&["http://10.0.0.1:8558"]).unwrap();
+        let Target::Http { path, .. } = p.target else {
+            panic!()
+        };
+        assert_eq!(path, "/");
+    }
+
+    #[test]
+    fn usage_errors() {
+        for bad in [
+            &["ftp://127.0.0.1:21/"][..],
+            &["http://example.com:80/"],
+            &["http://127.0.0.1/"],
+            &["http://127.0.0.1:99999/"],
+            &["127.0.0.1:80"],
+            &["tcp://127.0.0.1:80/path"],
+            &["--timeout", "soon", "tcp://127.0.0.1:1"],
+            &["--timeout", "0", "tcp://127.0.0.1:1"],
+            &["--bogus"],
+            &["tcp://127.0.0.1:1", "tcp://127.0.0.1:2"],
+        ] {
+            let err = probe(bad).unwrap_err().0;
+            assert!(err.starts_with("probe"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn probe_help() {
+        let help = parse(vec!["probe".into(), "--help".into()], &|_| None);
+        let Ok(Invocation::Help(text)) = help else {
+            panic!("{help:?}")
+        };
+        assert!(text.starts_with("usher probe"), "{text}");
     }
 }

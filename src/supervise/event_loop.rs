@@ -2,178 +2,24 @@
 //! events for the supervisor, and carries out the actions it returns.
 
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::child::{self, ChildSpec};
-use crate::cli::Config;
-use crate::health::readiness::{self, NotifySocket};
-use crate::health::{self, Health};
-use crate::log_io::events;
+use std::sync::Arc;
+
+use crate::health::Health;
 use crate::log_io::events::{debug, error, info, warn};
-use crate::log_io::relay;
-use crate::logs::{LogFormat, Stream};
 use crate::supervise::process_table;
 use crate::supervise::reaper;
 use crate::supervise::signals::Signo;
 use crate::supervise::state::{Action, Event, Left, Policy, Scope, Supervisor};
 use crate::sys::{self, SignalInbox};
-use std::sync::Arc;
 
 /// At most this many signals are taken per wake-up, so that a flood of signals (or a child
 /// bouncing them back) cannot hold off reaping and the grace deadline.
 const SIGNALS_PER_WAKE: usize = 64;
 
-/// Runs the command under supervision and returns usher's exit status.
-pub fn run(
-    config: Config,
-    mut child: ChildSpec,
-    log_format: Option<&Arc<LogFormat>>,
-    health_listener: Option<std::net::TcpListener>,
-    inbox: SignalInbox,
-) -> u8 {
-    let health = Arc::new(Health::new(config.ready_when.is_started()));
-    let is_pid1 = std::process::id() == 1;
-    let parent = sys::parent_pid();
-    if !is_pid1 {
-        // Orphans of the child come to usher, not to the real init, so they are reaped and
-        // signalled like the rest.
-        match sys::become_subreaper() {
-            Ok(()) => info!("not running as PID 1: became a child subreaper"),
-            Err(e) => warn!("failed to become a child subreaper ({e}): orphans go to init"),
-        }
-    }
-    // The child must find NOTIFY_SOCKET in its environment: the socket exists before it does.
-    let notify = match config.ready_when {
-        readiness::Source::Notify => match NotifySocket::create(&mut child.environment) {
-            Ok(socket) => Some(socket),
-            Err(e) => {
-                error!("--ready-when notify: cannot create the notify socket: {e}");
-                return 2;
-            }
-        },
-        _ => None,
-    };
-    let started = match child::spawn(&child) {
-        Ok(started) => started,
-        Err(e) => {
-            error!("{e}");
-            return e.exit_code();
-        }
-    };
-    let main_pid = started.pid;
-    health.child_started(main_pid);
-    info!(
-        "started {:?} as pid {main_pid}",
-        child.argv.first().cloned().unwrap_or_default()
-    );
-    // The child's environment holds its secrets: usher keeps no copy.
-    let ChildSpec { privileges, .. } = child;
-    // Root is needed no longer: neither the HTTP server nor the log relays may have it.
-    if let Some(user) = &privileges.switch_to {
-        match sys::drop_own_privileges(user.uid, user.gid, &user.groups) {
-            Ok(()) => info!(
-                "dropped usher's own privileges to uid {} gid {}",
-                user.uid, user.gid
-            ),
-            Err(e) => {
-                error!(
-                    "failed to drop usher's own privileges to uid {}: {e}",
-                    user.uid
-                );
-                return abandon_child(main_pid);
-            }
-        }
-    }
-    // Threads only now, after the drop: capabilities are per thread.
-    let pipes: Vec<_> = [
-        (started.stdout, Stream::Stdout),
-        (started.stderr, Stream::Stderr),
-    ]
-    .into_iter()
-    .filter_map(|(pipe, stream)| Some((pipe?, stream)))
-    .collect();
-    let mut relays = None;
-    if let Some(format) = log_format {
-        if let Err(e) = events::start_writer() {
-            warn!("failed to start the event writer: {e}");
-        }
-        match relay::start(pipes, format, &health) {
-            Ok(started) => relays = Some(started),
-            Err(e) => {
-                error!("failed to start the log relays: {e}");
-                return abandon_child(main_pid);
-            }
-        }
-    }
-    if let Some(listener) = health_listener
-        && let Err(e) = health::server::start(listener, Arc::clone(&health))
-    {
-        error!("failed to start the health server: {e}");
-        return abandon_child(main_pid);
-    }
-    if let Err(e) = readiness::start(config.ready_when.clone(), notify, Arc::clone(&health)) {
-        error!("failed to start watching readiness: {e}");
-        return abandon_child(main_pid);
-    }
-    // After the drop: the kernel clears the parent-death signal when credentials change.
-    if let Some(signal) = config.parent_death_signal {
-        if let Err(e) = sys::set_parent_death_signal(signal.number()) {
-            error!("failed to set the parent-death signal {signal}: {e}");
-            return abandon_child(main_pid);
-        }
-        // The parent may have died before the kernel was told: then send it ourselves.
-        if sys::parent_pid() != parent {
-            let _ = sys::send_signal(std::process::id().cast_signed(), signal.number());
-        }
-    }
-
-    let policy = Policy {
-        grace: config.grace,
-        drain: config.drain,
-        rewrites: config.rewrites,
-        single_child: config.single_child,
-        remap_exit: config.remap_exit,
-    };
-    let mut run = Run {
-        supervisor: Supervisor::new(policy),
-        main_pid,
-        is_pid1,
-        warn_on_reap: config.warn_on_reap,
-        health,
-    };
-    let code = match run.event_loop(&inbox) {
-        Ok(code) => code,
-        Err(e) => {
-            // Without its signal inbox usher can neither forward nor reap: end everything
-            // rather than hang the container.
-            error!("signal handling failed ({e}): killing every process left");
-            run.signal_left(Signo::KILL, Left::Everyone);
-            2
-        }
-    };
-    // Drain the child's output before leaving: everything written is relayed. Only when nothing
-    // has moved for the grace period (a process outside usher's reach holds a pipe open) does
-    // usher leave without the rest.
-    let idle = config.grace.max(Duration::from_secs(1));
-    if let Some(relays) = &mut relays
-        && !relays.wait(idle)
-    {
-        warn!(
-            "log pipes still open after {:?}: exiting without their last lines",
-            config.grace
-        );
-    }
-    code
-}
-
-/// Set-up failed after the child started: kill its group rather than leave it unsupervised, and
-/// exit 2.
-fn abandon_child(main_pid: i32) -> u8 {
-    let _ = sys::send_signal(-main_pid, Signo::KILL.number());
-    2
-}
-
-struct Run {
+/// The running supervision: the state machine and what the loop needs to carry out its actions.
+pub struct Run {
     supervisor: Supervisor,
     main_pid: i32,
     is_pid1: bool,
@@ -182,6 +28,30 @@ struct Run {
 }
 
 impl Run {
+    pub fn new(policy: Policy, main_pid: i32, warn_on_reap: bool, health: Arc<Health>) -> Run {
+        Run {
+            supervisor: Supervisor::new(policy),
+            main_pid,
+            is_pid1: std::process::id() == 1,
+            warn_on_reap,
+            health,
+        }
+    }
+
+    /// Supervises until it is time to exit, and returns usher's exit status.
+    pub fn until_exit(mut self, inbox: &SignalInbox) -> u8 {
+        match self.event_loop(inbox) {
+            Ok(code) => code,
+            Err(e) => {
+                // Without its signal inbox usher can neither forward nor reap: end everything
+                // rather than hang the container.
+                error!("signal handling failed ({e}): killing every process left");
+                self.signal_left(Signo::KILL, Left::Everyone);
+                2
+            }
+        }
+    }
+
     fn event_loop(&mut self, inbox: &SignalInbox) -> io::Result<u8> {
         let my_pid = std::process::id();
         loop {

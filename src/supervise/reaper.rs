@@ -3,31 +3,15 @@
 use std::io;
 
 use crate::log_io::events::{info, warn};
+use crate::supervise::state::ChildExit;
 use crate::sys::{self, Reaped};
 
-/// How a child ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChildExit {
-    Exited(u8),
-    /// Killed by this signal number.
-    Signaled(i32),
-}
-
-impl ChildExit {
-    pub fn from_wait_status(status: i32) -> ChildExit {
-        if libc::WIFSIGNALED(status) {
-            ChildExit::Signaled(libc::WTERMSIG(status))
-        } else {
-            ChildExit::Exited(u8::try_from(libc::WEXITSTATUS(status) & 0xff).unwrap_or(u8::MAX))
-        }
-    }
-
-    /// The shell's convention: the exit code, or 128+N for signal N.
-    pub fn code(self) -> u8 {
-        match self {
-            ChildExit::Exited(code) => code,
-            ChildExit::Signaled(signo) => u8::try_from(128 + signo).unwrap_or(u8::MAX),
-        }
+/// Decodes a `waitpid` status (wait(2): WIFSIGNALED, WTERMSIG, WEXITSTATUS).
+fn exit_from_wait_status(status: i32) -> ChildExit {
+    if libc::WIFSIGNALED(status) {
+        ChildExit::Signaled(libc::WTERMSIG(status))
+    } else {
+        ChildExit::Exited(u8::try_from(libc::WEXITSTATUS(status) & 0xff).unwrap_or(u8::MAX))
     }
 }
 
@@ -48,7 +32,7 @@ pub fn reap_all(main_pid: i32, warn_on_orphan: bool) -> io::Result<ReapRound> {
     loop {
         match sys::reap_one()? {
             Reaped::Child { pid, status } => {
-                let exit = ChildExit::from_wait_status(status);
+                let exit = exit_from_wait_status(status);
                 if pid == main_pid {
                     round.main_exit = Some(exit);
                 } else {
@@ -78,17 +62,11 @@ mod tests {
     #[test]
     fn decodes_wait_statuses() {
         // Raw statuses as the kernel encodes them: exit code in bits 8-15, signal in bits 0-6.
-        assert_eq!(ChildExit::from_wait_status(3 << 8), ChildExit::Exited(3));
-        assert_eq!(ChildExit::from_wait_status(0), ChildExit::Exited(0));
-        assert_eq!(ChildExit::from_wait_status(9), ChildExit::Signaled(9));
-        assert_eq!(
-            ChildExit::from_wait_status(11 | 0x80),
-            ChildExit::Signaled(11)
-        );
-        assert_eq!(
-            ChildExit::from_wait_status(libc::SIGRTMIN()).code(),
-            128 + 34
-        );
+        assert_eq!(exit_from_wait_status(3 << 8), ChildExit::Exited(3));
+        assert_eq!(exit_from_wait_status(0), ChildExit::Exited(0));
+        assert_eq!(exit_from_wait_status(9), ChildExit::Signaled(9));
+        assert_eq!(exit_from_wait_status(11 | 0x80), ChildExit::Signaled(11));
+        assert_eq!(exit_from_wait_status(libc::SIGRTMIN()).code(), 128 + 34);
         assert_eq!(ChildExit::Signaled(15).code(), 143);
         assert_eq!(ChildExit::Exited(255).code(), 255);
     }

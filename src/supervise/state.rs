@@ -10,14 +10,31 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cli::ExitRemap;
-use crate::supervise::reaper::ChildExit;
+use crate::config::ExitRemap;
 use crate::supervise::signals::{Rewrites, Signo};
 
 /// After SIGKILL, how long to wait for the last processes to be reaped before exiting anyway.
 /// A process in uninterruptible sleep (a hung NFS read) must not hang the container forever;
 /// as PID 1 the kernel kills whatever is left when usher exits.
 pub const REAP_AFTER_KILL_LIMIT: Duration = Duration::from_secs(2);
+
+/// How a child ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildExit {
+    Exited(u8),
+    /// Killed by this signal number.
+    Signaled(i32),
+}
+
+impl ChildExit {
+    /// The shell's convention: the exit code, or 128+N for signal N.
+    pub fn code(self) -> u8 {
+        match self {
+            ChildExit::Exited(code) => code,
+            ChildExit::Signaled(signo) => u8::try_from(128 + signo).unwrap_or(u8::MAX),
+        }
+    }
+}
 
 /// What the supervisor needs from the configuration.
 #[derive(Clone, Debug, Default)]
@@ -583,17 +600,7 @@ mod tests {
         assert_eq!(sup.handle(exited(0, false), t0), [Action::Exit(0)]);
     }
 
-    /// Builds an `ExitRemap` through the command line, as a user would.
     fn remap(codes: &[u8]) -> ExitRemap {
-        let mut args: Vec<std::ffi::OsString> = Vec::new();
-        for code in codes {
-            args.push("--remap-exit".into());
-            args.push(code.to_string().into());
-        }
-        args.push("x".into());
-        match crate::cli::parse(args, &|_| None) {
-            Ok(crate::cli::Invocation::Run(config)) => config.remap_exit.clone(),
-            other => panic!("{other:?}"),
-        }
+        ExitRemap::new(codes.to_vec())
     }
 }

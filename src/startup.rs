@@ -1,0 +1,230 @@
+//! The order of set-up, from a validated [`Config`] to a supervised child: every step that can
+//! fail on the configuration runs before the child starts (exit status 2, nothing started);
+//! after it starts, a failure kills its process group rather than leave it unsupervised.
+//!
+//! 1. take over signals (every signal queued from here on is forwarded once the child exists);
+//! 2. read the image's /etc files, env files and secrets, plan privileges (`child::prepare`);
+//! 3. bind the health server's address;
+//! 4. become a subreaper when not PID 1, create the notify socket, spawn the child;
+//! 5. drop usher's own root;
+//! 6. start threads (event writer, log relays, health server, readiness watcher): only after the
+//!    drop, since capabilities are per thread;
+//! 7. set the parent-death signal (after the drop: a credential change clears it);
+//! 8. the event loop, then drain the child's output.
+
+use std::error::Error;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::child::{self, ChildSpec};
+use crate::config::{Config, LogMode};
+use crate::health::readiness::{self, NotifySocket};
+use crate::health::{self, Health};
+use crate::log_io::events::{self, error, info, warn};
+use crate::log_io::relay;
+use crate::logs::{LogFormat, Stream};
+use crate::supervise::event_loop::Run;
+use crate::supervise::signals::Signo;
+use crate::supervise::state::Policy;
+use crate::sys::{self, SignalInbox};
+
+/// Runs the command under supervision and returns usher's exit status.
+pub fn run(mut config: Config) -> u8 {
+    let inbox = match sys::take_over_signals() {
+        Ok(inbox) => inbox,
+        Err(e) => return configuration_error(&format!("failed to take over signals: {e}")),
+    };
+    if config.log_format == LogMode::Auto {
+        config.log_format = if sys::stdout_is_terminal() {
+            LogMode::Raw
+        } else {
+            LogMode::Json
+        };
+    }
+    let child = match ChildSpec::prepare(&config) {
+        Ok(child) => child,
+        Err(e) => return configuration_error(&chain(&e)),
+    };
+    // Bound before anything starts: a port in use is a configuration error.
+    let listener = match config.health_addr.map(health::server::bind).transpose() {
+        Ok(listener) => listener,
+        Err(e) => {
+            let addr = config
+                .health_addr
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            return configuration_error(&format!("--health-addr {addr}: cannot listen there: {e}"));
+        }
+    };
+    let log_format = (config.log_format == LogMode::Json).then(|| {
+        let fields = std::mem::take(&mut config.log_fields);
+        Arc::new(LogFormat::new(
+            config.log_max_record,
+            fields,
+            config.stderr_level,
+        ))
+    });
+    match &log_format {
+        Some(format) => events::use_json(config.verbosity, Arc::clone(format)),
+        None => events::use_raw(config.verbosity),
+    }
+    if let Some(addr) = listener.as_ref().and_then(|l| l.local_addr().ok()) {
+        info!("health server listening on {addr}");
+    }
+    let code = supervise(config, child, log_format.as_ref(), listener, &inbox);
+    events::flush(Instant::now() + Duration::from_secs(2));
+    code
+}
+
+/// One line on stderr, before usher's own event output is set up; exit status 2.
+fn configuration_error(message: &str) -> u8 {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "usher: {message}");
+    2
+}
+
+/// An error and its sources, `outer: inner: innermost`.
+pub fn chain(error: &dyn Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Steps 4 to 8: spawn, drop, threads, loop.
+fn supervise(
+    config: Config,
+    mut child: ChildSpec,
+    log_format: Option<&Arc<LogFormat>>,
+    listener: Option<TcpListener>,
+    inbox: &SignalInbox,
+) -> u8 {
+    let health = Arc::new(Health::new(config.ready_when.is_started()));
+    let parent = sys::parent_pid();
+    if std::process::id() != 1 {
+        // Orphans of the child come to usher, not to the real init, so they are reaped and
+        // signalled like the rest.
+        match sys::become_subreaper() {
+            Ok(()) => info!("not running as PID 1: became a child subreaper"),
+            Err(e) => warn!("failed to become a child subreaper ({e}): orphans go to init"),
+        }
+    }
+    // The child must find NOTIFY_SOCKET in its environment: the socket exists before it does.
+    let notify = match config.ready_when {
+        readiness::Source::Notify => match NotifySocket::create(&mut child.environment) {
+            Ok(socket) => Some(socket),
+            Err(e) => {
+                error!("--ready-when notify: cannot create the notify socket: {e}");
+                return 2;
+            }
+        },
+        _ => None,
+    };
+    let started = match child::spawn(&child) {
+        Ok(started) => started,
+        Err(e) => {
+            error!("{}", chain(&e));
+            return e.exit_code();
+        }
+    };
+    let main_pid = started.pid;
+    health.child_started(main_pid);
+    info!(
+        "started {:?} as pid {main_pid}",
+        child.argv.first().cloned().unwrap_or_default()
+    );
+    // The child's environment holds its secrets: usher keeps no copy.
+    let ChildSpec { privileges, .. } = child;
+    // Root is needed no longer: neither the HTTP server nor the log relays may have it.
+    if let Some(user) = &privileges.switch_to {
+        match sys::drop_own_privileges(user.uid, user.gid, &user.groups) {
+            Ok(()) => info!(
+                "dropped usher's own privileges to uid {} gid {}",
+                user.uid, user.gid
+            ),
+            Err(e) => {
+                error!(
+                    "failed to drop usher's own privileges to uid {}: {e}",
+                    user.uid
+                );
+                return abandon_child(main_pid);
+            }
+        }
+    }
+    // Threads only now, after the drop: capabilities are per thread.
+    let pipes: Vec<_> = [
+        (started.stdout, Stream::Stdout),
+        (started.stderr, Stream::Stderr),
+    ]
+    .into_iter()
+    .filter_map(|(pipe, stream)| Some((pipe?, stream)))
+    .collect();
+    let mut relays = None;
+    if let Some(format) = log_format {
+        if let Err(e) = events::start_writer() {
+            warn!("failed to start the event writer: {e}");
+        }
+        match relay::start(pipes, format, &health) {
+            Ok(started) => relays = Some(started),
+            Err(e) => {
+                error!("failed to start the log relays: {e}");
+                return abandon_child(main_pid);
+            }
+        }
+    }
+    if let Some(listener) = listener
+        && let Err(e) = health::server::start(listener, Arc::clone(&health))
+    {
+        error!("failed to start the health server: {e}");
+        return abandon_child(main_pid);
+    }
+    if let Err(e) = readiness::start(config.ready_when.clone(), notify, Arc::clone(&health)) {
+        error!("failed to start watching readiness: {e}");
+        return abandon_child(main_pid);
+    }
+    // After the drop: the kernel clears the parent-death signal when credentials change.
+    if let Some(signal) = config.parent_death_signal {
+        if let Err(e) = sys::set_parent_death_signal(signal.number()) {
+            error!("failed to set the parent-death signal {signal}: {e}");
+            return abandon_child(main_pid);
+        }
+        // The parent may have died before the kernel was told: then send it ourselves.
+        if sys::parent_pid() != parent {
+            let _ = sys::send_signal(std::process::id().cast_signed(), signal.number());
+        }
+    }
+
+    let policy = Policy {
+        grace: config.grace,
+        drain: config.drain,
+        rewrites: config.rewrites,
+        single_child: config.single_child,
+        remap_exit: config.remap_exit,
+    };
+    let code = Run::new(policy, main_pid, config.warn_on_reap, health).until_exit(inbox);
+    // Drain the child's output before leaving: everything written is relayed. Only when nothing
+    // has moved for the grace period (a process outside usher's reach holds a pipe open) does
+    // usher leave without the rest.
+    let idle = config.grace.max(Duration::from_secs(1));
+    if let Some(relays) = &mut relays
+        && !relays.wait(idle)
+    {
+        warn!(
+            "log pipes still open after {:?}: exiting without their last lines",
+            config.grace
+        );
+    }
+    code
+}
+
+/// Set-up failed after the child started: kill its group rather than leave it unsupervised, and
+/// exit 2.
+fn abandon_child(main_pid: i32) -> u8 {
+    let _ = sys::send_signal(-main_pid, Signo::KILL.number());
+    2
+}
