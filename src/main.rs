@@ -3,6 +3,7 @@
 mod child;
 mod cli;
 mod health;
+mod http_check;
 mod log_io;
 mod logs;
 mod probe;
