@@ -5,6 +5,7 @@ mod child;
 mod cli;
 mod config;
 mod health;
+mod http_check;
 mod log_io;
 mod logs;
 mod probe;

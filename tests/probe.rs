@@ -9,6 +9,13 @@ use support::*;
 
 /// A one-connection HTTP server answering `status`; returns its port and the request it saw.
 fn server(status: &'static str) -> (u16, std::thread::JoinHandle<String>) {
+    raw_server(format!(
+        "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    ))
+}
+
+/// A one-connection server that reads a request head, sends `answer` as it is and closes.
+fn raw_server(answer: String) -> (u16, std::thread::JoinHandle<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let handle = std::thread::spawn(move || {
@@ -20,7 +27,6 @@ fn server(status: &'static str) -> (u16, std::thread::JoinHandle<String>) {
             assert!(read > 0, "the probe closed before finishing its request");
             request.extend_from_slice(&buffer[..read]);
         }
-        let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         stream.write_all(answer.as_bytes()).unwrap();
         String::from_utf8(request).unwrap()
     });
@@ -66,6 +72,29 @@ fn unhealthy_answers_exit_1_saying_why() {
         assert!(stderr.contains(why), "{status}: {stderr}");
         server.join().unwrap();
     }
+}
+
+#[test]
+fn an_interim_answer_is_skipped_for_the_final_one() {
+    let (port, server) = raw_server(
+        "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n\
+         HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            .to_string(),
+    );
+    let (code, stderr) = probe(&[&format!("http://127.0.0.1:{port}/health")]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    server.join().unwrap();
+}
+
+#[test]
+fn a_four_digit_status_is_not_http() {
+    let (port, server) = server("2000 OK");
+    let (code, stderr) = probe(&[&format!("http://127.0.0.1:{port}/health")]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("not an HTTP answer"), "{stderr}");
+    server.join().unwrap();
 }
 
 #[test]

@@ -18,8 +18,9 @@ use crate::child::environment::SecretNames;
 use crate::child::privileges::CapSet;
 use crate::config::{Config, DEFAULT_HEALTH_ADDR, ExitRemap, LogMode};
 use crate::health::readiness;
+use crate::http_check;
 use crate::logs::Level;
-use crate::probe::{self, Probe};
+use crate::probe::Probe;
 use crate::supervise::signals::{Rewrites, Signo};
 use options::{Kind, Opt};
 
@@ -244,8 +245,8 @@ fn parse_probe(
         Some(target) => target,
         None => own_health_url(env)?,
     };
-    let target =
-        probe::parse_target(&text).map_err(|why| UsageError(format!("probe {text}: {why}")))?;
+    let target = http_check::parse_target(&text)
+        .map_err(|why| UsageError(format!("probe {text}: {why}")))?;
     Ok(Invocation::Probe(Probe { target, timeout }))
 }
 
@@ -363,7 +364,7 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::Target;
+    use crate::http_check::Target;
     use std::path::PathBuf;
 
     fn run(args: &[&str]) -> Result<Config, UsageError> {

@@ -8,7 +8,7 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::health::Health;
+use crate::http_check::{self, Target};
 use crate::log_io::events::info;
-use crate::probe::{self, Probe, Target};
 
 /// The first pause between two checks of a polled source that is not ready; it doubles up to
 /// `NOT_READY_MAX`.
@@ -60,7 +60,7 @@ impl Source {
         if let Some(rest) = spec.strip_prefix("tcp:") {
             let addr = match rest.parse::<u16>() {
                 Ok(port) => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
-                Err(_) => probe::parse_authority(rest.strip_prefix("//").unwrap_or(rest))?,
+                Err(_) => http_check::parse_authority(rest.strip_prefix("//").unwrap_or(rest))?,
             };
             if addr.port() == 0 {
                 return Err("port 0 cannot be connected to".to_string());
@@ -70,7 +70,7 @@ impl Source {
         if let Some(rest) = spec.strip_prefix("http:") {
             // Both `http:http://127.0.0.1:8080/ready` and `http://127.0.0.1:8080/ready`.
             let url = if rest.starts_with("//") { spec } else { rest };
-            return match probe::parse_target(url)? {
+            return match http_check::parse_target(url)? {
                 target @ Target::Http { .. } => Ok(Source::Http(target)),
                 Target::Tcp { .. } => Err(format!("\"{url}\" is not an http:// URL")),
             };
@@ -106,13 +106,11 @@ impl Source {
     fn check(&self) -> Result<(), String> {
         match self {
             Source::Started | Source::Notify => Ok(()),
-            Source::Tcp(addr) => TcpStream::connect_timeout(addr, CHECK_TIMEOUT)
-                .map(drop)
-                .map_err(|e| format!("{addr}: {e}")),
-            Source::Http(target) => probe::run(&Probe {
-                target: target.clone(),
-                timeout: CHECK_TIMEOUT,
-            }),
+            Source::Tcp(addr) => http_check::check(&Target::Tcp { addr: *addr }, CHECK_TIMEOUT)
+                .map_err(|e| e.to_string()),
+            Source::Http(target) => {
+                http_check::check(target, CHECK_TIMEOUT).map_err(|e| e.to_string())
+            }
             Source::File(path) => match std::fs::metadata(path) {
                 Ok(_) => Ok(()),
                 Err(e) => Err(format!("{}: {e}", path.display())),
