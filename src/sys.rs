@@ -1,12 +1,20 @@
 //! The only module with `unsafe`: thin wrappers over the system calls usher needs, each turning
-//! a return code into a `Result` in one place.
+//! a return code into a `Result` in one place. Calls go through `nix` wherever it can express
+//! them; raw `libc` remains for real-time signals (nix's `Signal` has no SIGRTMIN+n),
+//! capabilities and a few prctl and ioctl requests nix has no call for.
 
 use std::io;
-use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::prctl;
+use nix::sys::resource::{Resource, getrlimit};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::{Gid, Uid};
 
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret == -1 {
@@ -16,29 +24,30 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// The set of every signal usher takes over: all but KILL, STOP and libc's own.
-fn taken_signals() -> io::Result<libc::sigset_t> {
-    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: sigemptyset initialises the set it is given; we only read it after it succeeded.
-    check(unsafe { libc::sigemptyset(set.as_mut_ptr()) })?;
-    // SAFETY: initialised by sigemptyset just above.
-    let mut set = unsafe { set.assume_init() };
-    for signo in 1..=libc::SIGRTMAX() {
-        if signo == libc::SIGKILL
-            || signo == libc::SIGSTOP
-            || crate::supervise::signals::is_reserved_by_libc(signo)
-        {
-            continue;
-        }
-        // SAFETY: `set` is an initialised sigset_t and `signo` a valid signal number.
+/// Whether usher takes signal `signo` over: all but KILL, STOP and libc's own.
+fn is_taken(signo: i32) -> bool {
+    signo != libc::SIGKILL
+        && signo != libc::SIGSTOP
+        && !crate::supervise::signals::is_reserved_by_libc(signo)
+}
+
+/// The set of every signal usher takes over (see `is_taken`), real-time ones included.
+fn taken_signals() -> io::Result<SigSet> {
+    let mut set: libc::sigset_t = *SigSet::empty().as_ref();
+    for signo in (1..=libc::SIGRTMAX()).filter(|signo| is_taken(*signo)) {
+        // SAFETY: `set` is an initialised sigset_t (a copy of nix's empty set) and `signo` a
+        // valid signal number.
+        // nix: `SigSet::add` takes a `Signal`, which cannot be real-time.
         check(unsafe { libc::sigaddset(&mut set, signo) })?;
     }
-    Ok(set)
+    // SAFETY: `set` was initialised by sigemptyset and only changed by sigaddset.
+    // nix: the only way to hand a set with real-time signals to nix's sigmask and signalfd.
+    Ok(unsafe { SigSet::from_sigset_t_unchecked(set) })
 }
 
 /// usher's signals, read synchronously from a signalfd instead of by handlers.
 pub struct SignalInbox {
-    fd: OwnedFd,
+    fd: SignalFd,
 }
 
 /// One signal as the kernel delivered it.
@@ -61,32 +70,24 @@ pub fn take_over_signals() -> io::Result<SignalInbox> {
     let set = taken_signals()?;
     // Block first: a signal inherited as ignored (SIGINT for a background job, SIGHUP under
     // nohup) that arrives between its reset and the block would otherwise kill usher.
-    // SAFETY: `set` is initialised; a null old-set pointer is allowed.
-    let ret = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) };
-    if ret != 0 {
-        return Err(io::Error::from_raw_os_error(ret));
-    }
-    for signo in 1..=libc::SIGRTMAX() {
-        // SAFETY: sigismember reads an initialised set.
-        if unsafe { libc::sigismember(&set, signo) } != 1 {
-            continue;
-        }
-        let mut old = MaybeUninit::<libc::sigaction>::uninit();
-        // SAFETY: a null new action only queries the current one into `old`.
-        check(unsafe { libc::sigaction(signo, std::ptr::null(), old.as_mut_ptr()) })?;
-        // SAFETY: sigaction succeeded, so it wrote `old`.
-        let old = unsafe { old.assume_init() };
+    nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&set), None)?;
+    for signo in (1..=libc::SIGRTMAX()).filter(|signo| is_taken(*signo)) {
+        // Only a place for the answer: the query below overwrites it.
+        let mut old: libc::sigaction =
+            SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty()).into();
+        // SAFETY: a null new action only queries the current one into `old`, which lives
+        // through the call.
+        // nix: its `sigaction` always installs an action and takes a `Signal` (no real-time).
+        check(unsafe { libc::sigaction(signo, std::ptr::null(), &mut old) })?;
         if old.sa_sigaction == libc::SIG_IGN {
             // SAFETY: restoring the default disposition installs no handler code. An ignored
             // signal is discarded, even while blocked: Rust's runtime ignores SIGPIPE, and an
             // inherited ignored SIGCHLD would even make the kernel reap children behind our back.
+            // nix: its `signal` takes a `Signal`, which cannot be real-time.
             unsafe { libc::signal(signo, libc::SIG_DFL) };
         }
     }
-    // SAFETY: signalfd(-1, ...) creates a new descriptor from an initialised mask.
-    let fd = check(unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) })?;
-    // SAFETY: the descriptor was just created and is owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
     Ok(SignalInbox { fd })
 }
 
@@ -94,49 +95,49 @@ impl SignalInbox {
     /// Waits until a signal is pending or `timeout` passes (`None`: forever).
     /// Returns whether a signal is waiting.
     pub fn wait(&self, timeout: Option<Duration>) -> io::Result<bool> {
-        let timeout_ms = match timeout {
+        let timeout = match timeout {
             // Round up: waking a little early would only spin until the deadline.
-            Some(t) => i32::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX),
-            None => -1,
+            Some(t) => {
+                PollTimeout::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(PollTimeout::MAX)
+            }
+            None => PollTimeout::NONE,
         };
-        let mut pollfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the duration of the call.
-        match check(unsafe { libc::poll(&mut pollfd, 1, timeout_ms) }) {
+        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+        match nix::poll::poll(&mut fds, timeout) {
             Ok(ready) => Ok(ready > 0),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
-            Err(e) => Err(e),
+            Err(nix::errno::Errno::EINTR) => Ok(false),
+            Err(e) => Err(e.into()),
         }
     }
 
     /// Reads the next pending signal, if any, without blocking.
+    ///
+    /// Read as bytes and decoded by hand rather than with nix's `read_signal`, which panics
+    /// (`unreachable!`) on a short read: PID 1 turns even an impossible case into an error.
+    /// Layout: signalfd(2), `struct signalfd_siginfo`, 128 bytes, `ssi_signo` (u32) at offset 0
+    /// and `ssi_pid` (u32) at offset 12.
     pub fn read(&self) -> io::Result<Option<ReceivedSignal>> {
-        let mut info = MaybeUninit::<libc::signalfd_siginfo>::uninit();
-        let size = std::mem::size_of::<libc::signalfd_siginfo>();
-        // SAFETY: reads at most `size` bytes into memory of that size that we own.
-        let read = unsafe { libc::read(self.fd.as_raw_fd(), info.as_mut_ptr().cast(), size) };
-        if read < 0 {
-            let error = io::Error::last_os_error();
-            return match error.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
-                _ => Err(error),
-            };
+        let mut record = [0u8; 128];
+        match nix::unistd::read(&self.fd, &mut record) {
+            Ok(128) => {
+                let field = |at: usize| {
+                    record
+                        .get(at..at + 4)
+                        .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
+                        .map_or(0, u32::from_ne_bytes)
+                };
+                Ok(Some(ReceivedSignal {
+                    signo: i32::try_from(field(0)).unwrap_or(0),
+                    sender_pid: field(12),
+                }))
+            }
+            Ok(read) => Err(io::Error::other(format!(
+                "short read of {read} bytes from the signalfd"
+            ))),
+            // Nothing pending.
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => Ok(None),
+            Err(e) => Err(e.into()),
         }
-        if usize::try_from(read).ok() != Some(size) {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "short signalfd read",
-            ));
-        }
-        // SAFETY: the kernel filled the whole structure (checked just above).
-        let info = unsafe { info.assume_init() };
-        Ok(Some(ReceivedSignal {
-            signo: i32::try_from(info.ssi_signo).unwrap_or(0),
-            sender_pid: info.ssi_pid,
-        }))
     }
 }
 
@@ -159,6 +160,7 @@ pub fn reap_one() -> io::Result<Reaped> {
     loop {
         let mut status: libc::c_int = 0;
         // SAFETY: `status` is a valid out-pointer for the duration of the call.
+        // nix: its `waitpid` loses the status of a child killed by a real-time signal (above).
         let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
         return match pid {
             0 => Ok(Reaped::NoneReady),
@@ -178,38 +180,69 @@ pub fn reap_one() -> io::Result<Reaped> {
 /// kill(2): `pid` > 0 one process, < 0 a process group, -1 every process we may signal.
 pub fn send_signal(pid: i32, signo: i32) -> io::Result<()> {
     // SAFETY: kill has no memory-safety preconditions.
+    // nix: its `kill` takes a `Signal`, which cannot be real-time.
     check(unsafe { libc::kill(pid, signo) }).map(drop)
 }
 
 /// Makes usher a child subreaper: orphans of its descendants come to it, not to init.
 pub fn become_subreaper() -> io::Result<()> {
-    // SAFETY: PR_SET_CHILD_SUBREAPER takes a flag and touches no memory of ours.
-    check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }).map(drop)
+    Ok(prctl::set_child_subreaper(true)?)
 }
 
 /// The pid of usher's parent.
 pub fn parent_pid() -> i32 {
-    // SAFETY: getppid has no preconditions and cannot fail.
-    unsafe { libc::getppid() }
+    nix::unistd::getppid().as_raw()
 }
 
 /// The soft limit on open files (RLIMIT_NOFILE), if it is finite.
 pub fn open_files_limit() -> Option<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct it is given, which lives through the call.
-    let done = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
-    (done && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
+    let (soft, _hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    (soft != libc::RLIM_INFINITY).then_some(soft)
 }
 
 /// tini's `-p`: have the kernel send `signo` to usher when its parent dies.
 pub fn set_parent_death_signal(signo: i32) -> io::Result<()> {
     let signo =
         libc::c_ulong::try_from(signo).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory of ours.
-    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signo, 0, 0, 0) }).map(drop)
+    // Not nix's `set_pdeathsig`: it takes a `Signal`, and `-p` may name a real-time one.
+    numeric_prctl(NumericPrctl::ParentDeathSignal(signo)).map(drop)
+}
+
+/// The prctl(2) requests usher makes that nix has no call for (capability sets, ambient
+/// capabilities, a parent-death signal that may be real-time). Each takes plain numbers only.
+#[derive(Clone, Copy)]
+enum NumericPrctl {
+    ParentDeathSignal(libc::c_ulong),
+    /// Whether a capability is in the bounding set (1) or not (0).
+    BoundingSetRead(u32),
+    BoundingSetDrop(u32),
+    AmbientClearAll,
+    AmbientRaise(u32),
+}
+
+/// Makes one of those requests: async-signal-safe (no allocation), for use between fork and
+/// exec too. Returns prctl's non-negative result.
+fn numeric_prctl(request: NumericPrctl) -> io::Result<libc::c_int> {
+    use NumericPrctl::*;
+    let (option, arg2, arg3) = match request {
+        ParentDeathSignal(signo) => (libc::PR_SET_PDEATHSIG, signo, 0),
+        BoundingSetRead(cap) => (libc::PR_CAPBSET_READ, libc::c_ulong::from(cap), 0),
+        BoundingSetDrop(cap) => (libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0),
+        AmbientClearAll => (
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+        ),
+        AmbientRaise(cap) => (
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+            libc::c_ulong::from(cap),
+        ),
+    };
+    // SAFETY: every request above takes numbers only and touches no memory of ours.
+    // nix: `nix::sys::prctl` has no capability requests, and its `set_pdeathsig` no real-time
+    // signal.
+    check(unsafe { libc::prctl(option, arg2, arg3, 0, 0) })
 }
 
 /// What the child's credentials and capabilities become, prepared before fork so that the hook
@@ -238,20 +271,18 @@ pub struct ChildPrivileges {
 /// supplementary groups its own way; doing it all here keeps the order in one place.
 pub fn prepare_child(command: &mut Command, privileges: ChildPrivileges) {
     // SAFETY: the hook runs between fork and exec in a single-threaded child, where only
-    // async-signal-safe calls are allowed: sigemptyset, sigprocmask, setsid, raw system calls
-    // and prctl are, and reading errno is; nothing allocates (the groups were collected before
-    // the fork) or takes a lock.
+    // async-signal-safe calls are allowed: nix's sigprocmask, setsid and prctl wrappers (each
+    // one system call, errno turned into an `io::Error` without allocating), raw system calls
+    // and prctl are; nothing allocates (the groups were collected before the fork) or takes a
+    // lock.
+    // nix: this block is std's `pre_exec`, which nix cannot replace; the raw system calls
+    // inside say where they are made why nix does not serve.
     unsafe {
         command.pre_exec(move || {
-            let mut empty = MaybeUninit::<libc::sigset_t>::uninit();
-            check(libc::sigemptyset(empty.as_mut_ptr()))?;
-            check(libc::sigprocmask(
-                libc::SIG_SETMASK,
-                empty.as_ptr(),
-                std::ptr::null_mut(),
-            ))?;
-            // The kernel's struct sigaction, all zero: SIG_DFL, no flags, empty mask (32 bytes
-            // covers its layout on x86_64 and aarch64, the targets usher is built for).
+            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
+            // libc's reserved signals, which nix cannot name either, through the kernel's
+            // struct sigaction, all zero: SIG_DFL, no flags, empty mask (32 bytes covers its
+            // layout on x86_64 and aarch64, the targets usher is built for).
             let default_action = [0u64; 4];
             #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
             for signo in 32..libc::SIGRTMIN() {
@@ -263,15 +294,15 @@ pub fn prepare_child(command: &mut Command, privileges: ChildPrivileges) {
                     return Err(io::Error::last_os_error());
                 }
             }
-            check(libc::setsid())?;
+            nix::unistd::setsid()?;
             if let Some((uid, gid, groups)) = &privileges.switch_to {
                 if privileges.keep_caps.is_some() {
                     // Keep the permitted set across setuid: the bounding set is dropped below,
                     // which needs CAP_SETPCAP.
-                    check(libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0))?;
+                    prctl::set_keepcaps(true)?;
                 }
-                // Raw system calls: glibc's wrappers would try to signal other threads, and
-                // there are none here.
+                // Raw system calls, not nix's setgroups/setresgid/setresuid: those call glibc's
+                // wrappers, which would try to signal other threads, and there are none here.
                 let count = groups.len();
                 syscall(libc::syscall(libc::SYS_setgroups, count, groups.as_ptr()))?;
                 syscall(libc::syscall(libc::SYS_setresgid, *gid, *gid, *gid))?;
@@ -281,7 +312,7 @@ pub fn prepare_child(command: &mut Command, privileges: ChildPrivileges) {
                 keep_only_capabilities(keep)?;
             }
             if privileges.no_new_privs {
-                check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
+                prctl::set_no_new_privs()?;
             }
             Ok(())
         });
@@ -321,6 +352,7 @@ fn capabilities() -> io::Result<(u64, u64)> {
     };
     let mut data = [CapData::default(); 2];
     // SAFETY: capget writes two CapData for version 3, which `data` has room for.
+    // nix: it has no capability calls.
     syscall(unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) })?;
     let join = |low: u32, high: u32| u64::from(low) | u64::from(high) << 32;
     let permitted = join(data[0].permitted, data[1].permitted);
@@ -348,6 +380,7 @@ fn set_capabilities(effective: u64, permitted: u64, inheritable: u64) -> io::Res
         },
     ];
     // SAFETY: capset reads a header and two CapData, all valid for the call.
+    // nix: it has no capability calls.
     syscall(unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) })
 }
 
@@ -367,9 +400,7 @@ fn keep_only_capabilities(keep: u64) -> io::Result<()> {
         if keep & (1 << cap) != 0 {
             continue;
         }
-        // SAFETY: PR_CAPBSET_DROP takes a capability number and touches no memory of ours.
-        let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
-        match check(ret) {
+        match numeric_prctl(NumericPrctl::BoundingSetDrop(cap)) {
             Ok(_) => {}
             // Past the kernel's last capability.
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
@@ -377,23 +408,9 @@ fn keep_only_capabilities(keep: u64) -> io::Result<()> {
         }
     }
     set_capabilities(keep, keep, keep)?;
-    // SAFETY: PR_CAP_AMBIENT operations take numbers only.
-    check(unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL,
-            0,
-            0,
-            0,
-        )
-    })?;
+    numeric_prctl(NumericPrctl::AmbientClearAll)?;
     for cap in (0..64u32).filter(|cap| keep & (1 << cap) != 0) {
-        let (raise, cap) = (
-            libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
-            libc::c_ulong::from(cap),
-        );
-        // SAFETY: as above.
-        check(unsafe { libc::prctl(libc::PR_CAP_AMBIENT, raise, cap, 0, 0) })?;
+        numeric_prctl(NumericPrctl::AmbientRaise(cap))?;
     }
     Ok(())
 }
@@ -401,60 +418,50 @@ fn keep_only_capabilities(keep: u64) -> io::Result<()> {
 /// Asks for a 1 MiB pipe buffer on `fd` if it is a pipe (the unprivileged maximum by default):
 /// fewer, larger writes and wake-ups between the child, usher and the log collector. Anything
 /// else, or a refusal, leaves it as it is.
-pub fn enlarge_pipe(fd: &impl AsRawFd) {
-    // SAFETY: F_SETPIPE_SZ takes a size and touches no memory of ours; on a non-pipe it fails.
-    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+pub fn enlarge_pipe(fd: &impl AsFd) {
+    use nix::fcntl::{FcntlArg, fcntl};
+    let _ = fcntl(fd, FcntlArg::F_SETPIPE_SZ(1 << 20));
 }
 
-/// A `File` for one of usher's standard descriptors that never closes it.
-pub fn borrowed_file(fd: std::os::fd::RawFd) -> std::mem::ManuallyDrop<std::fs::File> {
-    // SAFETY: fds 1 and 2 stay open for usher's whole life; ManuallyDrop never closes them.
-    std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) })
+/// write(2) once on a descriptor usher borrows (its stdout or stderr): no buffer of std's holds
+/// bytes back. Returns the count written; EINTR and EAGAIN come back as errors of their kind.
+pub fn write(fd: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<usize> {
+    Ok(nix::unistd::write(fd, bytes)?)
 }
 
 /// Waits until `fd` can be written to (for a descriptor that is non-blocking).
-pub fn wait_writable(fd: std::os::fd::RawFd) -> io::Result<()> {
-    let mut pollfd = libc::pollfd {
-        fd,
-        events: libc::POLLOUT,
-        revents: 0,
-    };
+pub fn wait_writable(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
     loop {
-        // SAFETY: one valid pollfd for the duration of the call.
-        match check(unsafe { libc::poll(&mut pollfd, 1, -1) }) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other.map(drop),
+        match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => return Ok(other.map(drop)?),
         }
     }
 }
 
 /// Whether usher's stdout is a terminal (a person is reading: `--log-format auto` means raw).
 pub fn stdout_is_terminal() -> bool {
-    // SAFETY: isatty only queries a descriptor.
-    unsafe { libc::isatty(1) == 1 }
+    nix::unistd::isatty(io::stdout()).unwrap_or(false)
 }
 
 /// usher's effective (uid, gid).
 pub fn effective_ids() -> (u32, u32) {
-    // SAFETY: geteuid and getegid cannot fail and have no preconditions.
-    unsafe { (libc::geteuid(), libc::getegid()) }
+    (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    )
 }
 
 /// usher's supplementary groups.
 pub fn supplementary_groups() -> io::Result<Vec<u32>> {
-    // SAFETY: with a size of 0, getgroups only returns the count.
-    let count = check(unsafe { libc::getgroups(0, std::ptr::null_mut()) })?;
-    let mut groups = vec![0; usize::try_from(count).unwrap_or(0)];
-    // SAFETY: `groups` has room for `count` entries.
-    let count = check(unsafe { libc::getgroups(count, groups.as_mut_ptr()) })?;
-    groups.truncate(usize::try_from(count).unwrap_or(0));
-    Ok(groups)
+    let groups = nix::unistd::getgroups()?;
+    Ok(groups.into_iter().map(Gid::as_raw).collect())
 }
 
 /// Whether capability `cap` is in usher's bounding set (a child can never get one outside it).
 pub fn in_bounding_set(cap: u32) -> bool {
-    // SAFETY: PR_CAPBSET_READ takes a capability number and touches no memory of ours.
-    unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap), 0, 0, 0) == 1 }
+    numeric_prctl(NumericPrctl::BoundingSetRead(cap)).is_ok_and(|answer| answer == 1)
 }
 
 /// Makes sure no terminal among fds 0-2 can become a dropped child's controlling terminal:
@@ -462,22 +469,23 @@ pub fn in_bounding_set(cap: u32) -> bool {
 /// leader: PID 1 of a container is). Returns the fds that stay unclaimed (usher is not a
 /// session leader): the child must not get those.
 pub fn claim_terminals() -> Vec<i32> {
+    let (stdin, stdout, stderr) = (io::stdin(), io::stdout(), io::stderr());
     let mut unclaimed = Vec::new();
-    for fd in 0..3 {
-        // SAFETY: isatty and the ioctls below only query or set terminal state of an fd.
-        if unsafe { libc::isatty(fd) } != 1 {
+    for fd in [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()] {
+        if !nix::unistd::isatty(fd).unwrap_or(false) {
             continue;
         }
-        let mut session: libc::pid_t = 0;
-        // SAFETY: TIOCGSID writes one pid_t.
-        if unsafe { libc::ioctl(fd, libc::TIOCGSID, &mut session) } == 0 {
+        // ioctl TIOCGSID: which session the terminal belongs to.
+        if nix::sys::termios::tcgetsid(fd).is_ok() {
             continue; // a session owns it: a child in a new session cannot take it
         }
-        // SAFETY: TIOCSCTTY with 0 never steals a terminal another session owns.
-        if unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) } == 0 {
+        // SAFETY: TIOCSCTTY with 0 only sets terminal state, never steals a terminal another
+        // session owns, and touches no memory of ours.
+        // nix: it has no call for TIOCSCTTY; its ioctl macros would only wrap this same call.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) } == 0 {
             continue;
         }
-        unclaimed.push(fd);
+        unclaimed.push(fd.as_raw_fd());
     }
     unclaimed
 }
@@ -489,25 +497,14 @@ pub fn claim_terminals() -> Vec<i32> {
 /// capabilities are per thread. usher is also made non-dumpable, so a child of the same uid
 /// cannot read its memory or environment.
 pub fn drop_own_privileges(uid: u32, gid: u32, groups: &[libc::gid_t]) -> io::Result<()> {
-    // SAFETY: `groups` is a valid slice for the duration of the call.
-    check(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) })?;
-    // SAFETY: plain id changes, no memory involved.
-    check(unsafe { libc::setresgid(gid, gid, gid) })?;
-    // SAFETY: as above.
-    check(unsafe { libc::setresuid(uid, uid, uid) })?;
+    let groups: Vec<Gid> = groups.iter().copied().map(Gid::from_raw).collect();
+    nix::unistd::setgroups(&groups)?;
+    let (gid, uid) = (Gid::from_raw(gid), Uid::from_raw(uid));
+    nix::unistd::setresgid(gid, gid, gid)?;
+    nix::unistd::setresuid(uid, uid, uid)?;
     set_capabilities(0, 0, 0)?;
-    // SAFETY: PR_CAP_AMBIENT_CLEAR_ALL and PR_SET_DUMPABLE take numbers only.
-    check(unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL,
-            0,
-            0,
-            0,
-        )
-    })?;
-    // SAFETY: as above.
-    check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) })?;
+    numeric_prctl(NumericPrctl::AmbientClearAll)?;
+    prctl::set_dumpable(false)?;
     if capabilities()? != (0, 0) {
         return Err(io::Error::other("capabilities remain after dropping them"));
     }

@@ -3,8 +3,8 @@
 //! non-blocking descriptor, and a newline after a record that a failed write cut short, so that
 //! one bad write never glues two records together.
 
-use std::io::{self, Write};
-use std::os::fd::AsRawFd;
+use std::io;
+use std::os::fd::AsFd;
 use std::sync::Mutex;
 
 use crate::sys;
@@ -49,12 +49,11 @@ fn write_fully(target: Target, mut bytes: &[u8]) -> io::Result<()> {
     // already keeps writers apart.
     let (stdout, stderr) = (io::stdout(), io::stderr());
     let fd = match target {
-        Target::Stdout => stdout.as_raw_fd(),
-        Target::Stderr => stderr.as_raw_fd(),
+        Target::Stdout => stdout.as_fd(),
+        Target::Stderr => stderr.as_fd(),
     };
-    let mut file = sys::borrowed_file(fd);
     while !bytes.is_empty() {
-        match file.write(bytes) {
+        match sys::write(fd, bytes) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(written) => bytes = bytes.get(written..).unwrap_or_default(),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

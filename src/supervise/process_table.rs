@@ -119,7 +119,6 @@ mod tests {
     #[test]
     fn reads_this_process_from_proc() {
         let me = process(std::process::id() as i32).unwrap();
-        // SAFETY: getpgrp has no preconditions.
-        assert_eq!(me.pgid, unsafe { libc::getpgrp() });
+        assert_eq!(me.pgid, nix::unistd::getpgrp().as_raw());
     }
 }
