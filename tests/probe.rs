@@ -159,3 +159,48 @@ fn usage_errors_exit_2() {
         assert!(stderr.starts_with("usher: probe"), "{stderr}");
     }
 }
+
+/// `usher probe` runs with default signal handling (it is answered before usher takes over
+/// signals): Docker's HEALTHCHECK timeout or a shell's Ctrl-C ends it at once, even while it
+/// waits on a server that never answers.
+#[test]
+fn a_probe_waiting_on_a_silent_server_ends_at_once_on_sigterm() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (accepted, connection) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        // Hold the connection open and silent; the test ends the probe.
+        accepted.send(stream).unwrap();
+    });
+    let mut child = usher_command()
+        .args(["probe", "--timeout", "60s"])
+        .arg(format!("http://127.0.0.1:{port}/health"))
+        .spawn()
+        .unwrap();
+    let _silent = connection
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the probe never connected");
+    let sent = Instant::now();
+    send(child.id() as i32, libc::SIGTERM);
+    let deadline = sent + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "usher probe ignored SIGTERM");
+        std::thread::yield_now();
+    };
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+}
+
+#[test]
+fn probe_help_exits_0_and_lists_its_options() {
+    for args in [&["probe", "--help"][..], &["probe", "-h"], &["--help"]] {
+        let output = usher_command().args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{args:?}");
+        let text = String::from_utf8(output.stdout).unwrap();
+        assert!(text.contains("--timeout DURATION"), "{args:?}: {text}");
+    }
+}
