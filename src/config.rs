@@ -5,13 +5,13 @@
 //! names, readiness sources), never the command line or any I/O.
 
 use std::ffi::OsString;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::child::environment::SecretNames;
 use crate::child::privileges::CapSet;
-use crate::health::readiness::Source;
+use crate::http_check::{self, Target};
 use crate::logs::Level;
 use crate::supervise::signals::{Rewrites, Signo};
 
@@ -32,7 +32,7 @@ pub struct Config {
     pub warn_on_reap: bool,
     /// `--health-addr`: None when `off`.
     pub health_addr: Option<SocketAddr>,
-    pub ready_when: Source,
+    pub ready_when: ReadySource,
     pub log_format: LogMode,
     /// `--log-field K=V`: static fields added to every record.
     pub log_fields: Vec<(String, String)>,
@@ -75,3 +75,115 @@ impl ExitRemap {
 /// Where the health server listens unless told otherwise.
 pub const DEFAULT_HEALTH_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8558);
+
+/// `--ready-when`: what makes the child ready.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ReadySource {
+    #[default]
+    Started,
+    /// A TCP connection to the address is accepted.
+    Tcp(SocketAddr),
+    /// An HTTP GET answers 200-399 (Kubernetes' rule).
+    Http(Target),
+    /// The file exists.
+    File(PathBuf),
+    /// The child says `READY=1` on `NOTIFY_SOCKET`.
+    Notify,
+}
+
+impl ReadySource {
+    /// `started`, `tcp:[HOST:]PORT`, `http:URL` (or the URL itself), `file:PATH`, `notify`.
+    pub fn parse(spec: &str) -> Result<ReadySource, String> {
+        if spec == "started" {
+            return Ok(ReadySource::Started);
+        }
+        if spec == "notify" {
+            return Ok(ReadySource::Notify);
+        }
+        if let Some(rest) = spec.strip_prefix("tcp:") {
+            let addr = match rest.parse::<u16>() {
+                Ok(port) => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+                Err(_) => http_check::parse_authority(rest.strip_prefix("//").unwrap_or(rest))?,
+            };
+            if addr.port() == 0 {
+                return Err("port 0 cannot be connected to".to_string());
+            }
+            return Ok(ReadySource::Tcp(addr));
+        }
+        if let Some(rest) = spec.strip_prefix("http:") {
+            // Both `http:http://127.0.0.1:8080/ready` and `http://127.0.0.1:8080/ready`.
+            let url = if rest.starts_with("//") { spec } else { rest };
+            return match http_check::parse_target(url)? {
+                target @ Target::Http { .. } => Ok(ReadySource::Http(target)),
+                Target::Tcp { .. } => Err(format!("\"{url}\" is not an http:// URL")),
+            };
+        }
+        if let Some(path) = spec.strip_prefix("file:") {
+            if path.is_empty() {
+                return Err("file: needs a path".to_string());
+            }
+            return Ok(ReadySource::File(PathBuf::from(path)));
+        }
+        Err(format!(
+            "unknown readiness source \"{spec}\" (started, tcp:[HOST:]PORT, http:URL, \
+             file:PATH or notify)"
+        ))
+    }
+
+    /// The child is ready as soon as it runs.
+    pub fn is_started(&self) -> bool {
+        *self == ReadySource::Started
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs() {
+        let local = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+        assert_eq!(ReadySource::parse("started"), Ok(ReadySource::Started));
+        assert_eq!(ReadySource::parse("notify"), Ok(ReadySource::Notify));
+        assert_eq!(
+            ReadySource::parse("tcp:8080"),
+            Ok(ReadySource::Tcp(local(8080)))
+        );
+        assert_eq!(
+            ReadySource::parse("tcp:10.0.0.1:53"),
+            Ok(ReadySource::Tcp("10.0.0.1:53".parse().unwrap()))
+        );
+        assert_eq!(
+            ReadySource::parse("tcp:localhost:9"),
+            Ok(ReadySource::Tcp(local(9)))
+        );
+        for spec in [
+            "http:http://127.0.0.1:8080/ready",
+            "http://127.0.0.1:8080/ready",
+        ] {
+            let Ok(ReadySource::Http(Target::Http { addr, path, .. })) = ReadySource::parse(spec)
+            else {
+                panic!("{spec}")
+            };
+            assert_eq!((addr, path.as_str()), (local(8080), "/ready"), "{spec}");
+        }
+        assert_eq!(
+            ReadySource::parse("file:/tmp/ready"),
+            Ok(ReadySource::File("/tmp/ready".into()))
+        );
+        for bad in [
+            "tcp:",
+            "tcp:0",
+            "tcp:70000",
+            "tcp:db:5432",
+            "http:",
+            "http:tcp://1.2.3.4:5",
+            "http://example.com/x",
+            "file:",
+            "bogus",
+            "",
+        ] {
+            assert!(ReadySource::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+}

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::child::{self, ChildSpec};
-use crate::config::{Config, LogMode};
+use crate::config::{Config, LogMode, ReadySource};
 use crate::health::readiness::{self, NotifySocket};
 use crate::health::{self, Health};
 use crate::log_io::events::{self, error, info, warn};
@@ -116,7 +116,7 @@ fn supervise(
     }
     // The child must find NOTIFY_SOCKET in its environment: the socket exists before it does.
     let notify = match config.ready_when {
-        readiness::Source::Notify => match NotifySocket::create(&mut child.environment) {
+        ReadySource::Notify => match NotifySocket::create(&mut child.environment) {
             Ok(socket) => Some(socket),
             Err(e) => {
                 error!("--ready-when notify: cannot create the notify socket: {e}");

@@ -16,8 +16,7 @@ use lexopt::prelude::*;
 
 use crate::child::environment::SecretNames;
 use crate::child::privileges::CapSet;
-use crate::config::{Config, DEFAULT_HEALTH_ADDR, ExitRemap, LogMode};
-use crate::health::readiness;
+use crate::config::{Config, DEFAULT_HEALTH_ADDR, ExitRemap, LogMode, ReadySource};
 use crate::http_check;
 use crate::logs::Level;
 use crate::probe::Probe;
@@ -293,7 +292,7 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
         .take_parsed(&HEALTH_ADDR, values::health_addr)?
         .unwrap_or(Some(DEFAULT_HEALTH_ADDR));
     let ready_when = settings
-        .take_parsed(&READY_WHEN, readiness::Source::parse)?
+        .take_parsed(&READY_WHEN, ReadySource::parse)?
         .unwrap_or_default();
     let log_format = settings
         .take_parsed(&LOG_FORMAT, values::log_format)?
@@ -499,7 +498,7 @@ mod tests {
         let Ok(Invocation::Run(config)) = parse(vec!["x".into()], &env) else {
             panic!()
         };
-        assert_eq!(config.ready_when, readiness::Source::Notify);
+        assert_eq!(config.ready_when, ReadySource::Notify);
         let config = run(&["--log-format", "raw", "--health-addr", "off", "x"]).unwrap();
         assert_eq!(config.health_addr, None);
         let config = run(&["--health-addr", "127.0.0.1:0", "x"]).unwrap();

@@ -8,13 +8,13 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::UnixDatagram;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::config::ReadySource as Source;
 use crate::health::Health;
 use crate::http_check::{self, Target};
 use crate::log_io::events::info;
@@ -34,88 +34,28 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 /// STATUS= texts longer than this are cut: the body of /ready stays small.
 const MAX_STATUS: usize = 256;
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Source {
-    #[default]
-    Started,
-    /// A TCP connection to the address is accepted.
-    Tcp(SocketAddr),
-    /// An HTTP GET answers 200-399 (Kubernetes' rule).
-    Http(Target),
-    /// The file exists.
-    File(PathBuf),
-    /// The child says `READY=1` on `NOTIFY_SOCKET`.
-    Notify,
+/// The source's name in events and /ready's body.
+fn name(source: &Source) -> &'static str {
+    match source {
+        Source::Started => "started",
+        Source::Tcp(_) => "tcp",
+        Source::Http(_) => "http",
+        Source::File(_) => "file",
+        Source::Notify => "notify",
+    }
 }
 
-impl Source {
-    /// `started`, `tcp:[HOST:]PORT`, `http:URL` (or the URL itself), `file:PATH`, `notify`.
-    pub fn parse(spec: &str) -> Result<Source, String> {
-        if spec == "started" {
-            return Ok(Source::Started);
-        }
-        if spec == "notify" {
-            return Ok(Source::Notify);
-        }
-        if let Some(rest) = spec.strip_prefix("tcp:") {
-            let addr = match rest.parse::<u16>() {
-                Ok(port) => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
-                Err(_) => http_check::parse_authority(rest.strip_prefix("//").unwrap_or(rest))?,
-            };
-            if addr.port() == 0 {
-                return Err("port 0 cannot be connected to".to_string());
-            }
-            return Ok(Source::Tcp(addr));
-        }
-        if let Some(rest) = spec.strip_prefix("http:") {
-            // Both `http:http://127.0.0.1:8080/ready` and `http://127.0.0.1:8080/ready`.
-            let url = if rest.starts_with("//") { spec } else { rest };
-            return match http_check::parse_target(url)? {
-                target @ Target::Http { .. } => Ok(Source::Http(target)),
-                Target::Tcp { .. } => Err(format!("\"{url}\" is not an http:// URL")),
-            };
-        }
-        if let Some(path) = spec.strip_prefix("file:") {
-            if path.is_empty() {
-                return Err("file: needs a path".to_string());
-            }
-            return Ok(Source::File(PathBuf::from(path)));
-        }
-        Err(format!(
-            "unknown readiness source \"{spec}\" (started, tcp:[HOST:]PORT, http:URL, \
-             file:PATH or notify)"
-        ))
-    }
-
-    /// The child is ready as soon as it runs.
-    pub fn is_started(&self) -> bool {
-        *self == Source::Started
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Source::Started => "started",
-            Source::Tcp(_) => "tcp",
-            Source::Http(_) => "http",
-            Source::File(_) => "file",
-            Source::Notify => "notify",
-        }
-    }
-
-    /// One check of a polled source: Ok when ready, else why not.
-    fn check(&self) -> Result<(), String> {
-        match self {
-            Source::Started | Source::Notify => Ok(()),
-            Source::Tcp(addr) => http_check::check(&Target::Tcp { addr: *addr }, CHECK_TIMEOUT)
-                .map_err(|e| e.to_string()),
-            Source::Http(target) => {
-                http_check::check(target, CHECK_TIMEOUT).map_err(|e| e.to_string())
-            }
-            Source::File(path) => match std::fs::metadata(path) {
-                Ok(_) => Ok(()),
-                Err(e) => Err(format!("{}: {e}", path.display())),
-            },
-        }
+/// One check of a polled source: Ok when ready, else why not.
+fn check(source: &Source) -> Result<(), String> {
+    match source {
+        Source::Started | Source::Notify => Ok(()),
+        Source::Tcp(addr) => http_check::check(&Target::Tcp { addr: *addr }, CHECK_TIMEOUT)
+            .map_err(|e| e.to_string()),
+        Source::Http(target) => http_check::check(target, CHECK_TIMEOUT).map_err(|e| e.to_string()),
+        Source::File(path) => match std::fs::metadata(path) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("{}: {e}", path.display())),
+        },
     }
 }
 
@@ -158,7 +98,7 @@ pub fn start(source: Source, notify: Option<NotifySocket>, health: Arc<Health>) 
 fn poll(source: &Source, health: &Health) {
     let mut pacing = Pacing::new();
     loop {
-        let result = source.check();
+        let result = check(source);
         let (change, pause) = pacing.record(result.is_ok());
         health.set_detail(result.err().unwrap_or_default());
         if let Some(ready) = change
@@ -263,55 +203,15 @@ fn announce(source: &Source, ready: bool, health: &Health) {
         return;
     }
     if ready {
-        info!("child is ready ({})", source.name());
+        info!("child is ready ({})", name(source));
     } else {
-        info!("child is not ready any more ({})", source.name());
+        info!("child is not ready any more ({})", name(source));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn specs() {
-        let local = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
-        assert_eq!(Source::parse("started"), Ok(Source::Started));
-        assert_eq!(Source::parse("notify"), Ok(Source::Notify));
-        assert_eq!(Source::parse("tcp:8080"), Ok(Source::Tcp(local(8080))));
-        assert_eq!(
-            Source::parse("tcp:10.0.0.1:53"),
-            Ok(Source::Tcp("10.0.0.1:53".parse().unwrap()))
-        );
-        assert_eq!(Source::parse("tcp:localhost:9"), Ok(Source::Tcp(local(9))));
-        for spec in [
-            "http:http://127.0.0.1:8080/ready",
-            "http://127.0.0.1:8080/ready",
-        ] {
-            let Ok(Source::Http(Target::Http { addr, path, .. })) = Source::parse(spec) else {
-                panic!("{spec}")
-            };
-            assert_eq!((addr, path.as_str()), (local(8080), "/ready"), "{spec}");
-        }
-        assert_eq!(
-            Source::parse("file:/tmp/ready"),
-            Ok(Source::File("/tmp/ready".into()))
-        );
-        for bad in [
-            "tcp:",
-            "tcp:0",
-            "tcp:70000",
-            "tcp:db:5432",
-            "http:",
-            "http:tcp://1.2.3.4:5",
-            "http://example.com/x",
-            "file:",
-            "bogus",
-            "",
-        ] {
-            assert!(Source::parse(bad).is_err(), "{bad} accepted");
-        }
-    }
 
     #[test]
     fn polling_is_fast_until_ready_then_steady_and_one_failure_is_forgiven() {
