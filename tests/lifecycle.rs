@@ -62,11 +62,9 @@ fn command_not_found_is_127_and_not_executable_is_126() {
     let mut usher = Usher::pid1(&["no-such-command-in-path"]);
     assert_eq!(usher.wait(), 127);
 
-    let dir = std::env::temp_dir().join(format!("usher-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let script = dir.join("not-executable");
-    std::fs::write(&script, "#!/bin/sh\necho should not run\n").unwrap();
-    let mut usher = Usher::pid1(&["--", script.to_str().unwrap()]);
+    let temp = TempDir::new("not-executable");
+    let script = temp.file("not-executable", b"#!/bin/sh\necho should not run\n", 0o644);
+    let mut usher = Usher::pid1(&["--", &script]);
     assert_eq!(usher.wait(), 126);
     assert!(usher.stdout_seen.is_empty());
     assert_eq!(usher.stderr_seen.len(), 1, "{:?}", usher.stderr_seen);
@@ -75,8 +73,7 @@ fn command_not_found_is_127_and_not_executable_is_126() {
         "{:?}",
         usher.stderr_seen
     );
-    assert_eq!(Usher::pid1(&["--", dir.to_str().unwrap()]).wait(), 126);
-    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(Usher::pid1(&["--", temp.dir.to_str().unwrap()]).wait(), 126);
 }
 
 #[test]
@@ -346,7 +343,7 @@ fn warn_on_reap() {
 /// forgets the parent-death signal when credentials change, so usher sets it after its drop.
 #[test]
 fn parent_death_signal() {
-    if require_root("parent_death_signal") {
+    if require_root("parent_death_signal (its --user half)") {
         let script = r#""$0" -v --user 1234 -p USR1 -- "$1/print_signals" --exit-on USR1 & read -r _; exit 0"#;
         let mut shell = Usher::shell(script);
         shell.line_starting("ready");

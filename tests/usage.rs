@@ -6,13 +6,10 @@ use support::*;
 
 /// Runs usher with a command that would leave a marker file if it were ever started.
 fn rejected(args: &[&str], env: &[(&str, &str)]) -> String {
-    let dir = std::env::temp_dir().join(format!(
-        "usher-usage-{}-{}",
-        std::process::id(),
-        args.join("_").len()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let marker = dir.join(format!("started-{}", args.join(" ").replace('/', "_")));
+    let temp = TempDir::new("usage"); // removed on drop, even when an assertion fails
+    let marker = temp
+        .dir
+        .join(format!("started-{}", args.join(" ").replace('/', "_")));
     let output = usher_command()
         .args(args)
         .args(["--", "touch", marker.to_str().unwrap()])

@@ -35,17 +35,65 @@ pub fn fixture(name: &str) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// Tests that need a PID namespace need root. In CI a missing root is a failure, not a skip.
-pub fn require_root(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+/// Whether a test can run, given whether the machine has what it `needs` (root, a Docker
+/// engine, promtool). If not: with `CI` set, a failure, since CI must run every test; otherwise
+/// a skip, said on the terminal at once and counted after libtest's summary, because libtest
+/// has no run-time skip and would print a plain `ok`. Call it first and return if it is false.
+pub fn require(test: &str, needs: &str, available: bool) -> bool {
+    if available {
         return true;
     }
     if std::env::var_os("CI").is_some() {
-        panic!("{test} needs root (PID namespaces), and CI must run every test");
+        panic!("{test} needs {needs}, and CI is set: CI must run every test");
     }
-    eprintln!("SKIPPED {test}: needs root for a PID namespace");
+    announce_skip(test, needs);
     false
+}
+
+/// Tests that need a PID namespace need root (see `require`).
+pub fn require_root(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    require(test, "root (for a PID namespace)", root)
+}
+
+/// The tests skipped in this test binary, for the note printed at exit.
+static SKIPPED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Writes to the real stderr: libtest captures `eprintln!` (shown only for a failing test),
+/// but not writes to the file descriptor itself.
+fn to_terminal(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+fn announce_skip(test: &str, needs: &str) {
+    let line = format!("{test}: needs {needs}");
+    to_terminal(&format!("SKIPPED {line}\n"));
+    let mut skipped = SKIPPED.lock().unwrap_or_else(|e| e.into_inner());
+    if skipped.is_empty() {
+        // SAFETY: atexit(3) only records the function; `note_skips_at_exit` cannot unwind.
+        unsafe { libc::atexit(note_skips_at_exit) };
+    }
+    skipped.push(line);
+}
+
+/// Runs when the test binary exits, after libtest's `test result:` line.
+extern "C" fn note_skips_at_exit() {
+    // try_lock: a test thread libtest gave up on could hold the lock, and exit must not hang.
+    let skipped = match SKIPPED.try_lock() {
+        Ok(skipped) => skipped,
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return,
+    };
+    let mut note = format!(
+        "note: {} SKIPPED, which libtest counted as passed (with CI set, a skip fails):\n",
+        skipped.len()
+    );
+    for line in skipped.iter() {
+        note.push_str(&format!("  {line}\n"));
+    }
+    to_terminal(&note);
 }
 
 pub fn send(pid: i32, signo: i32) {
@@ -145,8 +193,12 @@ pub struct TempDir {
 }
 
 impl TempDir {
+    /// `usher-NAME-PID-N` in the temporary directory: N tells apart the directories that tests
+    /// running in parallel in one process make under the same name.
     pub fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("usher-{name}-{}", std::process::id()));
+        static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("usher-{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         TempDir { dir }
