@@ -169,25 +169,47 @@ fn listen(socket: &UnixDatagram, health: &Health) {
             std::thread::sleep(RECHECK);
             continue;
         };
-        let message = String::from_utf8_lossy(datagram.get(..read).unwrap_or_default());
+        let message = Notification::parse(&datagram[..read.min(datagram.len())]);
+        // The whole message at once, status first: /ready never shows the new readiness with
+        // the old STATUS= text (`STOPPING=1\nSTATUS=shutting down` is one change).
+        if let Some(status) = message.status {
+            health.set_detail(status);
+        }
+        if let Some(ready) = message.ready {
+            change_to(ready, health);
+        }
+    }
+}
+
+/// What one sd_notify datagram says (sd_notify(3): newline-separated `KEY=VALUE`; the last
+/// assignment of a key wins).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Notification {
+    /// `READY=1` (true), `STOPPING=1` or `RELOADING=1` (false).
+    ready: Option<bool>,
+    /// `STATUS=`, cut to `MAX_STATUS` bytes on a character boundary.
+    status: Option<String>,
+}
+
+impl Notification {
+    fn parse(datagram: &[u8]) -> Notification {
+        let mut notification = Notification::default();
+        let message = String::from_utf8_lossy(datagram);
         for (key, value) in message.lines().filter_map(|line| line.split_once('=')) {
             match (key, value) {
-                ("READY", "1") => change_to(true, health),
-                ("STOPPING" | "RELOADING", "1") => change_to(false, health),
+                ("READY", "1") => notification.ready = Some(true),
+                ("STOPPING" | "RELOADING", "1") => notification.ready = Some(false),
                 ("STATUS", status) => {
-                    let mut status = status.to_string();
-                    if status.len() > MAX_STATUS {
-                        let mut cut = MAX_STATUS;
-                        while !status.is_char_boundary(cut) {
-                            cut -= 1;
-                        }
-                        status.truncate(cut);
+                    let mut cut = status.len().min(MAX_STATUS);
+                    while !status.is_char_boundary(cut) {
+                        cut -= 1;
                     }
-                    health.set_detail(status);
+                    notification.status = Some(status[..cut].to_string());
                 }
                 _ => {} // WATCHDOG=, MAINPID=, ...: nothing usher acts on
             }
         }
+        notification
     }
 }
 
@@ -212,6 +234,20 @@ fn announce(source: &Source, ready: bool, health: &Health) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_notification_is_read_whole() {
+        let parsed = Notification::parse(b"STOPPING=1\nSTATUS=shutting down\n");
+        assert_eq!(parsed.ready, Some(false));
+        assert_eq!(parsed.status.as_deref(), Some("shutting down"));
+        let parsed = Notification::parse(b"READY=1");
+        assert_eq!((parsed.ready, parsed.status), (Some(true), None));
+        let parsed = Notification::parse(b"WATCHDOG=1\nMAINPID=7\nREADY=0");
+        assert_eq!(parsed, Notification::default());
+        let long = format!("STATUS={}", "\u{e9}".repeat(MAX_STATUS));
+        let status = Notification::parse(long.as_bytes()).status.unwrap();
+        assert!(status.len() <= MAX_STATUS && status.chars().all(|c| c == '\u{e9}'));
+    }
 
     #[test]
     fn polling_is_fast_until_ready_then_steady_and_one_failure_is_forgiven() {
