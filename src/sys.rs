@@ -46,6 +46,13 @@ fn taken_signals() -> io::Result<SigSet> {
 }
 
 /// usher's signals, read synchronously from a signalfd instead of by handlers.
+///
+/// Why not signal-hook (which the example apps use): it installs handlers, and a PID 1 needs
+/// more than handlers give. It refuses SIGSEGV, SIGILL and SIGFPE, which another process may
+/// send with kill(2) and usher must forward; a handler runs on whatever thread the kernel picks,
+/// in async-signal context, where usher could neither allocate nor log; and a signal must stay
+/// queued from usher's first instruction until the child exists to receive it. Blocking every
+/// signal and reading a signalfd in the one loop that also reaps does all three.
 pub struct SignalInbox {
     fd: SignalFd,
 }
