@@ -45,6 +45,30 @@ pub struct Config {
     pub allow_new_privs: bool,
     pub env_files: Vec<PathBuf>,
     pub secret_env: Option<SecretNames>,
+    /// How the user wrote the options checked when the child is prepared, for its errors.
+    pub given_as: GivenAs,
+}
+
+/// The flag or variable that set each option read when the child is prepared (`--user` or
+/// `USHER_USER`), so that an error found then names what the user actually wrote. The flag's
+/// name when the option is not set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GivenAs {
+    pub user: String,
+    pub cap_keep: String,
+    pub env_file: String,
+    pub secret_env: String,
+}
+
+impl Default for GivenAs {
+    fn default() -> Self {
+        GivenAs {
+            user: "--user".to_string(),
+            cap_keep: "--cap-keep".to_string(),
+            env_file: "--env-file".to_string(),
+            secret_env: "--secret-env".to_string(),
+        }
+    }
 }
 
 /// `--log-format`.

@@ -433,6 +433,83 @@ fn bad_privilege_and_secret_input_exits_2_naming_the_culprit() {
     }
 }
 
+/// The contract: errors name what the user wrote. Set by a variable, a bad `--user`,
+/// `--env-file`, `--secret-env` or `--cap-keep` is named by its variable, and the whole line
+/// reads `usher: OPTION: what is wrong: cause`.
+#[test]
+fn errors_found_while_preparing_name_the_variable_that_set_the_option() {
+    if !require_root("errors_found_while_preparing_name_the_variable_that_set_the_option") {
+        return;
+    }
+    let etc = EtcFiles::new("etc-by-variable", PASSWD, GROUP);
+    let temp = TempDir::new("named-by-variable");
+    let bad_env = temp.file("bad.env", b"GOOD=1\nPASSWORD hunter2\n", 0o600);
+    let missing = temp.dir.join("missing.env").to_string_lossy().into_owned();
+    for (env, expected) in [
+        (
+            vec![("USHER_USER", "ghost")],
+            r#"usher: USHER_USER: unknown user "ghost" (not in /etc/passwd)"#.to_string(),
+        ),
+        (
+            vec![("USHER_ENV_FILE", bad_env.as_str())],
+            format!("usher: USHER_ENV_FILE: {bad_env}:2: expected KEY=VALUE (no '=')"),
+        ),
+        (
+            vec![("USHER_ENV_FILE", missing.as_str())],
+            format!(
+                "usher: USHER_ENV_FILE: cannot read {missing}: No such file or directory (os \
+                 error 2)"
+            ),
+        ),
+        (
+            vec![("USHER_SECRET_ENV", "TOKEN")],
+            "usher: USHER_SECRET_ENV: TOKEN_FILE is not set".to_string(),
+        ),
+        (
+            vec![
+                ("USHER_SECRET_ENV", "TOKEN"),
+                ("TOKEN_FILE", missing.as_str()),
+            ],
+            format!(
+                "usher: USHER_SECRET_ENV: cannot read TOKEN_FILE={missing}: No such file or \
+                 directory (os error 2)"
+            ),
+        ),
+    ] {
+        let namespace = Namespace {
+            env: &env,
+            etc: Some(&etc),
+            ..Namespace::default()
+        };
+        let line = refused(&namespace, &[]);
+        assert_eq!(line, expected, "{env:?}");
+        assert!(!line.contains("hunter2"), "{line}");
+    }
+    // The flag, when given, is named even if the variable is set too.
+    let namespace = Namespace {
+        env: &[("USHER_USER", "1000")],
+        etc: Some(&etc),
+        ..Namespace::default()
+    };
+    let line = refused(&namespace, &["--user", "ghost"]);
+    assert!(line.starts_with("usher: --user: unknown user"), "{line}");
+    // A plan error (no root to hand capabilities on) names the variable too.
+    let output = Command::new("setpriv")
+        .env("USHER_HEALTH_ADDR", "off")
+        .env("USHER_CAP_KEEP", "CHOWN")
+        .args(["--reuid=1234", "--regid=1234", "--clear-groups", "--"])
+        .arg(usher())
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "usher: USHER_CAP_KEEP: usher runs as uid 1234, not root, so it has no capabilities to \
+         hand on\n"
+    );
+}
+
 /// usher as an ordinary user cannot become another one: it says so instead of failing later.
 #[test]
 fn user_switch_needs_root_unless_already_that_user() {

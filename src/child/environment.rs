@@ -6,8 +6,78 @@
 //! env file or a secret): errors name the variable, the path and the line number only.
 
 use std::ffi::OsString;
+use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+
+/// Why the child's environment cannot be built. One line each, without the option's name (the
+/// caller adds it). No variant holds anything read from a file: only paths, line numbers,
+/// variable names (from `--secret-env` or the environment's keys) and fixed reasons, so
+/// neither `Display` nor `Debug` can show a value or a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    #[error("cannot read {}", shown(path))]
+    ReadEnvFile {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// `PATH:LINE: what is wrong`, never the line itself.
+    #[error("{}:{line}: {problem}", shown(path))]
+    Syntax {
+        path: PathBuf,
+        /// From 1.
+        line: usize,
+        problem: SyntaxError,
+    },
+    #[error("{name}_FILE is not set")]
+    SecretNotSet { name: String },
+    #[error("both {name} and {name}_FILE are set (use one)")]
+    SecretSetTwice { name: String },
+    #[error("{name}_FILE is empty (expected the path of a file)")]
+    SecretPathEmpty { name: String },
+    #[error("cannot read {name}_FILE={}", shown(path))]
+    ReadSecret {
+        name: String,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{name}_FILE={}: {problem}", shown(path))]
+    BadSecret {
+        name: String,
+        path: PathBuf,
+        problem: SecretProblem,
+    },
+}
+
+/// What is wrong with a line of an env file: fixed texts, so that a value cannot leak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SyntaxError {
+    #[error("expected KEY=VALUE (no '=')")]
+    NoEquals,
+    #[error("invalid variable name (expected [A-Za-z_][A-Za-z0-9_]*)")]
+    InvalidName,
+    #[error("unterminated single quote")]
+    UnterminatedSingleQuote,
+    #[error("unterminated double quote")]
+    UnterminatedDoubleQuote,
+    #[error("unexpected text after the closing quote")]
+    TextAfterQuote,
+    #[error("value contains a NUL byte")]
+    Nul,
+}
+
+/// What is wrong with a secret file that could be read: fixed texts, never its content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SecretProblem {
+    #[error("not a regular file")]
+    NotRegularFile,
+    #[error("larger than {MAX_SECRET_BYTES} bytes")]
+    TooLarge,
+    #[error("contains a NUL byte")]
+    Nul,
+}
 
 /// Which variables `--secret-env` turns from NAME_FILE into NAME.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,17 +122,18 @@ impl SecretNames {
 }
 
 /// The child's environment: `base` (usher's own, in order), then variables from the env files
-/// that `base` does not already set, then secrets applied. Errors are one line without a flag
-/// prefix.
+/// that `base` does not already set, then secrets applied. Errors as usher prints them (with
+/// their sources), without a flag prefix.
 #[cfg(test)]
 pub fn child_environment(
     base: Vec<(OsString, OsString)>,
     env_files: &[PathBuf],
     secrets: Option<&SecretNames>,
 ) -> Result<Vec<(OsString, OsString)>, String> {
-    let mut environment = with_env_files(base, env_files)?;
+    let chain = |e: EnvError| crate::startup::chain(&e);
+    let mut environment = with_env_files(base, env_files).map_err(chain)?;
     if let Some(secrets) = secrets {
-        apply_secrets(&mut environment, secrets)?;
+        apply_secrets(&mut environment, secrets).map_err(chain)?;
     }
     Ok(environment)
 }
@@ -74,14 +145,17 @@ fn shown(path: &Path) -> String {
 }
 
 /// `base` (usher's own environment, in order), then the variables from the env files that
-/// `base` does not already set. Errors are `PATH: why` or `PATH:LINE: why`.
+/// `base` does not already set. Errors: [`EnvError::ReadEnvFile`], [`EnvError::Syntax`].
 pub fn with_env_files(
     base: Vec<(OsString, OsString)>,
     env_files: &[PathBuf],
-) -> Result<Vec<(OsString, OsString)>, String> {
+) -> Result<Vec<(OsString, OsString)>, EnvError> {
     let mut from_files: Vec<(OsString, OsString)> = Vec::new();
     for path in env_files {
-        let content = std::fs::read(path).map_err(|e| format!("{}: {e}", shown(path)))?;
+        let content = std::fs::read(path).map_err(|source| EnvError::ReadEnvFile {
+            path: path.clone(),
+            source,
+        })?;
         for (key, value) in parse_env_file(&content, path)? {
             // A later definition (later line or later file) wins, as with docker and compose;
             // the variable keeps the place of its first definition.
@@ -137,15 +211,18 @@ fn trim(bytes: &[u8]) -> &[u8] {
 
 /// The variables of one dotenv file, in file order (repeats included; the caller keeps the
 /// last). Errors are `PATH:LINE: why` and never quote the line, which may hold a secret.
-fn parse_env_file(content: &[u8], path: &Path) -> Result<Vec<(OsString, OsString)>, String> {
+fn parse_env_file(content: &[u8], path: &Path) -> Result<Vec<(OsString, OsString)>, EnvError> {
     // Editors on Windows may start the file with a UTF-8 byte order mark; it is not part of the
     // first key.
     let content = content.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(content);
     let mut variables = Vec::new();
     for (index, raw_line) in content.split(|b| *b == b'\n').enumerate() {
         let line = raw_line.strip_suffix(b"\r").unwrap_or(raw_line);
-        let parsed =
-            parse_env_line(line).map_err(|why| format!("{}:{}: {why}", shown(path), index + 1))?;
+        let parsed = parse_env_line(line).map_err(|problem| EnvError::Syntax {
+            path: path.to_path_buf(),
+            line: index + 1,
+            problem,
+        })?;
         if let Some((key, value)) = parsed {
             variables.push((OsString::from_vec(key), OsString::from_vec(value)));
         }
@@ -156,25 +233,24 @@ fn parse_env_file(content: &[u8], path: &Path) -> Result<Vec<(OsString, OsString
 /// A variable's name and value, as the bytes read from a file.
 type RawVariable = (Vec<u8>, Vec<u8>);
 
-/// One line of a dotenv file: `None` for a blank or comment line. The error never contains any
-/// part of the line.
-fn parse_env_line(line: &[u8]) -> Result<Option<RawVariable>, &'static str> {
+/// One line of a dotenv file: `None` for a blank or comment line.
+fn parse_env_line(line: &[u8]) -> Result<Option<RawVariable>, SyntaxError> {
     let line = trim_start(line);
     if line.is_empty() || line.starts_with(b"#") {
         return Ok(None);
     }
     let line = strip_export(line);
     let Some(equals) = line.iter().position(|b| *b == b'=') else {
-        return Err("expected KEY=VALUE (no '=')");
+        return Err(SyntaxError::NoEquals);
     };
     let key = trim(&line[..equals]);
     if !is_valid_name(key) {
-        return Err("invalid variable name (expected [A-Za-z_][A-Za-z0-9_]*)");
+        return Err(SyntaxError::InvalidName);
     }
     let value = parse_value(&line[equals + 1..])?;
     // The environment is a list of NUL-terminated strings: such a value cannot be passed on.
     if value.contains(&0) {
-        return Err("value contains a NUL byte");
+        return Err(SyntaxError::Nul);
     }
     Ok(Some((key.to_vec(), value)))
 }
@@ -195,13 +271,13 @@ fn strip_export(line: &[u8]) -> &[u8] {
 
 /// The value after `=`: single-quoted (literal), double-quoted (with escapes) or unquoted
 /// (trimmed, up to an inline ` #` comment).
-fn parse_value(raw: &[u8]) -> Result<Vec<u8>, &'static str> {
+fn parse_value(raw: &[u8]) -> Result<Vec<u8>, SyntaxError> {
     let text = trim_start(raw);
     let (value, after_quote) = match text.first() {
         Some(b'\'') => {
             let body = &text[1..];
             let Some(close) = body.iter().position(|b| *b == b'\'') else {
-                return Err("unterminated single quote");
+                return Err(SyntaxError::UnterminatedSingleQuote);
             };
             (body[..close].to_vec(), &body[close + 1..])
         }
@@ -209,7 +285,7 @@ fn parse_value(raw: &[u8]) -> Result<Vec<u8>, &'static str> {
         _ => return Ok(trim(strip_inline_comment(raw)).to_vec()),
     };
     if !trim(strip_inline_comment(after_quote)).is_empty() {
-        return Err("unexpected text after the closing quote");
+        return Err(SyntaxError::TextAfterQuote);
     }
     Ok(value)
 }
@@ -226,7 +302,7 @@ fn strip_inline_comment(text: &[u8]) -> &[u8] {
 
 /// The body of a double-quoted value (after the opening quote): the unescaped value and what
 /// follows the closing quote.
-fn parse_double_quoted(body: &[u8]) -> Result<(Vec<u8>, &[u8]), &'static str> {
+fn parse_double_quoted(body: &[u8]) -> Result<(Vec<u8>, &[u8]), SyntaxError> {
     let mut value = Vec::with_capacity(body.len());
     let mut index = 0;
     while let Some(&byte) = body.get(index) {
@@ -259,15 +335,16 @@ fn parse_double_quoted(body: &[u8]) -> Result<(Vec<u8>, &[u8]), &'static str> {
             }
         }
     }
-    Err("unterminated double quote")
+    Err(SyntaxError::UnterminatedDoubleQuote)
 }
 
 /// Replaces each selected `NAME_FILE` by `NAME` holding the file's content, in NAME_FILE's place
-/// in the order (so the environment keeps its order and has no duplicate).
+/// in the order (so the environment keeps its order and has no duplicate). Errors name the
+/// variable and the file, never the content.
 pub fn apply_secrets(
     environment: &mut Vec<(OsString, OsString)>,
     secrets: &SecretNames,
-) -> Result<(), String> {
+) -> Result<(), EnvError> {
     let names: Vec<String> = match secrets {
         SecretNames::Names(names) => names.clone(),
         SecretNames::All => {
@@ -292,19 +369,28 @@ pub fn apply_secrets(
             .iter()
             .position(|(key, _)| *key == *file_variable)
         else {
-            return Err(format!("{file_variable} is not set"));
+            return Err(EnvError::SecretNotSet { name });
         };
         if environment.iter().any(|(key, _)| *key == *name) {
-            return Err(format!("both {name} and {file_variable} are set (use one)"));
+            return Err(EnvError::SecretSetTwice { name });
         }
         let path = PathBuf::from(&environment[position].1);
         if path.as_os_str().is_empty() {
-            return Err(format!(
-                "{file_variable} is empty (expected the path of a file)"
-            ));
+            return Err(EnvError::SecretPathEmpty { name });
         }
-        let secret =
-            read_secret(&path).map_err(|why| format!("{file_variable}={}: {why}", shown(&path)))?;
+        let secret = match read_secret(&path) {
+            Ok(secret) => secret,
+            Err(ReadSecretError::Io(source)) => {
+                return Err(EnvError::ReadSecret { name, path, source });
+            }
+            Err(ReadSecretError::Bad(problem)) => {
+                return Err(EnvError::BadSecret {
+                    name,
+                    path,
+                    problem,
+                });
+            }
+        };
         environment[position] = (OsString::from(name), OsString::from_vec(secret));
         // getenv sees only the first of repeated names; none of them may reach the child.
         environment.retain(|(key, _)| *key != *file_variable);
@@ -316,23 +402,33 @@ pub fn apply_secrets(
 /// file does not).
 const MAX_SECRET_BYTES: u64 = 1 << 20;
 
+/// Why `read_secret` failed, before the caller adds the variable and the path.
+enum ReadSecretError {
+    Io(io::Error),
+    Bad(SecretProblem),
+}
+
+impl From<io::Error> for ReadSecretError {
+    fn from(error: io::Error) -> Self {
+        ReadSecretError::Io(error)
+    }
+}
+
 /// A secret file's content without its trailing newlines (`\n` and `\r\n`), which editors and
 /// `echo` add but are not part of the secret. The error never contains the content.
-fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
+fn read_secret(path: &Path) -> Result<Vec<u8>, ReadSecretError> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let file = std::fs::File::open(path)?;
     // A FIFO would block usher's start and /dev/zero would fill its memory: only regular
     // files of a sensible size are secrets.
-    if !file.metadata().map_err(|e| e.to_string())?.is_file() {
-        return Err("not a regular file".to_string());
+    if !file.metadata()?.is_file() {
+        return Err(ReadSecretError::Bad(SecretProblem::NotRegularFile));
     }
     let mut content = Vec::new();
     let limit = MAX_SECRET_BYTES + 1;
-    file.take(limit)
-        .read_to_end(&mut content)
-        .map_err(|e| e.to_string())?;
+    file.take(limit).read_to_end(&mut content)?;
     if content.len() as u64 > MAX_SECRET_BYTES {
-        return Err(format!("larger than {MAX_SECRET_BYTES} bytes"));
+        return Err(ReadSecretError::Bad(SecretProblem::TooLarge));
     }
     while content.last() == Some(&b'\n') {
         content.pop();
@@ -341,7 +437,7 @@ fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
         }
     }
     if content.contains(&0) {
-        return Err("contains a NUL byte".to_string());
+        return Err(ReadSecretError::Bad(SecretProblem::Nul));
     }
     Ok(content)
 }
@@ -349,6 +445,7 @@ fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::error::Error;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A real file in the temp directory, removed when dropped.
@@ -631,10 +728,57 @@ C="trailing\\"
         assert_eq!(
             child_environment(Vec::new(), std::slice::from_ref(&path), None),
             Err(format!(
-                "{}: No such file or directory (os error 2)",
+                "cannot read {}: No such file or directory (os error 2)",
                 path.display()
             ))
         );
+        // The io::Error is kept as the source, not flattened into the message.
+        let error = with_env_files(Vec::new(), std::slice::from_ref(&path)).unwrap_err();
+        let source = error.source().and_then(|s| s.downcast_ref::<io::Error>());
+        assert_eq!(source.map(io::Error::kind), Some(io::ErrorKind::NotFound));
+    }
+
+    #[test]
+    fn a_syntax_error_names_file_and_line_but_never_the_content() {
+        const SECRET: &str = "sk_live_51HxQ-TotallySecretToken";
+        let cases = [
+            (
+                format!("OK=1\nDB_PASSWORD {SECRET}\n"),
+                2,
+                SyntaxError::NoEquals,
+            ),
+            (format!("{SECRET}=x\n"), 1, SyntaxError::InvalidName),
+            (
+                format!("A=1\n\nK='{SECRET}\n"),
+                3,
+                SyntaxError::UnterminatedSingleQuote,
+            ),
+            (
+                format!("K=\"{SECRET}\"{SECRET}\n"),
+                1,
+                SyntaxError::TextAfterQuote,
+            ),
+        ];
+        for (content, line, problem) in cases {
+            let file = TempFile::new(content.as_bytes());
+            let error = with_env_files(Vec::new(), std::slice::from_ref(&file.path)).unwrap_err();
+            let EnvError::Syntax {
+                line: found_line,
+                problem: found_problem,
+                ..
+            } = &error
+            else {
+                panic!("not a syntax error: {error:?}");
+            };
+            assert_eq!((*found_line, *found_problem), (line, problem));
+            let message = crate::startup::chain(&error);
+            assert_eq!(message, format!("{}:{line}: {problem}", file.path_text()));
+            let debug = format!("{error:?}");
+            for shown in [&message, &debug] {
+                assert!(!shown.contains("TotallySecret"), "leaks content: {shown}");
+                assert!(!shown.contains("sk_live"), "leaks content: {shown}");
+            }
+        }
     }
 
     #[test]
@@ -788,7 +932,7 @@ C="trailing\\"
         assert_eq!(
             with_secrets(env(&[("S_FILE", &missing.display().to_string())]), "S"),
             Err(format!(
-                "S_FILE={}: No such file or directory (os error 2)",
+                "cannot read S_FILE={}: No such file or directory (os error 2)",
                 missing.display()
             ))
         );
@@ -864,6 +1008,25 @@ C="trailing\\"
             assert!(!message.contains(CONTENT), "leaks content: {message}");
             assert!(!message.contains("Hunter2"), "leaks content: {message}");
             assert!(!message.contains('\n'), "not one line: {message:?}");
+        }
+    }
+
+    #[test]
+    fn secret_errors_hold_no_content_in_debug_either() {
+        const CONTENT: &str = "Hunter2-DistinctiveContent";
+        let with_nul = TempFile::new(format!("{CONTENT}\0{CONTENT}\n").as_bytes());
+        let too_big = TempFile::new(CONTENT.repeat(50_000).as_bytes());
+        let secret = TempFile::new(CONTENT.as_bytes());
+        for (environment, names) in [
+            (env(&[("S_FILE", &with_nul.path_text())]), "S"),
+            (env(&[("S_FILE", &too_big.path_text())]), "S"),
+            (env(&[("S", "x"), ("S_FILE", &secret.path_text())]), "*"),
+        ] {
+            let mut environment = environment;
+            let names = SecretNames::parse(names).unwrap();
+            let error = apply_secrets(&mut environment, &names).unwrap_err();
+            let debug = format!("{error:?}");
+            assert!(!debug.contains("Hunter2"), "leaks content: {debug}");
         }
     }
 }

@@ -13,10 +13,12 @@ use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use crate::config::{Config, LogMode};
+use crate::config::{Config, GivenAs, LogMode};
 use crate::log_io::events;
 use crate::sys;
-use privileges::{CapSet, Identity, NEEDED_TO_SWITCH, Privileges};
+use environment::EnvError;
+use privileges::{CapSet, Identity, NEEDED_TO_SWITCH, PrivilegeError, Privileges};
+use user::UserError;
 
 /// Why the command could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -46,19 +48,34 @@ impl SpawnError {
     }
 }
 
-/// Why the child cannot be prepared: a configuration error (exit status 2), naming the option at
-/// fault. Never carries a secret's content: secret errors name the variable and file only.
+/// Why the child cannot be prepared: a configuration error (exit status 2). `option` is the
+/// flag or variable at fault as the user wrote it (`--user`, `USHER_USER`). Where the cause is
+/// another module's error, it is the source and the message is the option alone, so that the
+/// printed chain (`startup::chain`) reads `OPTION: what is wrong: cause` on one line. Never
+/// carries a secret's content: [`EnvError`] names variables, paths and lines only.
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
-    #[error("--user: {0}")]
-    User(String),
-    #[error("--user: cannot read usher's own groups")]
-    OwnGroups(#[source] io::Error),
-    #[error("{0}")]
-    Privileges(String),
+    #[error("{option}")]
+    User {
+        option: String,
+        #[source]
+        source: UserError,
+    },
+    #[error("{option}: cannot read usher's own groups")]
+    OwnGroups {
+        option: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{option}")]
+    Privileges {
+        option: String,
+        #[source]
+        source: PrivilegeError,
+    },
     #[error("{option}: cannot read usher's own capabilities")]
     OwnCapabilities {
-        option: &'static str,
+        option: String,
         #[source]
         source: io::Error,
     },
@@ -66,16 +83,16 @@ pub enum PrepareError {
         "{option}: usher itself lacks {missing} (the container was started without it; add it, \
          or run the container as the user instead)"
     )]
-    MissingCapabilities {
-        option: &'static str,
-        missing: CapSet,
+    MissingCapabilities { option: String, missing: CapSet },
+    #[error("{option}: {outside} is not in usher's bounding set, so no child can have it")]
+    OutsideBoundingSet { option: String, outside: CapSet },
+    /// An env file (`--env-file`) or a secret (`--secret-env`).
+    #[error("{option}")]
+    Environment {
+        option: String,
+        #[source]
+        source: EnvError,
     },
-    #[error("--cap-keep: {0} is not in usher's bounding set, so no child can have it")]
-    OutsideBoundingSet(CapSet),
-    #[error("--env-file: {0}")]
-    EnvFile(String),
-    #[error("--secret-env: {0}")]
-    Secret(String),
 }
 
 /// Everything the child is started with, read and checked before anything starts: its
@@ -94,21 +111,47 @@ impl ChildSpec {
     /// Resolves `--user` against the image's /etc files, builds the environment and plans the
     /// privileges. Errors name the option or variable at fault and never quote a secret.
     pub fn prepare(config: &Config) -> Result<ChildSpec, PrepareError> {
+        let given_as = &config.given_as;
         let user = match &config.user {
-            Some(spec) => Some(user::resolve_in(spec, Path::new("/")).map_err(PrepareError::User)?),
+            Some(spec) => Some(user::resolve_in(spec, Path::new("/")).map_err(|source| {
+                PrepareError::User {
+                    option: given_as.user.clone(),
+                    source,
+                }
+            })?),
             None => None,
         };
         let (uid, gid) = sys::effective_ids();
-        let groups = sys::supplementary_groups().map_err(PrepareError::OwnGroups)?;
+        let groups = sys::supplementary_groups().map_err(|source| PrepareError::OwnGroups {
+            option: given_as.user.clone(),
+            source,
+        })?;
         let me = Identity { uid, gid, groups };
         let privileges = privileges::plan(me, user, config.cap_keep, config.allow_new_privs)
-            .map_err(PrepareError::Privileges)?;
-        check_capabilities(&privileges)?;
+            .map_err(|source| PrepareError::Privileges {
+                option: if source.is_about_user() {
+                    given_as.user.clone()
+                } else {
+                    given_as.cap_keep.clone()
+                },
+                source,
+            })?;
+        check_capabilities(&privileges, given_as)?;
         let base = std::env::vars_os().collect();
         let mut environment =
-            environment::with_env_files(base, &config.env_files).map_err(PrepareError::EnvFile)?;
+            environment::with_env_files(base, &config.env_files).map_err(|source| {
+                PrepareError::Environment {
+                    option: given_as.env_file.clone(),
+                    source,
+                }
+            })?;
         if let Some(names) = &config.secret_env {
-            environment::apply_secrets(&mut environment, names).map_err(PrepareError::Secret)?;
+            environment::apply_secrets(&mut environment, names).map_err(|source| {
+                PrepareError::Environment {
+                    option: given_as.secret_env.clone(),
+                    source,
+                }
+            })?;
         }
         // gosu's rule: the child's HOME is its user's, whatever usher's own was (root's).
         if let Some(user) = &privileges.user {
@@ -126,28 +169,37 @@ impl ChildSpec {
 
 /// usher must hold what it hands on, and what it needs to take the rest away: otherwise the
 /// child would fail between fork and exec, too late for a clear error.
-fn check_capabilities(privileges: &Privileges) -> Result<(), PrepareError> {
+fn check_capabilities(privileges: &Privileges, given_as: &GivenAs) -> Result<(), PrepareError> {
     let needed = match (&privileges.switch_to, privileges.keep_caps) {
         (Some(_), keep) => CapSet(NEEDED_TO_SWITCH.0 | keep.unwrap_or_default().0),
         (None, Some(keep)) => CapSet(keep.0 | 1 << 8), // SETPCAP empties the bounding set
         (None, None) => return Ok(()),
     };
     let option = if privileges.switch_to.is_some() {
-        "--user"
+        &given_as.user
     } else {
-        "--cap-keep"
+        &given_as.cap_keep
     };
-    let permitted = sys::own_permitted_capabilities()
-        .map_err(|source| PrepareError::OwnCapabilities { option, source })?;
+    let permitted =
+        sys::own_permitted_capabilities().map_err(|source| PrepareError::OwnCapabilities {
+            option: option.clone(),
+            source,
+        })?;
     let missing = CapSet(needed.0 & !permitted);
     if missing.0 != 0 {
-        return Err(PrepareError::MissingCapabilities { option, missing });
+        return Err(PrepareError::MissingCapabilities {
+            option: option.clone(),
+            missing,
+        });
     }
     let keep = privileges.keep_caps.unwrap_or_default();
     let outside = (0..64).filter(|cap| keep.0 & (1 << cap) != 0 && !sys::in_bounding_set(*cap));
     let outside = CapSet(outside.fold(0, |set, cap| set | 1 << cap));
     if outside.0 != 0 {
-        return Err(PrepareError::OutsideBoundingSet(outside));
+        return Err(PrepareError::OutsideBoundingSet {
+            option: given_as.cap_keep.clone(),
+            outside,
+        });
     }
     Ok(())
 }

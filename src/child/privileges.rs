@@ -127,20 +127,40 @@ fn same_groups(gid: u32, a: &[u32], b: &[u32]) -> bool {
     sorted(a) == sorted(b)
 }
 
+/// Why the asked-for privileges cannot be given: one line each, without the option's name
+/// (the caller adds it; [`PrivilegeError::is_about_user`] says which).
+#[derive(Debug, thiserror::Error)]
+pub enum PrivilegeError {
+    /// `--cap-keep` without root.
+    #[error("usher runs as uid {uid}, not root, so it has no capabilities to hand on")]
+    NoCapabilities { uid: u32 },
+    /// `--user` naming someone else, without root.
+    #[error(
+        "usher runs as uid {} gid {} groups {:?}, not root, so it cannot switch to uid {} gid {} \
+         groups {:?}",
+        me.uid, me.gid, me.groups, to.uid, to.gid, to.groups
+    )]
+    CannotSwitch { me: Identity, to: Credentials },
+}
+
+impl PrivilegeError {
+    /// True when `--user` is at fault, false when `--cap-keep` is.
+    pub fn is_about_user(&self) -> bool {
+        matches!(self, PrivilegeError::CannotSwitch { .. })
+    }
+}
+
 /// Plans the child's privileges. `user` is the resolved `--user`, `cap_keep` the parsed
-/// `--cap-keep`. Errors name the option at fault.
+/// `--cap-keep`.
 pub fn plan(
     me: Identity,
     user: Option<Credentials>,
     cap_keep: Option<CapSet>,
     allow_new_privs: bool,
-) -> Result<Privileges, String> {
+) -> Result<Privileges, PrivilegeError> {
     let is_root = me.uid == 0;
     if cap_keep.is_some() && !is_root {
-        return Err(format!(
-            "--cap-keep: usher runs as uid {}, not root, so it has no capabilities to hand on",
-            me.uid
-        ));
+        return Err(PrivilegeError::NoCapabilities { uid: me.uid });
     }
     let switch_to = match &user {
         Some(creds) if is_root => Some(creds.clone()),
@@ -152,11 +172,10 @@ pub fn plan(
             None
         }
         Some(creds) => {
-            return Err(format!(
-                "--user: usher runs as uid {} gid {} groups {:?}, not root, so it cannot switch \
-                 to uid {} gid {} groups {:?}",
-                me.uid, me.gid, me.groups, creds.uid, creds.gid, creds.groups
-            ));
+            return Err(PrivilegeError::CannotSwitch {
+                me,
+                to: creds.clone(),
+            });
         }
         None => None,
     };
@@ -246,16 +265,25 @@ mod tests {
         assert_eq!(plan.user, Some(app()));
         let other = Credentials { uid: 1001, ..app() };
         let err = super::plan(me.clone(), Some(other), None, false).unwrap_err();
-        assert!(err.starts_with("--user:"), "{err}");
+        assert!(err.is_about_user(), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "usher runs as uid 1000 gid 1000 groups [50, 1000], not root, so it cannot switch \
+             to uid 1001 gid 1000 groups [1000, 50]"
+        );
         // Same uid and gid but other supplementary groups: usher cannot give "that group only".
         let group_only = Credentials {
             groups: vec![1000],
             ..app()
         };
         let err = super::plan(me.clone(), Some(group_only), None, false).unwrap_err();
-        assert!(err.starts_with("--user:"), "{err}");
+        assert!(err.is_about_user(), "{err}");
         let keep = CapSet::parse("CHOWN").unwrap();
         let err = super::plan(me, None, Some(keep), false).unwrap_err();
-        assert!(err.starts_with("--cap-keep:"), "{err}");
+        assert!(!err.is_about_user(), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "usher runs as uid 1000, not root, so it has no capabilities to hand on"
+        );
     }
 }

@@ -2,11 +2,37 @@
 //! /etc/passwd and /etc/group text directly: usher is static and must work in `FROM scratch`,
 //! so NSS is not available.
 
-use std::io::ErrorKind;
-use std::path::Path;
+use std::io::{self, ErrorKind};
+use std::path::{Path, PathBuf};
 
 /// The highest usable id: u32::MAX is the kernel's "no change" value for set*id(2).
 const MAX_ID: u32 = u32::MAX - 1;
+
+/// Why a `--user` spec cannot be resolved. Each message is one line without the option's name
+/// (the caller adds it) and names what was not found and where, e.g.
+/// `unknown user "app" (not in /etc/passwd)`.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("expected USER[:GROUP], got {0:?}")]
+    Malformed(String),
+    #[error("{kind} {text} out of range (0..={MAX_ID})")]
+    IdOutOfRange { kind: &'static str, text: String },
+    #[error("unknown user {0:?} (not in /etc/passwd)")]
+    UnknownUser(String),
+    #[error("unknown user {0:?} (no /etc/passwd)")]
+    NoPasswdFile(String),
+    #[error("unknown group {0:?} (not in /etc/group)")]
+    UnknownGroup(String),
+    #[error("unknown group {0:?} (no /etc/group)")]
+    NoGroupFile(String),
+    /// The file exists but cannot be read (a missing file is not an error).
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
 
 /// Who the child runs as.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,12 +70,11 @@ impl GroupEntry<'_> {
 }
 
 /// Resolves SPEC against passwd/group file contents (None: the file does not exist).
-/// Errors are one line, without any "--user:" prefix (the caller adds it), and name what was not found and where, e.g. `unknown user "app" (not in /etc/passwd)`.
 pub fn resolve(
     spec: &str,
     passwd: Option<&str>,
     group: Option<&str>,
-) -> Result<Credentials, String> {
+) -> Result<Credentials, UserError> {
     let (user_spec, group_spec) = split_spec(spec)?;
     let (uid, entry) = find_user(user_spec, passwd)?;
     let home = entry
@@ -90,8 +115,10 @@ pub fn resolve(
     })
 }
 
-/// Reads `<root>/etc/passwd` and `<root>/etc/group` (a missing file is None; another read error is an Err naming the path) and resolves SPEC. `root` is "/" in production.
-pub fn resolve_in(spec: &str, root: &Path) -> Result<Credentials, String> {
+/// Reads `<root>/etc/passwd` and `<root>/etc/group` (a missing file is None; another read
+/// error is [`UserError::Read`], with the path and the io::Error) and resolves SPEC. `root` is
+/// "/" in production.
+pub fn resolve_in(spec: &str, root: &Path) -> Result<Credentials, UserError> {
     let passwd = read_optional(&root.join("etc/passwd"))?;
     let group = read_optional(&root.join("etc/group"))?;
     resolve(spec, passwd.as_deref(), group.as_deref())
@@ -99,22 +126,24 @@ pub fn resolve_in(spec: &str, root: &Path) -> Result<Credentials, String> {
 
 /// The file's text, or None when it does not exist. Invalid UTF-8 (say a Latin-1 gecos) is
 /// replaced rather than rejected: names and ids are ASCII in practice, so lookups still work.
-fn read_optional(path: &Path) -> Result<Option<String>, String> {
+fn read_optional(path: &Path) -> Result<Option<String>, UserError> {
     match std::fs::read(path) {
         Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        Err(source) => Err(UserError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
 /// Splits `USER[:GROUP]`, rejecting empty parts and extra colons.
-fn split_spec(spec: &str) -> Result<(&str, Option<&str>), String> {
-    let malformed = || format!("expected USER[:GROUP], got {spec:?}");
+fn split_spec(spec: &str) -> Result<(&str, Option<&str>), UserError> {
     let mut parts = spec.split(':');
     let user_spec = parts.next().unwrap_or_default();
     let group_spec = parts.next();
     if user_spec.is_empty() || group_spec == Some("") || parts.next().is_some() {
-        return Err(malformed());
+        return Err(UserError::Malformed(spec.to_string()));
     }
     Ok((user_spec, group_spec))
 }
@@ -124,38 +153,41 @@ fn split_spec(spec: &str) -> Result<(&str, Option<&str>), String> {
 fn find_user<'a>(
     user_spec: &str,
     passwd: Option<&'a str>,
-) -> Result<(u32, Option<PasswdEntry<'a>>), String> {
+) -> Result<(u32, Option<PasswdEntry<'a>>), UserError> {
     if let Some(uid) = parse_spec_id("uid", user_spec)? {
         let entry = passwd.and_then(|text| passwd_entries(text).find(|entry| entry.uid == uid));
         return Ok((uid, entry));
     }
-    let text = passwd.ok_or_else(|| format!("unknown user {user_spec:?} (no /etc/passwd)"))?;
+    let text = passwd.ok_or_else(|| UserError::NoPasswdFile(user_spec.to_string()))?;
     match passwd_entries(text).find(|entry| entry.name == user_spec) {
         Some(entry) => Ok((entry.uid, Some(entry))),
-        None => Err(format!("unknown user {user_spec:?} (not in /etc/passwd)")),
+        None => Err(UserError::UnknownUser(user_spec.to_string())),
     }
 }
 
 /// The gid for GROUP: a number need not be in /etc/group, a name must be.
-fn find_group(group_spec: &str, group: Option<&str>) -> Result<u32, String> {
+fn find_group(group_spec: &str, group: Option<&str>) -> Result<u32, UserError> {
     if let Some(gid) = parse_spec_id("gid", group_spec)? {
         return Ok(gid);
     }
-    let text = group.ok_or_else(|| format!("unknown group {group_spec:?} (no /etc/group)"))?;
+    let text = group.ok_or_else(|| UserError::NoGroupFile(group_spec.to_string()))?;
     group_entries(text)
         .find(|entry| entry.name == group_spec)
         .map(|entry| entry.gid)
-        .ok_or_else(|| format!("unknown group {group_spec:?} (not in /etc/group)"))
+        .ok_or_else(|| UserError::UnknownGroup(group_spec.to_string()))
 }
 
 /// Some(id) for an all-digit part of the spec, None for a name, an error for a number too big.
-fn parse_spec_id(kind: &str, text: &str) -> Result<Option<u32>, String> {
+fn parse_spec_id(kind: &'static str, text: &str) -> Result<Option<u32>, UserError> {
     if !is_decimal(text) {
         return Ok(None);
     }
     match parse_id(text) {
         Some(id) => Ok(Some(id)),
-        None => Err(format!("{kind} {text} out of range (0..={MAX_ID})")),
+        None => Err(UserError::IdOutOfRange {
+            kind,
+            text: text.to_string(),
+        }),
     }
 }
 
@@ -215,7 +247,22 @@ fn group_entries(text: &str) -> impl Iterator<Item = GroupEntry<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
+    use crate::startup::chain;
+    use std::error::Error;
+
+    /// `super::resolve`, its error as usher prints it (with its sources).
+    fn resolve(
+        spec: &str,
+        passwd: Option<&str>,
+        group: Option<&str>,
+    ) -> Result<Credentials, String> {
+        super::resolve(spec, passwd, group).map_err(|e| chain(&e))
+    }
+
+    /// `super::resolve_in`, its error as usher prints it (with its sources).
+    fn resolve_in(spec: &str, root: &Path) -> Result<Credentials, String> {
+        super::resolve_in(spec, root).map_err(|e| chain(&e))
+    }
 
     const PASSWD: &str = "\
 root:x:0:0:root:/root:/bin/sh
@@ -684,5 +731,14 @@ staff:x:50:app
         let prefix = format!("cannot read {}: ", root.0.join("etc/passwd").display());
         assert!(error.starts_with(&prefix), "{error}");
         assert!(!error.contains('\n'), "{error}");
+        // The io::Error is kept as the source, not flattened into the message.
+        let error = super::resolve_in("1000", &root.0).unwrap_err();
+        assert!(matches!(error, UserError::Read { .. }), "{error:?}");
+        let source = error.source().and_then(|s| s.downcast_ref::<io::Error>());
+        assert_eq!(source.and_then(io::Error::raw_os_error), Some(libc::EISDIR));
+        assert_eq!(
+            error.to_string(),
+            format!("cannot read {}", root.0.join("etc/passwd").display())
+        );
     }
 }

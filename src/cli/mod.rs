@@ -16,7 +16,7 @@ use lexopt::prelude::*;
 
 use crate::child::environment::SecretNames;
 use crate::child::privileges::CapSet;
-use crate::config::{Config, DEFAULT_HEALTH_ADDR, ExitRemap, LogMode, ReadySource};
+use crate::config::{Config, DEFAULT_HEALTH_ADDR, ExitRemap, GivenAs, LogMode, ReadySource};
 use crate::http_check;
 use crate::logs::Level;
 use crate::probe::Probe;
@@ -152,6 +152,21 @@ impl Settings<'_> {
         parse: impl FnMut(&str) -> Result<T, String>,
     ) -> Result<Option<T>, UsageError> {
         self.take_one(opt)?.map(|raw| raw.parse(parse)).transpose()
+    }
+
+    /// `take_parsed`, also setting `given_as` to the flag or variable the value came from.
+    fn take_parsed_as<T>(
+        &mut self,
+        opt: &'static Opt,
+        parse: impl FnMut(&str) -> Result<T, String>,
+        given_as: &mut String,
+    ) -> Result<Option<T>, UsageError> {
+        let Some(raw) = self.take_one(opt)? else {
+            return Ok(None);
+        };
+        let value = raw.parse(parse)?;
+        *given_as = raw.source;
+        Ok(Some(value))
     }
 }
 
@@ -323,14 +338,20 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
         .take_parsed(&STDERR_LEVEL, values::level)?
         .unwrap_or(Level::Error);
     let allow_new_privs = settings.take_switch(&ALLOW_NEW_PRIVS)?;
-    let user = settings.take_one(&USER)?.map(|raw| raw.value);
-    let cap_keep = settings.take_parsed(&CAP_KEEP, CapSet::parse)?;
-    let env_files = settings
-        .take(&ENV_FILE)?
-        .into_iter()
-        .map(|raw| raw.value.into())
-        .collect();
-    let secret_env = settings.take_parsed(&SECRET_ENV, SecretNames::parse)?;
+    // Errors found when the child is prepared name the flag or variable, as here.
+    let mut given_as = GivenAs::default();
+    let user = settings.take_one(&USER)?.map(|raw| {
+        given_as.user = raw.source;
+        raw.value
+    });
+    let cap_keep = settings.take_parsed_as(&CAP_KEEP, CapSet::parse, &mut given_as.cap_keep)?;
+    let env_files = settings.take(&ENV_FILE)?;
+    if let Some(raw) = env_files.first() {
+        given_as.env_file = raw.source.clone();
+    }
+    let env_files = env_files.into_iter().map(|raw| raw.value.into()).collect();
+    let secret_env =
+        settings.take_parsed_as(&SECRET_ENV, SecretNames::parse, &mut given_as.secret_env)?;
     if command.is_empty() {
         return Err(UsageError(
             "no command given (usage: usher [OPTIONS] [--] COMMAND [ARG...])".to_string(),
@@ -357,6 +378,7 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
         allow_new_privs,
         env_files,
         secret_env,
+        given_as,
     })))
 }
 
@@ -612,6 +634,28 @@ mod tests {
         assert!(!config.allow_new_privs);
         assert_eq!(config.secret_env, Some(SecretNames::All));
         assert_eq!(config.env_files, [PathBuf::from("/c.env")]);
+        let names = |user: &str, cap_keep: &str, env_file: &str, secret_env: &str| GivenAs {
+            user: user.into(),
+            cap_keep: cap_keep.into(),
+            env_file: env_file.into(),
+            secret_env: secret_env.into(),
+        };
+        assert_eq!(
+            config.given_as,
+            names(
+                "USHER_USER",
+                "--cap-keep",
+                "USHER_ENV_FILE",
+                "USHER_SECRET_ENV"
+            )
+        );
+        let env = [("USHER_USER", "1000"), ("USHER_CAP_KEEP", "CHOWN")];
+        let config = run_env(&["--user", "2000", "--env-file", "/d.env", "x"], &env).unwrap();
+        assert_eq!(
+            config.given_as,
+            names("--user", "USHER_CAP_KEEP", "--env-file", "--secret-env")
+        );
+        assert_eq!(run(&["x"]).unwrap().given_as, GivenAs::default());
         assert!(error(&["--cap-keep", "NET_BIND", "x"]).starts_with("--cap-keep:"));
         assert!(error(&["--secret-env", "A-B", "x"]).starts_with("--secret-env:"));
         let err = run_env(&["x"], &[("USHER_ALLOW_NEW_PRIVS", "maybe")])

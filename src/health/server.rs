@@ -40,12 +40,20 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Serves on `listener` from a thread of its own. Started once usher has dropped its
-/// privileges: capabilities are per thread.
+/// privileges: capabilities are per thread. Errors: the runtime cannot be built, the listener
+/// cannot be registered with it (epoll), or the thread cannot be spawned; the io::Error as is
+/// (the caller says what failed).
 pub fn start(listener: TcpListener, health: Arc<Health>) -> io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
         .build()?;
+    // Registered here, where a failure is still reported, rather than in the thread, where it
+    // would leave usher running without its health server and nothing said.
+    let listener = {
+        let _context = runtime.enter();
+        tokio::net::TcpListener::from_std(listener)?
+    };
     std::thread::Builder::new()
         .name("usher-health".into())
         .spawn(move || {
@@ -54,10 +62,7 @@ pub fn start(listener: TcpListener, health: Arc<Health>) -> io::Result<()> {
     Ok(())
 }
 
-async fn serve(listener: TcpListener, health: Arc<Health>) {
-    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-        return;
-    };
+async fn serve(listener: tokio::net::TcpListener, health: Arc<Health>) {
     let limit = crate::sys::open_files_limit()
         .map(|files| files.saturating_sub(RESERVED_FILES).max(16))
         .and_then(|files| usize::try_from(files).ok())
