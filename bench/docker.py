@@ -1,19 +1,21 @@
 #!/usr/bin/env python3
-"""`docker stop` of the demo app under usher, tini-static and dumb-init, in FROM scratch images
-built in the same run. Prints a Markdown report on stdout.
+"""`docker stop` of the demo app under usher, tini-static, dumb-init and catatonit, in FROM scratch
+images built in the same run. Prints a Markdown report on stdout.
 
     sudo python3 bench/docker.py [--runs 10] [--requests 20]
 
 Each run starts a container (read-only, no capabilities, non-root), sends the app
 --requests HTTP requests, then times `docker stop` until it returns, and checks the exit status
 and that no log line was lost: every request's record and the app's goodbye are in
-`docker logs`. Runs interleave the three images in a shuffled order; figures are medians.
-dumb-init is linked dynamically, so its image also holds its loader and libc.
+`docker logs`. Runs interleave the four images in a shuffled order; figures are medians.
+A dynamically linked init (dumb-init; catatonit too if a build of it is) gets the libraries
+`ldd` names, loader included, copied into its image; the report says what each image holds.
 """
 
 import argparse
 import os
 import random
+import re
 import shutil
 import socket
 import statistics
@@ -25,6 +27,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RELEASE = os.path.join(ROOT, "target/release")
 USER = "10001:10001"
+PEER_PACKAGES = {"/usr/bin/tini-static": "tini", "/usr/bin/dumb-init": "dumb-init",
+                 "/usr/bin/catatonit": "catatonit"}
 
 
 def log(message):
@@ -46,6 +50,20 @@ def build(tag, files, entrypoint):
         with open(os.path.join(context, "Dockerfile"), "w") as dockerfile:
             dockerfile.write("\n".join(lines) + "\n")
         docker("build", "-q", "-t", tag, context)
+
+
+def libraries(binary):
+    """{path: path} of the shared libraries and loader `ldd` lists for `binary`; {} when it is
+    static (ldd then says "not a dynamic executable" and exits 1)."""
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True)
+    if "not a dynamic executable" in out.stdout + out.stderr:
+        return {}
+    if out.returncode != 0:
+        raise SystemExit(f"ldd {binary} failed: {out.stderr.strip()}")
+    # "libc.so.6 => /lib/.../libc.so.6 (0x...)" and "/lib64/ld-linux-x86-64.so.2 (0x...)";
+    # linux-vdso has no file.
+    paths = re.findall(r"(?:=>\s*|^\s*)(/\S+)\s+\(0x", out.stdout, re.MULTILINE)
+    return {path: path for path in paths}
 
 
 def request(ip, path="/"):
@@ -96,7 +114,7 @@ def main():
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--no-build", action="store_true")
     args = parser.parse_args()
-    missing = [p for p in ("tini", "dumb-init") if shutil.which(p) is None]
+    missing = [pkg for path, pkg in PEER_PACKAGES.items() if not os.path.exists(path)]
     if missing:
         subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True)
     if not args.no_build:
@@ -112,9 +130,12 @@ def main():
                         {"/tini": "/usr/bin/tini-static", "/app": app}, '["/tini", "--"]'),
         "dumb-init": (f"usher-bench-dumb-init-{pid}",
                       {"/dumb-init": "/usr/bin/dumb-init", "/app": app,
-                       "/lib64/ld-linux-x86-64.so.2": "/lib64/ld-linux-x86-64.so.2",
-                       "/lib/x86_64-linux-gnu/libc.so.6": "/lib/x86_64-linux-gnu/libc.so.6"},
+                       **libraries("/usr/bin/dumb-init")},
                       '["/dumb-init", "--"]'),
+        "catatonit": (f"usher-bench-catatonit-{pid}",
+                      {"/catatonit": "/usr/bin/catatonit", "/app": app,
+                       **libraries("/usr/bin/catatonit")},
+                      '["/catatonit", "--"]'),
     }
     try:
         for tag, files, entrypoint in images.values():
@@ -136,6 +157,9 @@ def main():
     print(f"- Date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; "
           f"{os.cpu_count()} CPUs; Docker {docker('version', '-f', '{{.Server.Version}}').stdout.strip()}; "
           f"`python3 bench/docker.py --runs {args.runs}`\n")
+    for tool, (_, files, entrypoint) in images.items():
+        print(f"- {tool} image: {', '.join(files)}; entrypoint `{entrypoint}`")
+    print()
     print("| tool | median s | max s | vs tini-static | exit 0 | no line lost |")
     print("|---|---:|---:|---:|---:|---:|")
     for tool, runs in results.items():

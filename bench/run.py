@@ -1,22 +1,25 @@
 #!/usr/bin/env python3
-"""Benchmark usher against tini-static and dumb-init, side by side, in one interleaved run.
+"""Benchmark usher against tini-static, dumb-init and catatonit, side by side, in one run.
 
 Run as root from anywhere (paths are taken from this file's location):
 
     sudo python3 bench/run.py [--runs 300] [--term-runs 100] ...
 
-It installs tini and dumb-init with apt-get if they are missing, builds usher (release, static)
-and its test fixtures, then measures:
+It installs tini, dumb-init and catatonit with apt-get if they are missing, builds usher
+(release, static) and its test fixtures, then measures:
 
   a. start+exit of /bin/true: the tool as PID 1 of a new PID namespace
      (`unshare --pid --fork --mount-proc --kill-child TOOL -- /bin/true`), and the tool as a
-     plain process (`TOOL -- /bin/true`);
+     plain process (`TOOL -- /bin/true`; tini as `tini-static -s`; catatonit, when not PID 1,
+     makes itself a child subreaper on its own and needs no flag);
   b. SIGTERM-to-exit latency of the tool as PID 1 with a child that exits on SIGTERM;
   c. the tool's idle VmRSS as PID 1 while its child idles;
   d. binary size and whether each binary is static (no PT_INTERP program header);
   e. usher's --grace accuracy with a child that ignores SIGTERM (and whether the peers exit
      at all within a cap in the same scenario);
-  f. usher's release profile at its current opt-level against opt-level=3 (size, start+exit).
+  f. usher's release profile at its current opt-level against opt-level=3 (size, start+exit);
+
+and checks the current issue's limits (LIMIT_* below), each on a line ending "met"/"not met".
 
 Each measurement runs in rounds: every round runs every tool once, in a freshly shuffled order,
 so machine noise falls on all tools alike. Every wait has a deadline; nothing sleeps. The
@@ -48,7 +51,15 @@ USHER_OPT3 = os.path.join(USHER_OPT3_DIR, "release/usher")
 PRINT_SIGNALS = os.path.join(REPO, "target/release/examples/print_signals")
 TINI = "/usr/bin/tini-static"
 DUMB_INIT = "/usr/bin/dumb-init"
+CATATONIT = "/usr/bin/catatonit"
+PEER_PACKAGES = {TINI: "tini", DUMB_INIT: "dumb-init", CATATONIT: "catatonit"}
 TRUE = "/bin/true"
+
+# The current issue's limits (issue 9). MB is 10**6 bytes; /proc's VmRSS "kB" is 1024 bytes.
+LIMIT_SIZE_BYTES = 1_850_000  # release binary, "at most 1.85 MB"
+LIMIT_RSS_BYTES = 2_000_000  # idle VmRSS as PID 1, "at most 2 MB"
+LIMIT_START_EXIT_RATIO = 1.25  # start+exit as PID 1, median / tini-static's median
+LIMIT_TERM_RATIO = 1.3  # SIGTERM-to-exit, median / tini-static's median
 
 # Deadlines (seconds).
 SETUP_TIMEOUT = 1800  # apt-get, cargo builds
@@ -86,14 +97,15 @@ def run_setup(argv, timeout=SETUP_TIMEOUT, env=None, check=True):
 
 
 def ensure_peers():
-    if os.path.exists(TINI) and os.path.exists(DUMB_INIT):
+    missing = [package for path, package in PEER_PACKAGES.items() if not os.path.exists(path)]
+    if not missing:
         return
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "tini", "dumb-init"]
+    install = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
     if run_setup(install, env=env, check=False).returncode != 0:
         run_setup(["apt-get", "update"], env=env)
         run_setup(install, env=env)
-    for path in (TINI, DUMB_INIT):
+    for path in PEER_PACKAGES:
         if not os.path.exists(path):
             raise BenchError(f"{path} is still missing after apt-get install")
 
@@ -292,17 +304,20 @@ UNSHARE = [shutil.which("unshare") or "/usr/bin/unshare",
 
 
 def make_tools(opt_level):
-    # Raw logs: the child keeps usher's stdio, the job tini and dumb-init do. (JSON logs, the
-    # default when stdout is not a terminal, are measured by bench/logs.py.)
+    # Raw logs: the child keeps usher's stdio, the job the peers do. (JSON logs, the default
+    # when stdout is not a terminal, are measured by bench/logs.py.)
     raw = ["--log-format", "raw", "--"]
     usher = Tool("usher", USHER, raw, raw)
     tini = Tool("tini-static", TINI, ["--"], ["-s", "--"])
     dumb = Tool("dumb-init", DUMB_INIT, ["--"], ["--"])
+    # Not PID 1, catatonit sets PR_SET_CHILD_SUBREAPER by itself (catatonit.c, main), so it needs
+    # no flag where tini needs -s. (Its -P is a pause mode that runs no program.)
+    cata = Tool("catatonit", CATATONIT, ["--"], ["--"])
     opt3 = Tool("usher opt-level=3", USHER_OPT3, raw, raw)
     usher.label = f"usher (opt-level={opt_level})"
     opt3.label = "usher (opt-level=3)"
-    tini.label, dumb.label = tini.name, dumb.name
-    return usher, tini, dumb, opt3
+    tini.label, dumb.label, cata.label = tini.name, dumb.name, cata.name
+    return usher, tini, dumb, cata, opt3
 
 
 class Started:
@@ -372,10 +387,16 @@ def sanity_check(argv):
     return result.returncode, result.stderr.strip()
 
 
-def measure_start_exit(rng, tools, runs, warmup):
+def measure_start_exit(rng, tools, runs, warmup, optional):
+    """Samples per (tool, mode). A case of a tool in `optional` whose sanity run fails is not
+    timed: the report shows n/a and the sanity run's status and stderr. Other failures stop."""
     cases = [(tool, mode) for tool in tools for mode in ("pid1", "plain")]
     argv = {(t, m): (t.pid1([TRUE]) if m == "pid1" else t.plain([TRUE])) for t, m in cases}
     sanity = {case: sanity_check(argv[case]) for case in cases}
+    for case in list(cases):
+        if sanity[case][0] != 0 and case[0] in optional:
+            log(f"start+exit: {case[0].name} ({case[1]}) exited {sanity[case][0]}: n/a")
+            cases.remove(case)
     for _, order in rounds(rng, cases, warmup):
         for case in order:
             time_start_exit(argv[case])
@@ -569,8 +590,9 @@ def ratio_ci(samples, reference, resamples=1000):
 
 def report(args, info_start, info_end, tools, sizes, start_exit, term, rss, grace, started_at,
            elapsed_s):
-    usher, tini, dumb, opt3 = tools
-    main_tools = [usher, tini, dumb]
+    usher, tini, dumb, cata, opt3 = tools
+    main_tools = [usher, tini, dumb, cata]
+    peers = [tini, dumb, cata]
     se_samples, se_sanity, se_argv = start_exit
     term_samples, term_forwarded = term
     out = []
@@ -583,7 +605,9 @@ def report(args, info_start, info_end, tools, sizes, start_exit, term, rss, grac
     w(f"- usher: {first_line([USHER, '--version'])}, commit {git_state()}; "
       f"{first_line(['rustc', '--version']) if shutil.which('rustc') else 'rustc ?'}")
     w(f"- tini-static: {first_line([TINI, '--version'])}; dumb-init: "
-      f"{first_line([DUMB_INIT, '--version'])}")
+      f"{first_line([DUMB_INIT, '--version'])}; catatonit: "
+      f"{first_line([CATATONIT, '--version'])} (catatonit calls itself tini there, for "
+      f"`docker info`)")
     w(f"- Rounds: every round runs each tool once in a shuffled order (seed {args.seed}); "
       f"all figures come from this one run.")
     w("")
@@ -594,23 +618,28 @@ def report(args, info_start, info_end, tools, sizes, start_exit, term, rss, grac
       "Ratio: median / tini-static's median, with a 95 % bootstrap interval.\n")
     for mode, title in (("pid1", "As PID 1: `unshare --pid --fork --mount-proc --kill-child "
                                  "TOOL -- /bin/true`"),
-                        ("plain", "Plain process: `TOOL -- /bin/true`")):
+                        ("plain", "Plain process: `TOOL -- /bin/true` (tini-static with `-s`; "
+                                  "catatonit makes itself a subreaper unasked)")):
         w(f"{title}\n")
         w("| tool | command | median ms | p90 ms | min ms | ratio vs tini-static | 95 % CI |")
         w("|---|---|---:|---:|---:|---:|---:|")
         ref_samples = se_samples[(tini, mode)]
         ref = median(ref_samples)
         for tool in main_tools + [opt3]:
-            s = se_samples[(tool, mode)]
             shown = " ".join(se_argv[(tool, mode)][len(UNSHARE) if mode == "pid1" else 0:])
             shown = shown.replace(REPO + "/", "")
+            s = se_samples.get((tool, mode))
+            if s is None:  # its sanity run failed: listed below with status and stderr
+                w(f"| {tool.label} | `{shown}` | n/a | n/a | n/a | n/a | n/a |")
+                continue
             ci = "-" if tool is tini else ratio_ci(s, ref_samples)
             w(f"| {tool.label} | `{shown}` | {median(s):.3f} | {p90(s):.3f} | {min(s):.3f} | "
               f"{ratio(median(s), ref)} | {ci} |")
         w("")
     noisy = [(t.label, m, c, e) for (t, m), (c, e) in se_sanity.items() if c != 0 or e]
     if noisy:
-        w("Sanity runs with output on stderr or a non-zero status:\n")
+        w("Sanity runs with output on stderr or a non-zero status (a non-zero status makes the "
+          "row n/a: that command was not timed):\n")
         for label, mode, code, err in noisy:
             w(f"- {label} ({mode}): status {code}, stderr `{err[:200]}`")
     else:
@@ -655,12 +684,12 @@ def report(args, info_start, info_end, tools, sizes, start_exit, term, rss, grac
     w("## e. Grace with a child that ignores SIGTERM (as PID 1)\n")
     w(f"`print_signals` without `--exit-on` (it blocks TERM and only prints it). Time from "
       f"kill(TOOL, SIGTERM) to the exit of unshare. usher runs with `--grace {args.grace}s`; "
-      f"tini-static and dumb-init have no such deadline and are killed after a "
+      f"tini-static, dumb-init and catatonit have no such deadline and are killed after a "
       f"{args.peer_cap:g} s cap.\n")
     w("| tool | runs | exited by itself | median s | min s | max s | exit status | "
       "child got TERM |")
     w("|---|---:|---:|---:|---:|---:|---|---:|")
-    for tool in (usher, tini, dumb):
+    for tool in (usher, *peers):
         rows = grace[tool]
         done = [r for r in rows if r[0]]
         secs = [r[1] for r in done]
@@ -706,6 +735,26 @@ def report(args, info_start, info_end, tools, sizes, start_exit, term, rss, grac
         w(f"| TERM-ignoring child killed at --grace ±10% | {args.grace}s ±10% | "
           f"{deviation:+.1f}% | {'yes' if abs(deviation) <= 10 else 'no'} |")
     w("")
+
+    w("## Limits of the current issue (issue 9)\n")
+    w("MB is 10^6 bytes; /proc's VmRSS is in kB of 1024 bytes. Ratios are medians over "
+      "tini-static's median in this run, with the 95 % bootstrap interval.\n")
+    met = {True: "met", False: "not met"}
+    size = sizes[usher][0]
+    w(f"- limit: release binary at most {LIMIT_SIZE_BYTES / 1e6:.2f} MB ({LIMIT_SIZE_BYTES:,} "
+      f"bytes): {size:,} bytes ({size / 1e6:.3f} MB): {met[size <= LIMIT_SIZE_BYTES]}")
+    rss_bytes = median(rss[usher]) * 1024
+    w(f"- limit: idle VmRSS of usher as PID 1 at most {LIMIT_RSS_BYTES / 1e6:.0f} MB "
+      f"({LIMIT_RSS_BYTES:,} bytes): median {median(rss[usher]):.0f} kB = {rss_bytes:,.0f} bytes "
+      f"({rss_bytes / 1e6:.3f} MB): {met[rss_bytes <= LIMIT_RSS_BYTES]}")
+    pid1_usher, pid1_tini = se_samples[(usher, "pid1")], se_samples[(tini, "pid1")]
+    w(f"- limit: start+exit as PID 1 at most {LIMIT_START_EXIT_RATIO:.2f}x tini-static: "
+      f"{se_ratio:.2f}x (95 % CI {ratio_ci(pid1_usher, pid1_tini)}): "
+      f"{met[se_ratio <= LIMIT_START_EXIT_RATIO]}")
+    w(f"- limit: SIGTERM-to-exit at most {LIMIT_TERM_RATIO:.2f}x tini-static: {term_ratio:.2f}x "
+      f"(95 % CI {ratio_ci(term_samples[usher], term_samples[tini])}): "
+      f"{met[term_ratio <= LIMIT_TERM_RATIO]}")
+    w("")
     return "\n".join(out)
 
 
@@ -720,7 +769,8 @@ def main():
     parser.add_argument("--rss-runs", type=int, default=10, help="idle RSS samples per tool")
     parser.add_argument("--grace-runs", type=int, default=10, help="usher --grace runs")
     parser.add_argument("--grace-peer-runs", type=int, default=3,
-                        help="capped grace-scenario runs for tini-static and dumb-init")
+                        help="capped grace-scenario runs for each peer (tini-static, dumb-init, "
+                             "catatonit)")
     parser.add_argument("--grace", type=int, default=2, help="usher --grace, seconds")
     parser.add_argument("--peer-cap", type=float, default=5.0,
                         help="seconds before a peer that has not exited is killed")
@@ -739,7 +789,8 @@ def main():
     build(args.no_build)
     args.opt_level = release_opt_level()
     tools = make_tools(args.opt_level)
-    usher, tini, dumb, opt3 = tools
+    usher, tini, dumb, cata, opt3 = tools
+    main_tools, peers = [usher, tini, dumb, cata], [tini, dumb, cata]
     rng = random.Random(args.seed)
 
     sizes = {t: (os.stat(t.path).st_size, elf_interpreter(t.path), file_linkage(t.path))
@@ -747,13 +798,14 @@ def main():
     gc.disable()
     try:
         log(f"start+exit: {args.runs} rounds of {len(tools) * 2}")
-        start_exit = measure_start_exit(rng, tools, args.runs, args.warmup)
-        log(f"SIGTERM-to-exit: {args.term_runs} rounds of 3")
-        term = measure_term(rng, [usher, tini, dumb], args.term_runs)
-        log(f"idle RSS: {args.rss_runs} rounds of 3")
-        rss = measure_rss(rng, [usher, tini, dumb], args.rss_runs)
+        # Only dumb-init and catatonit may come out n/a: usher and the baseline must run.
+        start_exit = measure_start_exit(rng, tools, args.runs, args.warmup, [dumb, cata])
+        log(f"SIGTERM-to-exit: {args.term_runs} rounds of {len(main_tools)}")
+        term = measure_term(rng, main_tools, args.term_runs)
+        log(f"idle RSS: {args.rss_runs} rounds of {len(main_tools)}")
+        rss = measure_rss(rng, main_tools, args.rss_runs)
         log("grace scenario")
-        grace = measure_grace(rng, usher, [tini, dumb], args.grace, args.grace_runs,
+        grace = measure_grace(rng, usher, peers, args.grace, args.grace_runs,
                               args.grace_peer_runs, args.peer_cap)
     finally:
         gc.enable()
