@@ -54,11 +54,16 @@ fn parse_bytes(name: &[u8]) -> Option<Level> {
 /// CRITICAL -> Fatal. `INFORMATION ...` or `ERRORS` do not match: the token must end there.
 /// After `[error]` or `level="error"` anything may follow: the bracket or quote ends the token.
 pub fn sniff(line: &[u8]) -> Option<Level> {
-    let start = line
-        .iter()
-        .take(MAX_INDENT + 1)
-        .position(|b| !b.is_ascii_whitespace())?;
-    let rest = line.get(start..)?;
+    let mut rest = line;
+    for _ in 0..MAX_INDENT {
+        match rest {
+            [byte, after @ ..] if byte.is_ascii_whitespace() => rest = after,
+            _ => break,
+        }
+    }
+    if rest.first().is_none_or(u8::is_ascii_whitespace) {
+        return None; // blank, or indented by more than MAX_INDENT
+    }
     if let Some(inner) = rest.strip_prefix(b"[") {
         let (level, after) = token(inner)?;
         return (after.first() == Some(&b']')).then_some(level);
@@ -80,15 +85,16 @@ pub fn sniff(line: &[u8]) -> Option<Level> {
 /// not a search through the names.
 fn token(bytes: &[u8]) -> Option<(Level, &[u8])> {
     let mut word = [0u8; LONGEST_NAME];
-    let mut len = 0;
-    for (slot, &byte) in word.iter_mut().zip(bytes) {
-        if !byte.is_ascii_alphabetic() {
-            break;
+    let mut after = bytes;
+    for slot in &mut word {
+        match after {
+            [byte, rest @ ..] if byte.is_ascii_alphabetic() => {
+                *slot = byte | 0x20; // lowercase
+                after = rest;
+            }
+            _ => break,
         }
-        *slot = byte | 0x20; // lowercase
-        len += 1;
     }
-    let after = bytes.get(len..)?;
     if after.first().is_some_and(u8::is_ascii_alphabetic) {
         return None; // longer than any name
     }

@@ -1,0 +1,453 @@
+//! The record format: the head (`time`, `level`, `stream` or `logger`), the msg, the static
+//! fields (--log-field), the limit on a record's size (--log-max-record) and how a text too
+//! long for one record is cut into `"partial":true` pieces; for each complete line, the choice
+//! between JSON pass-through and a text record; usher's own events.
+
+use super::escape::{LONGEST_UNIT, escape, escape_limited, escape_valid};
+use super::json;
+use super::level::{self, Level};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+
+    /// What follows the level in a text record from this stream, up to the msg.
+    fn tag(self) -> &'static [u8] {
+        match self {
+            Stream::Stdout => br#"","stream":"stdout","#,
+            Stream::Stderr => br#"","stream":"stderr","#,
+        }
+    }
+}
+
+const TIME_KEY: &[u8] = br#"{"time":""#;
+const LEVEL_KEY: &[u8] = br#"","level":""#;
+const USHER_TAG: &[u8] = br#"","logger":"usher","#;
+const PARTIAL: &[u8] = br#""partial":true,"#;
+const MSG_KEY: &[u8] = br#""msg":""#;
+const END: &[u8] = b"}\n";
+const TIMESTAMP_LEN: usize = 27;
+/// The least room for msg bytes a record keeps, whatever the static fields take.
+const MIN_MSG_ROOM: usize = 16;
+/// Keys usher writes itself, so static fields may not use them.
+const RESERVED_KEYS: [&str; 6] = ["time", "level", "stream", "msg", "partial", "logger"];
+
+/// How records look: from --log-max-record, --log-field K=V (static fields), --stderr-level.
+#[derive(Debug)]
+pub struct LogFormat {
+    /// The most bytes a record takes, its '\n' included.
+    max_record: usize,
+    /// The end of every text record: `","k":"v",...}` and '\n' (static fields as `,"k":"v"`).
+    closing: Vec<u8>,
+    /// Each static field as (key, `"k":"v"`), for JSON lines that may have some already.
+    fields: Vec<(String, Vec<u8>)>,
+    stderr_level: Level,
+}
+
+impl LogFormat {
+    /// `max_record`: the most bytes any record may take, its '\n' included (>= 1024, checked
+    /// by the caller). `static_fields`: (key, value) pairs, keys already validated by
+    /// [`valid_field_key`]. Should the static fields leave no room for a msg within
+    /// `max_record`, the limit is raised just enough to hold a few msg bytes per record:
+    /// splitting must always make progress.
+    pub fn new(
+        max_record: usize,
+        static_fields: Vec<(String, String)>,
+        stderr_level: Level,
+    ) -> LogFormat {
+        let mut closing = b"\"".to_vec();
+        let mut fields = Vec::with_capacity(static_fields.len());
+        for (key, value) in static_fields {
+            let mut field = Vec::with_capacity(key.len() + value.len() + 6);
+            field.push(b'"');
+            escape_valid(key.as_bytes(), &mut field);
+            field.extend_from_slice(b"\":\"");
+            escape_valid(value.as_bytes(), &mut field);
+            field.push(b'"');
+            closing.push(b',');
+            closing.extend_from_slice(&field);
+            fields.push((key, field));
+        }
+        closing.extend_from_slice(END);
+        // The largest head: a five-letter level, a 20-byte tag (both tags are), partial.
+        let head = TIME_KEY.len() + TIMESTAMP_LEN + LEVEL_KEY.len() + 5 + 20 + MSG_KEY.len();
+        let largest = head + PARTIAL.len() + closing.len();
+        // An unfinished line gets its level once `longest_whole_line` bytes have arrived: they
+        // must hold all that `sniff` looks at.
+        let max_record = max_record
+            .max(largest + MIN_MSG_ROOM)
+            .max(level::SNIFF_WINDOW + 1);
+        LogFormat {
+            max_record,
+            closing,
+            fields,
+            stderr_level,
+        }
+    }
+
+    pub(super) fn default_level(&self, stream: Stream) -> Level {
+        match stream {
+            Stream::Stdout => Level::Info,
+            Stream::Stderr => self.stderr_level,
+        }
+    }
+
+    /// The longest line that may still become one record: anything longer is text, and is cut
+    /// into pieces as soon as this much of it has arrived.
+    pub(super) fn longest_whole_line(&self) -> usize {
+        self.max_record - 1
+    }
+
+    /// Room for the escaped msg in a text record with a head (see [`render_head`]) of `head`
+    /// bytes, and `"partial":true,` if `partial`.
+    fn room(&self, head: usize, partial: bool) -> usize {
+        let partial = if partial { PARTIAL.len() } else { 0 };
+        self.max_record
+            .saturating_sub(head + partial + self.closing.len())
+    }
+
+    fn close(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.closing);
+    }
+
+    /// One or more text records for `msg`: as many `"partial":true` records as it takes, each
+    /// filled as far as the limit allows, then the last one. Returns how many were partial.
+    fn write_text(&self, head: &[u8], msg: &[u8], out: &mut Vec<u8>) -> usize {
+        let whole = self.room(head.len(), false);
+        let mut rest = msg;
+        let mut partial = 0;
+        loop {
+            let mark = out.len();
+            if rest.len() <= whole {
+                out.reserve(whole.min(rest.len() * LONGEST_UNIT) + (self.max_record - whole));
+                out.extend_from_slice(head);
+                if rest.len() <= whole / LONGEST_UNIT {
+                    // Fits even if every byte needs escaping: no counting needed.
+                    escape(rest, out);
+                    self.close(out);
+                    return partial;
+                }
+                if escape_limited(rest, whole, out) == rest.len() {
+                    self.close(out);
+                    return partial;
+                }
+                // Escaping made it too long after all: it becomes pieces.
+                out.truncate(mark);
+            }
+            out.reserve(self.max_record);
+            let taken = self.write_piece(head, rest, out);
+            let Some((_, after)) = rest.split_at_checked(taken).filter(|_| taken > 0) else {
+                // Cannot happen (every record has room for the longest unit), but should it,
+                // the line is written whole rather than lost or looped on.
+                out.truncate(mark);
+                out.extend_from_slice(head);
+                escape(rest, out);
+                self.close(out);
+                return partial;
+            };
+            partial += 1;
+            rest = after;
+        }
+    }
+
+    /// One `"partial":true` record with as much of the start of `msg` as fits, never cutting a
+    /// character or an escape. Returns how many bytes of `msg` it holds: more than 0, as every
+    /// record has room for the longest unit and every head ends with the msg key. Should either
+    /// ever fail, it writes nothing and returns 0: the caller keeps the bytes.
+    pub(super) fn write_piece(&self, head: &[u8], msg: &[u8], out: &mut Vec<u8>) -> usize {
+        // `"partial":true,` goes before the msg key.
+        let Some(start) = head.strip_suffix(MSG_KEY) else {
+            return 0;
+        };
+        let mark = out.len();
+        out.extend_from_slice(start);
+        out.extend_from_slice(PARTIAL);
+        out.extend_from_slice(MSG_KEY);
+        let taken = escape_limited(msg, self.room(head.len(), true), out);
+        if taken == 0 {
+            out.truncate(mark);
+            return 0;
+        }
+        self.close(out);
+        taken
+    }
+
+    /// The record(s) of one complete line. `level` is set when pieces of the line were already
+    /// written with it: the rest keeps it, and the line is text. Returns how many records were
+    /// partial.
+    pub(super) fn write_line(
+        &self,
+        line: &[u8],
+        stream: Stream,
+        level: Option<Level>,
+        time: &[u8; 27],
+        buffers: &mut Buffers,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let level = match level {
+            Some(level) => level,
+            None => {
+                if line.len() <= self.longest_whole_line() && json::may_be_object(line) {
+                    let defaults = json::Defaults {
+                        time,
+                        level: self.default_level(stream),
+                        stream: stream.as_str(),
+                        fields: &self.fields,
+                    };
+                    if json::write_object(line, &defaults, self.max_record, &mut buffers.found, out)
+                    {
+                        return 0;
+                    }
+                }
+                level::sniff(line).unwrap_or(self.default_level(stream))
+            }
+        };
+        self.write_text(buffers.head(time, level), line, out)
+    }
+}
+
+/// The start of a text record, up to and with `"msg":"`.
+fn render_head(time: &[u8; 27], level: Level, tag: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(TIME_KEY);
+    out.extend_from_slice(time);
+    out.extend_from_slice(LEVEL_KEY);
+    out.extend_from_slice(level.as_str().as_bytes());
+    out.extend_from_slice(tag);
+    out.extend_from_slice(MSG_KEY);
+}
+
+/// What one stream's encoder keeps from line to line so as not to build it again.
+#[derive(Debug)]
+pub(super) struct Buffers {
+    tag: &'static [u8],
+    time: [u8; 27],
+    /// Record heads by level, each built once per time: the lines of one push share a time,
+    /// and most lines of a stream share a level, so a record starts with one copy.
+    heads: [Vec<u8>; 6],
+    /// Which static fields a JSON line has already.
+    found: Vec<bool>,
+}
+
+impl Buffers {
+    pub(super) fn new(stream: Stream) -> Buffers {
+        Buffers {
+            tag: stream.tag(),
+            time: [0; 27],
+            heads: Default::default(),
+            found: Vec::new(),
+        }
+    }
+
+    pub(super) fn head(&mut self, time: &[u8; 27], level: Level) -> &[u8] {
+        if self.time != *time {
+            self.time = *time;
+            self.heads.iter_mut().for_each(Vec::clear);
+        }
+        let [trace, debug, info, warn, error, fatal] = &mut self.heads;
+        let head = match level {
+            Level::Trace => trace,
+            Level::Debug => debug,
+            Level::Info => info,
+            Level::Warn => warn,
+            Level::Error => error,
+            Level::Fatal => fatal,
+        };
+        if head.is_empty() {
+            render_head(time, level, self.tag, head);
+        }
+        head
+    }
+}
+
+/// usher's own event as a record for stderr:
+/// `{"time":..,"level":..,"logger":"usher","msg":..,<static fields>}`, split like a line
+/// should it be longer than max_record.
+pub fn encode_event(
+    format: &LogFormat,
+    level: Level,
+    msg: &str,
+    time: &[u8; 27],
+    out: &mut Vec<u8>,
+) {
+    let mut head = Vec::with_capacity(96);
+    render_head(time, level, USHER_TAG, &mut head);
+    let _partial = format.write_text(&head, msg.as_bytes(), out);
+}
+
+/// Keys for --log-field: `[A-Za-z_][A-Za-z0-9_.-]*` and not one usher writes itself (time,
+/// level, stream, msg, partial, logger).
+pub fn valid_field_key(key: &str) -> bool {
+    let mut bytes = key.bytes();
+    let starts_well = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+    starts_well
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        && !RESERVED_KEYS.contains(&key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::test_support::*;
+
+    #[test]
+    fn plain_line() {
+        assert_eq!(stdout(b"GET / 200\n"), text_record("info", "GET / 200"));
+    }
+
+    #[test]
+    fn levels_named_by_text_lines() {
+        let cases: [(&[u8], &str); 14] = [
+            (b"ERROR disk full", "error"),
+            (b"error: disk full", "error"),
+            (b"[Warn] slow", "warn"),
+            (b"WARNING: slow", "warn"),
+            (b"level=debug x=1", "debug"),
+            (b"level=\"TRACE\" x=1", "trace"),
+            (b"  INFO: indented", "info"),
+            (b"FATAL", "fatal"),
+            (b"critical] x", "fatal"),
+            (b"INFORMATION follows", "info"),
+            (b"ERRORS: 0", "info"),
+            (b"<error> x", "info"),
+            (b"x ERROR", "info"),
+            (b"ERROR\tx", "error"),
+        ];
+        for (line, level) in cases {
+            let out = stdout(&[line, b"\n"].concat());
+            let record = objects(&out).remove(0);
+            assert_eq!(
+                record["level"],
+                level,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+            assert_eq!(msg(&record), String::from_utf8_lossy(line));
+        }
+    }
+
+    #[test]
+    fn stderr_lines_default_to_the_stderr_level() {
+        let expected = "{\"time\":\"2026-11-26T14:34:17.123456Z\",\"level\":\"error\",\
+                        \"stream\":\"stderr\",\"msg\":\"oops\"}\n";
+        assert_eq!(encode(&plain(), Stream::Stderr, b"oops\n"), expected);
+        let warn = format(16384, &[], Level::Warn);
+        let out = encode(&warn, Stream::Stderr, b"oops\nINFO fine\nDEBUG: x\n");
+        let levels: Vec<_> = objects(&out).iter().map(|r| r["level"].clone()).collect();
+        assert_eq!(levels, ["warn", "info", "debug"]);
+        // Stdout ignores the stderr level.
+        assert_eq!(
+            objects(&encode(&warn, Stream::Stdout, b"x\n"))[0]["level"],
+            "info"
+        );
+    }
+
+    #[test]
+    fn static_fields_close_text_records() {
+        let format = format(
+            16384,
+            &[("service", "api"), ("build.id", "a\"b\\c\u{1}")],
+            Level::Error,
+        );
+        assert_eq!(
+            encode(&format, Stream::Stdout, b"hello\n"),
+            "{\"time\":\"2026-11-26T14:34:17.123456Z\",\"level\":\"info\",\"stream\":\"stdout\",\
+             \"msg\":\"hello\",\"service\":\"api\",\"build.id\":\"a\\\"b\\\\c\\u0001\"}\n"
+        );
+    }
+
+    #[test]
+    fn event_records() {
+        let format = format(16384, &[("service", "api")], Level::Error);
+        let mut out = Vec::new();
+        encode_event(
+            &format,
+            Level::Warn,
+            "child \"app\" exited\n",
+            TIME,
+            &mut out,
+        );
+        encode_event(&format, Level::Info, "", LATER, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"time\":\"2026-11-26T14:34:17.123456Z\",\"level\":\"warn\",\"logger\":\"usher\",\
+             \"msg\":\"child \\\"app\\\" exited\\n\",\"service\":\"api\"}\n\
+             {\"time\":\"2026-11-26T14:34:18.000001Z\",\"level\":\"info\",\"logger\":\"usher\",\
+             \"msg\":\"\",\"service\":\"api\"}\n"
+        );
+    }
+
+    #[test]
+    fn long_events_are_split_too() {
+        let format = format(1024, &[], Level::Error);
+        let text = "ab\"c🦀".repeat(1000);
+        let mut out = Vec::new();
+        encode_event(&format, Level::Error, &text, TIME, &mut out);
+        let out = String::from_utf8(out).unwrap();
+        let records = objects(&out);
+        assert!(records.len() > 5);
+        for (n, line) in out.lines().enumerate() {
+            assert!(line.len() < 1024);
+            assert_eq!(records[n].get("partial").is_some(), n + 1 < records.len());
+            assert_eq!(records[n]["logger"], "usher");
+        }
+        assert_eq!(records.iter().map(msg).collect::<String>(), text);
+    }
+
+    #[test]
+    fn a_megabyte_line_in_one_push() {
+        let format = format(16384, &[("service", "api")], Level::Error);
+        let line = "WARN: ".to_string() + &"0123456789abcdef".repeat(65536);
+        let out = encode(&format, Stream::Stdout, format!("{line}\n").as_bytes());
+        let (text, records) = rebuild(&out, 16384);
+        assert_eq!(text, line);
+        assert_eq!(records[0]["level"], "warn");
+        // Filled to the limit: every piece but the last is exactly max_record bytes.
+        let lengths: Vec<usize> = out.lines().map(|l| l.len() + 1).collect();
+        assert!(lengths[..lengths.len() - 1].iter().all(|&len| len == 16384));
+        assert_eq!(lengths.len(), line.len().div_ceil(16384 - 140));
+        assert!(records.iter().all(|r| r["service"] == "api"));
+    }
+
+    #[test]
+    fn field_keys() {
+        for key in ["service", "_x", "a.b-c_d9", "Z", "Time", "levels"] {
+            assert!(valid_field_key(key), "{key}");
+        }
+        for key in [
+            "", "9a", ".a", "-a", "a b", "a=b", "é", "a\"", "time", "level", "stream", "msg",
+            "partial", "logger",
+        ] {
+            assert!(!valid_field_key(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn static_fields_too_large_for_the_limit_raise_it() {
+        let value = "v".repeat(2000);
+        let format = format(1024, &[("big", value.as_str())], Level::Error);
+        let out = encode(&format, Stream::Stdout, "z".repeat(100).as_bytes());
+        let records = objects(&out);
+        assert!(records.len() > 1);
+        assert_eq!(records.iter().map(msg).collect::<String>(), "z".repeat(100));
+        assert!(out.lines().all(|line| line.len() < format.max_record));
+        assert!(format.max_record < 2200);
+    }
+
+    #[test]
+    fn stream_names() {
+        assert_eq!(Stream::Stdout.as_str(), "stdout");
+        assert_eq!(Stream::Stderr.as_str(), "stderr");
+    }
+}
