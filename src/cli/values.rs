@@ -102,7 +102,7 @@ pub fn log_field(text: &str) -> Result<(String, String), String> {
     let (key, value) = text
         .split_once('=')
         .ok_or_else(|| format!("\"{text}\" is not KEY=VALUE (e.g. service=api)"))?;
-    if !logs::encode::valid_field_key(key) {
+    if !logs::valid_field_key(key) {
         return Err(format!(
             "\"{key}\" is not a valid field name ([A-Za-z_][A-Za-z0-9_.-]*, and not one of \
              time, level, stream, msg, partial, logger)"

@@ -23,10 +23,4 @@ pub mod time;
 
 pub use framing::LineEncoder;
 pub use level::Level;
-pub use record::{LogFormat, Stream, encode_event};
-
-/// `logs::encode::valid_field_key`, the path the command line checks --log-field keys by, kept
-/// from before the split so that no caller had to change.
-pub mod encode {
-    pub use super::record::valid_field_key;
-}
+pub use record::{LogFormat, Stream, encode_event, valid_field_key};
