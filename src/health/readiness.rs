@@ -265,9 +265,19 @@ fn announce(source: &Source, ready: bool, health: &Health) {
         return;
     }
     if ready {
-        info!("child is ready ({})", source.name());
+        info!(
+            child_ready,
+            source = source.name(),
+            "child is ready ({})",
+            source.name()
+        );
     } else {
-        info!("child is not ready any more ({})", source.name());
+        info!(
+            child_not_ready,
+            source = source.name(),
+            "child is not ready any more ({})",
+            source.name()
+        );
     }
 }
 
