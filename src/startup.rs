@@ -70,7 +70,7 @@ pub fn run(mut config: Config) -> u8 {
         None => events::use_raw(config.verbosity),
     }
     if let Some(addr) = listener.as_ref().and_then(|l| l.local_addr().ok()) {
-        info!("health server listening on {addr}");
+        info!(health_listening, addr = %addr, "health server listening on {addr}");
     }
     let code = supervise(config, child, log_format.as_ref(), listener, &inbox);
     events::flush(Instant::now() + Duration::from_secs(2));
@@ -110,8 +110,11 @@ fn supervise(
         // Orphans of the child come to usher, not to the real init, so they are reaped and
         // signalled like the rest.
         match sys::become_subreaper() {
-            Ok(()) => info!("not running as PID 1: became a child subreaper"),
-            Err(e) => warn!("failed to become a child subreaper ({e}): orphans go to init"),
+            Ok(()) => info!(subreaper, "not running as PID 1: became a child subreaper"),
+            Err(e) => warn!(
+                subreaper_failed,
+                "failed to become a child subreaper ({e}): orphans go to init"
+            ),
         }
     }
     // The child must find NOTIFY_SOCKET in its environment: the socket exists before it does.
@@ -119,7 +122,10 @@ fn supervise(
         ReadySource::Notify => match NotifySocket::create(&mut child.environment) {
             Ok(socket) => Some(socket),
             Err(e) => {
-                error!("--ready-when notify: cannot create the notify socket: {e}");
+                error!(
+                    notify_socket_failed,
+                    "--ready-when notify: cannot create the notify socket: {e}"
+                );
                 return 2;
             }
         },
@@ -128,13 +134,15 @@ fn supervise(
     let started = match child::spawn(&child) {
         Ok(started) => started,
         Err(e) => {
-            error!("{}", chain(&e));
+            error!(spawn_failed, "{}", chain(&e));
             return e.exit_code();
         }
     };
     let main_pid = started.pid;
     health.child_started(main_pid);
     info!(
+        child_started,
+        pid = main_pid,
         "started {:?} as pid {main_pid}",
         child.argv.first().cloned().unwrap_or_default()
     );
@@ -144,11 +152,17 @@ fn supervise(
     if let Some(user) = &privileges.switch_to {
         match sys::drop_own_privileges(user.uid, user.gid, &user.groups) {
             Ok(()) => info!(
+                privileges_dropped,
+                uid = user.uid,
+                gid = user.gid,
                 "dropped usher's own privileges to uid {} gid {}",
-                user.uid, user.gid
+                user.uid,
+                user.gid
             ),
             Err(e) => {
                 error!(
+                    privileges_drop_failed,
+                    uid = user.uid,
                     "failed to drop usher's own privileges to uid {}: {e}",
                     user.uid
                 );
@@ -167,12 +181,12 @@ fn supervise(
     let mut relays = None;
     if let Some(format) = log_format {
         if let Err(e) = events::start_writer() {
-            warn!("failed to start the event writer: {e}");
+            warn!(event_writer_failed, "failed to start the event writer: {e}");
         }
         match relay::start(pipes, format, &health) {
             Ok(started) => relays = Some(started),
             Err(e) => {
-                error!("failed to start the log relays: {e}");
+                error!(log_relays_failed, "failed to start the log relays: {e}");
                 return abandon_child(main_pid);
             }
         }
@@ -180,17 +194,27 @@ fn supervise(
     if let Some(listener) = listener
         && let Err(e) = health::server::start(listener, Arc::clone(&health))
     {
-        error!("failed to start the health server: {e}");
+        error!(
+            health_server_failed,
+            "failed to start the health server: {e}"
+        );
         return abandon_child(main_pid);
     }
     if let Err(e) = readiness::start(config.ready_when.clone(), notify, Arc::clone(&health)) {
-        error!("failed to start watching readiness: {e}");
+        error!(
+            readiness_watch_failed,
+            "failed to start watching readiness: {e}"
+        );
         return abandon_child(main_pid);
     }
     // After the drop: the kernel clears the parent-death signal when credentials change.
     if let Some(signal) = config.parent_death_signal {
         if let Err(e) = sys::set_parent_death_signal(signal.number()) {
-            error!("failed to set the parent-death signal {signal}: {e}");
+            error!(
+                parent_death_signal_failed,
+                signal = %signal,
+                "failed to set the parent-death signal {signal}: {e}"
+            );
             return abandon_child(main_pid);
         }
         // The parent may have died before the kernel was told: then send it ourselves.
@@ -215,8 +239,8 @@ fn supervise(
         && !relays.wait(idle)
     {
         warn!(
-            "log pipes still open after {:?}: exiting without their last lines",
-            config.grace
+            log_pipes_open,
+            "log pipes still open after {:?}: exiting without their last lines", config.grace
         );
     }
     code

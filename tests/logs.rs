@@ -166,6 +166,7 @@ fn awkward_lines_become_valid_records_and_round_trip() {
     for event in &events {
         assert_eq!(str_of(event, "service"), "api");
         assert!(event.get("level").is_some() && event.get("time").is_some());
+        assert!(!str_of(event, "event").is_empty(), "{event:?}");
     }
 }
 
@@ -337,8 +338,74 @@ fn spawn_failure_is_a_json_record() {
         .find(|r| str_of(r, "level") == "error")
         .unwrap();
     assert_eq!(str_of(failure, "logger"), "usher");
+    assert_eq!(str_of(failure, "event"), "spawn_failed");
     assert!(
         str_of(failure, "msg").contains("/no/such/program"),
         "{failure:?}"
     );
+}
+
+/// usher's own records carry structured fields beside `msg`: every one an `event` name, and the
+/// pid, signal and status where they apply, as JSON numbers and strings. A run as PID 1: start,
+/// a SIGTERM from outside forwarded to the child, the child's exit, usher's.
+#[test]
+fn own_events_carry_their_name_and_fields() {
+    if !require_root("own_events_carry_their_name_and_fields") {
+        return;
+    }
+    let args = [
+        "-v",
+        "--log-format",
+        "json",
+        "--log-field",
+        "service=api",
+        "--",
+        &fixture("print_signals"),
+        "--exit-on",
+        "TERM",
+    ];
+    let mut usher = Usher::pid1(&args);
+    let child_pid: i64 = loop {
+        let record = parse(&usher.next_line());
+        let msg = str_of(&record, "msg");
+        if let Some(rest) = msg.strip_prefix("ready pid=") {
+            break rest.split(' ').next().unwrap().parse().unwrap();
+        }
+    };
+    usher.signal(libc::SIGTERM);
+    assert_eq!(usher.wait(), 0, "{:?}", usher.stderr_seen);
+    let events: Vec<_> = usher
+        .stderr_seen
+        .iter()
+        .map(|l| parse(l))
+        .filter(|r| r.get("logger") == Some(&Value::from("usher")))
+        .collect();
+    for record in &events {
+        let name = str_of(record, "event");
+        assert!(
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+            "{record:?}"
+        );
+        assert_eq!(str_of(record, "service"), "api", "{record:?}");
+    }
+    let find = |name: &str| {
+        events
+            .iter()
+            .find(|r| r.get("event") == Some(&Value::from(name)))
+            .unwrap_or_else(|| panic!("no {name} event in {events:?}"))
+    };
+    let started = find("child_started");
+    assert_eq!(started["pid"], child_pid, "{started:?}");
+    let received = find("signal_received");
+    assert_eq!(str_of(received, "signal"), "SIGTERM");
+    assert!(received["sender_pid"].is_i64(), "{received:?}");
+    assert_eq!(str_of(find("stop_requested"), "signal"), "SIGTERM");
+    let forwarded = find("signal_forwarded");
+    assert_eq!(str_of(forwarded, "signal"), "SIGTERM");
+    assert_eq!(forwarded["pid"], child_pid, "{forwarded:?}");
+    let exited = find("child_exited");
+    assert_eq!(exited["pid"], child_pid, "{exited:?}");
+    assert_eq!(exited["status"], 0, "{exited:?}");
+    assert_eq!(find("usher_exiting")["status"], 0);
+    assert_eq!(str_of(find("usher_exiting"), "level"), "info");
 }

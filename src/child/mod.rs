@@ -232,7 +232,11 @@ pub fn spawn(spec: &ChildSpec) -> Result<Started, SpawnError> {
         // A terminal no session owns could become the dropped child's controlling terminal,
         // and with it a way to type into whatever reads that terminal (TIOCSTI).
         for fd in sys::claim_terminals() {
-            events::warn!("fd {fd} is a terminal usher cannot claim: the child gets /dev/null");
+            events::warn!(
+                terminal_not_claimed,
+                fd,
+                "fd {fd} is a terminal usher cannot claim: the child gets /dev/null"
+            );
             match fd {
                 0 => command.stdin(Stdio::null()),
                 1 => command.stdout(Stdio::null()),

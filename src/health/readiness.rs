@@ -225,9 +225,19 @@ fn announce(source: &Source, ready: bool, health: &Health) {
         return;
     }
     if ready {
-        info!("child is ready ({})", name(source));
+        info!(
+            child_ready,
+            source = name(source),
+            "child is ready ({})",
+            name(source)
+        );
     } else {
-        info!("child is not ready any more ({})", name(source));
+        info!(
+            child_not_ready,
+            source = name(source),
+            "child is not ready any more ({})",
+            name(source)
+        );
     }
 }
 

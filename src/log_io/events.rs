@@ -1,200 +1,912 @@
-//! usher's own events (child started, signal forwarded, child exited, zombies reaped...).
+//! usher's own events (child started, signal forwarded, child exited, orphans reaped...), emitted
+//! through `tracing` and written by [`EventLayer`], a `tracing-subscriber` layer of usher's own
+//! (the crate's `fmt` layer and `env-filter` would cost far more binary than they give here).
 //!
-//! In the `json` log format they are records on stderr with `"logger":"usher"`, in the same
-//! schema as the child's lines: info and above by default, debug with `-v`. They are queued and
-//! written by a thread of their own, so that a stalled stderr never stalls the signal loop
-//! (past the queue's bound, events are counted and dropped rather than waited for).
-//! In the `raw` format usher prints only its warnings and errors as plain `usher: ...` lines;
-//! `-v` adds the info events, `-vv` the debug ones.
+//! Every call site names its event: `info!(child_started, pid = main_pid, "started ...")` is
+//! `tracing::info!(event = "child_started", pid = main_pid, "started ...")`. The name and the
+//! fields travel as tracing fields; the layer visits them (strings and `%` values as JSON
+//! strings, integers as numbers, `message` as `msg`). The README lists every event.
+//! [`use_raw`] or [`use_json`] sets the process's subscriber once, at start: a level filter by
+//! verbosity over the layer.
+//!
+//! - `json` log format: records on stderr in the schema of the child's lines, with
+//!   `"logger":"usher"` and the event's fields between `logger` and `msg`: info and above by
+//!   default, debug with `-v`. The layer only formats and enqueues; a thread of its own writes,
+//!   so a stalled stderr never stalls the signal loop (past the queue's bound, events are
+//!   counted and dropped, and a later `events_dropped` record says how many).
+//! - `raw` format: plain `usher: ...` lines, warnings and errors only; `-v` adds the info events,
+//!   `-vv` the debug ones.
+//!
+//! Keys: `time`, `level`, `stream`, `msg`, `logger`, `partial` are the schema's and never come
+//! from an event's fields (such a field is left out). An event's field wins over a static
+//! `--log-field` of the same key, which is then left out of that record: the same rule as for a
+//! child's JSON line, whose own keys win over the static fields.
+//!
 //! Writing never panics: a closed stderr must not take PID 1 down.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::fmt;
-use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::fmt::{self, Write as _};
+use std::io::{self, Write as _};
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Instant, SystemTime};
+
+use tracing::field::{Field, Visit};
+use tracing::level_filters::LevelFilter;
+use tracing::{Event, Level, Metadata, Subscriber, span};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
 use crate::log_io::output::{self, Target};
 use crate::logs::{self, LogFormat};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    Error = 0,
-    Warn = 1,
-    Info = 2,
-    Debug = 3,
-}
-
-impl Level {
-    fn as_log_level(self) -> logs::Level {
-        match self {
-            Level::Error => logs::Level::Error,
-            Level::Warn => logs::Level::Warn,
-            Level::Info => logs::Level::Info,
-            Level::Debug => logs::Level::Debug,
-        }
-    }
-}
-
-/// The most detailed level printed.
-static MAX_LEVEL: AtomicU8 = AtomicU8::new(Level::Warn as u8);
-
-/// Set once JSON logs are on: events become records in this queue.
-static JSON: OnceLock<JsonEvents> = OnceLock::new();
+/// Set once JSON logs are on: the queue that [`start_writer`] and [`flush`] work on.
+static JSON: OnceLock<Arc<JsonEvents>> = OnceLock::new();
 
 /// Events waiting for the writer thread; bounded so that a stalled stderr costs memory only up
 /// to a point.
 const QUEUE_LIMIT: usize = 4096;
+
+/// Keys of the record schema, which an event's fields never take.
+const CORE_KEYS: [&str; 6] = ["time", "level", "stream", "msg", "logger", "partial"];
+
+/// In every record `encode_event` writes, right before `"msg"` (or `"partial"`): the event's
+/// fields go after it.
+const LOGGER_TAG: &[u8] = br#""logger":"usher","#;
+const PARTIAL: &[u8] = br#""partial":true,"#;
+const MSG_KEY: &[u8] = br#""msg":""#;
+
+/// Plain text events: warnings and errors, more with each `-v`.
+pub fn use_raw(verbosity: u8) {
+    let level = match verbosity {
+        0 => LevelFilter::WARN,
+        1 => LevelFilter::INFO,
+        _ => LevelFilter::DEBUG,
+    };
+    install(level, Output::Raw);
+}
+
+/// JSON records: info and above, debug too with `-v`. Records are queued until
+/// [`start_writer`] runs.
+pub fn use_json(verbosity: u8, format: Arc<LogFormat>) {
+    let level = match verbosity {
+        0 => LevelFilter::INFO,
+        _ => LevelFilter::DEBUG,
+    };
+    let json = Arc::new(JsonEvents::new(format, Box::new(write_to_stderr)));
+    if JSON.set(Arc::clone(&json)).is_ok() {
+        install(level, Output::Json(json));
+    }
+}
+
+fn write_to_stderr(record: &[u8]) {
+    let _ = output::write_records(Target::Stderr, record);
+}
+
+/// Makes the level filter and the layer the process's subscriber, once: a global default cannot
+/// be replaced, so a second call changes nothing.
+fn install(level: LevelFilter, output: Output) {
+    let subscriber = Spanless.with(level).with(EventLayer { output });
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// Starts the thread that writes queued JSON events to stderr. Called once usher has dropped
+/// its privileges: capabilities are per thread, so no thread may exist before that. Should the
+/// thread not start, the queued events are written at once, and later ones as they come.
+pub fn start_writer() -> io::Result<()> {
+    let Some(json) = JSON.get() else {
+        return Ok(());
+    };
+    json.start(|body| {
+        std::thread::Builder::new()
+            .name("usher-events".into())
+            .spawn(body)
+            .map(drop)
+    })
+}
+
+/// Waits (until `deadline` at most) for the queued events to be written, before usher exits.
+pub fn flush(deadline: Instant) {
+    if let Some(json) = JSON.get() {
+        json.flush(deadline);
+    }
+}
+
+/// The subscriber under the layers. usher emits events only, never spans, so nothing needs
+/// keeping: tracing-subscriber's `Registry` would store spans that never exist, for about 16 KB
+/// of code and 36 KB of memory at start (its slab's shard table).
+struct Spanless;
+
+impl Subscriber for Spanless {
+    /// The level filter above decides.
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
+        span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+
+    /// The layers above do the work.
+    fn event(&self, _: &Event<'_>) {}
+
+    fn enter(&self, _: &span::Id) {}
+
+    fn exit(&self, _: &span::Id) {}
+}
+
+/// Writes each event that the level filter before it lets through: a JSON record into the
+/// queue, or a raw line to stderr.
+struct EventLayer {
+    output: Output,
+}
+
+enum Output {
+    Raw,
+    Json(Arc<JsonEvents>),
+}
+
+impl<S: Subscriber> Layer<S> for EventLayer {
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let level = *event.metadata().level();
+        match &self.output {
+            Output::Raw => {
+                let _ = writeln!(io::stderr().lock(), "{}{}", raw_prefix(level), fields.msg);
+            }
+            Output::Json(json) => {
+                let time = logs::time::rfc3339_micros(SystemTime::now());
+                let mut record = Vec::with_capacity(192);
+                json.encode(log_level(level), &fields, &time, &mut record);
+                json.submit(record);
+            }
+        }
+    }
+}
+
+fn raw_prefix(level: Level) -> &'static str {
+    match level {
+        Level::ERROR => "usher: error: ",
+        Level::WARN => "usher: warning: ",
+        _ => "usher: ",
+    }
+}
+
+fn log_level(level: Level) -> logs::Level {
+    match level {
+        Level::ERROR => logs::Level::Error,
+        Level::WARN => logs::Level::Warn,
+        Level::INFO => logs::Level::Info,
+        Level::DEBUG => logs::Level::Debug,
+        Level::TRACE => logs::Level::Trace,
+    }
+}
+
+/// An event's fields, as the layer visits them.
+#[derive(Debug, Default)]
+struct Fields {
+    msg: String,
+    /// `"key":value,` for each field but the message, in the call's order.
+    json: Vec<u8>,
+    keys: Vec<&'static str>,
+}
+
+impl Fields {
+    /// Starts a member `"key":`, unless the key is the schema's.
+    fn key(&mut self, key: &'static str) -> bool {
+        if CORE_KEYS.contains(&key) {
+            return false;
+        }
+        self.keys.push(key);
+        json_string(key, &mut self.json);
+        self.json.push(b':');
+        true
+    }
+
+    fn string(&mut self, key: &'static str, value: &str) {
+        if self.key(key) {
+            json_string(value, &mut self.json);
+            self.json.push(b',');
+        }
+    }
+
+    /// A number or `true`/`false`: its Display form is its JSON form.
+    fn literal(&mut self, key: &'static str, value: impl fmt::Display) {
+        if self.key(key) {
+            let _ = write!(self.json, "{value},");
+        }
+    }
+}
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "message" => self.msg.push_str(value),
+            key => self.string(key, value),
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        match field.name() {
+            "message" => {
+                let _ = write!(self.msg, "{value:?}");
+            }
+            key => self.string(key, &format!("{value:?}")),
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.literal(field.name(), value);
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.literal(field.name(), value);
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.literal(field.name(), value);
+    }
+
+    /// To the microsecond, written by hand: the default (Debug) would link in core's float
+    /// formatting, about 12 KB, for fields no event has today. JSON has no NaN or infinity.
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        let key = field.name();
+        if !value.is_finite() || value.abs() >= 9e18 {
+            return self.literal(key, "null");
+        }
+        if value.abs() >= 9e12 {
+            // Microseconds would overflow; an f64 this large has no useful fraction anyway.
+            return self.literal(key, value as i64);
+        }
+        let micros = (value * 1e6).round() as i64;
+        let sign = if micros < 0 { "-" } else { "" };
+        let (whole, fraction) = (
+            micros.unsigned_abs() / 1_000_000,
+            micros.unsigned_abs() % 1_000_000,
+        );
+        self.literal(key, format_args!("{sign}{whole}.{fraction:06}"));
+    }
+}
+
+/// Writes `text` as a quoted JSON string, escaped as usher's records escape: `"`, `\` and
+/// control characters (DEL too), with the short forms where JSON has them.
+fn json_string(text: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &byte in text.as_bytes() {
+        let short = match byte {
+            b'"' | b'\\' => byte,
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            0x08 => b'b',
+            0x0c => b'f',
+            0..=0x1f | 0x7f => {
+                let _ = write!(out, "\\u{byte:04x}");
+                continue;
+            }
+            _ => {
+                out.push(byte);
+                continue;
+            }
+        };
+        out.extend_from_slice(&[b'\\', short]);
+    }
+    out.push(b'"');
+}
+
+/// The bytes `c` takes inside a JSON string, as [`json_string`] writes it.
+fn escaped_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        '\0'..='\u{1f}' | '\u{7f}' => 6,
+        _ => c.len_utf8(),
+    }
+}
+
+/// The longest start of `text` whose escaped form takes at most `room` bytes; at least one
+/// character, so that splitting always progresses.
+fn take(text: &str, room: usize) -> &str {
+    let mut used = 0;
+    for (at, c) in text.char_indices() {
+        used += escaped_len(c);
+        if used > room && at > 0 {
+            return text.get(..at).unwrap_or(text);
+        }
+    }
+    text
+}
+
+/// The end of every record `encode_event` writes (the msg's closing quote, the static fields,
+/// `}` and the newline), read off a record of its own, and where each static field lies in it.
+#[derive(Debug)]
+struct Closing {
+    bytes: Vec<u8>,
+    /// Each static field's key, and where its `,"key":"value"` lies in `bytes`.
+    fields: Vec<(String, Range<usize>)>,
+}
+
+impl Closing {
+    fn of(format: &LogFormat) -> Closing {
+        let mut template = Vec::new();
+        logs::encode_event(format, logs::Level::Info, "", &[b'0'; 27], &mut template);
+        // Should the record not look as expected, the empty closing leaves records as they are
+        // (fields are still added; static ones are then not replaced).
+        let bytes = find(&template, MSG_KEY)
+            .and_then(|at| template.get(at + MSG_KEY.len()..))
+            .unwrap_or_default()
+            .to_vec();
+        let fields = static_fields(&bytes).unwrap_or_default();
+        Closing { bytes, fields }
+    }
+
+    /// The closing without the static fields that `keys` replace.
+    fn without(&self, keys: &[&str]) -> Cow<'_, [u8]> {
+        if !self
+            .fields
+            .iter()
+            .any(|(key, _)| keys.contains(&key.as_str()))
+        {
+            return Cow::Borrowed(&self.bytes);
+        }
+        let mut kept = self.bytes.clone();
+        // From the last: draining a field leaves the ranges before it in place.
+        for (key, range) in self.fields.iter().rev() {
+            if keys.contains(&key.as_str()) {
+                kept.drain(range.clone());
+            }
+        }
+        Cow::Owned(kept)
+    }
+}
+
+/// The static fields in a closing `","k":"v",..}\n`: each key (plain: `valid_field_key`) and
+/// where its `,"k":"v"` lies. None if the closing is not of that form.
+fn static_fields(closing: &[u8]) -> Option<Vec<(String, Range<usize>)>> {
+    let mut fields = Vec::new();
+    let mut at = 1; // past the msg's closing quote
+    while closing.get(at) == Some(&b',') {
+        let start = at;
+        let rest = closing.get(at..)?.strip_prefix(b",\"")?;
+        let key_len = rest.iter().position(|&b| b == b'"')?;
+        let key = std::str::from_utf8(rest.get(..key_len)?).ok()?;
+        let value = rest.get(key_len..)?.strip_prefix(b"\":\"")?;
+        // The value's closing quote: the first one no backslash escapes.
+        let mut end = 0;
+        loop {
+            match value.get(end)? {
+                b'\\' => end += 2,
+                b'"' => break,
+                _ => end += 1,
+            }
+        }
+        at = start + 2 + key_len + 3 + end + 1;
+        fields.push((key.to_string(), start..at));
+    }
+    (closing.get(at..) == Some(b"}\n".as_slice())).then_some(fields)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Where records go: stderr, under the output lock.
+type Sink = Box<dyn Fn(&[u8]) + Send + Sync>;
+
+/// The JSON side: how records look, and the queue the writer thread empties.
+struct JsonEvents {
+    format: Arc<LogFormat>,
+    closing: Closing,
+    queue: Mutex<Queue>,
+    /// Signalled when the queue gains a record (for the writer) or empties (for `flush`).
+    changed: Condvar,
+    /// Records dropped since the last `events_dropped` record.
+    dropped: AtomicU64,
+    sink: Sink,
+}
 
 #[derive(Default)]
 struct Queue {
     records: VecDeque<Vec<u8>>,
     /// The writer holds a record it has not finished writing.
     writing: bool,
+    writer: Writer,
 }
 
-struct JsonEvents {
-    format: Arc<LogFormat>,
-    queue: Mutex<Queue>,
-    /// Signalled when the queue gains an event (for the writer) or empties (for `flush`).
-    changed: Condvar,
-    dropped: AtomicU64,
-    writer_started: AtomicBool,
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Writer {
+    /// Not started yet: records wait in the queue.
+    #[default]
+    NotStarted,
+    Running,
+    /// Could not be started: records are written at once, by the thread that emits them.
+    Absent,
 }
 
-/// Plain text events: warnings and errors, more with each `-v`.
-pub fn use_raw(verbosity: u8) {
-    let level = (Level::Warn as u8)
-        .saturating_add(verbosity)
-        .min(Level::Debug as u8);
-    MAX_LEVEL.store(level, Ordering::Relaxed);
-}
-
-/// JSON records: info and above, debug too with `-v`. Events are queued until
-/// [`start_writer`] runs.
-pub fn use_json(verbosity: u8, format: Arc<LogFormat>) {
-    let level = (Level::Info as u8)
-        .saturating_add(verbosity)
-        .min(Level::Debug as u8);
-    MAX_LEVEL.store(level, Ordering::Relaxed);
-    let events = JsonEvents {
-        format,
-        queue: Mutex::new(Queue::default()),
-        changed: Condvar::new(),
-        dropped: AtomicU64::new(0),
-        writer_started: AtomicBool::new(false),
-    };
-    let _ = JSON.set(events);
-}
-
-pub fn enabled(level: Level) -> bool {
-    level as u8 <= MAX_LEVEL.load(Ordering::Relaxed)
-}
-
-pub fn emit(level: Level, message: fmt::Arguments) {
-    if !enabled(level) {
-        return;
-    }
-    let Some(json) = JSON.get() else {
-        let prefix = match level {
-            Level::Error => "usher: error: ",
-            Level::Warn => "usher: warning: ",
-            Level::Info | Level::Debug => "usher: ",
-        };
-        let _ = writeln!(std::io::stderr().lock(), "{prefix}{message}");
-        return;
-    };
-    let mut record = Vec::with_capacity(160);
-    let time = logs::time::rfc3339_micros(SystemTime::now());
-    logs::encode_event(
-        &json.format,
-        level.as_log_level(),
-        &message.to_string(),
-        &time,
-        &mut record,
-    );
-    let Ok(mut queue) = json.queue.lock() else {
-        return;
-    };
-    if queue.records.len() >= QUEUE_LIMIT {
-        json.dropped.fetch_add(1, Ordering::Relaxed);
-        return;
-    }
-    queue.records.push_back(record);
-    json.changed.notify_all();
-}
-
-/// Starts the thread that writes queued JSON events to stderr. Called once usher has dropped
-/// its privileges: capabilities are per thread, so no thread may exist before that.
-pub fn start_writer() -> std::io::Result<()> {
-    let Some(json) = JSON.get() else {
-        return Ok(());
-    };
-    json.writer_started.store(true, Ordering::Relaxed);
-    std::thread::Builder::new()
-        .name("usher-events".into())
-        .spawn(move || {
-            loop {
-                let record = {
-                    let Ok(mut queue) = json.queue.lock() else {
-                        return;
-                    };
-                    queue.writing = false;
-                    loop {
-                        if let Some(record) = queue.records.pop_front() {
-                            queue.writing = true;
-                            break record;
-                        }
-                        json.changed.notify_all(); // all written: wake a waiting flush
-                        queue = match json.changed.wait(queue) {
-                            Ok(queue) => queue,
-                            Err(_) => return,
-                        };
-                    }
-                };
-                let _ = output::write_records(Target::Stderr, &record);
-                let dropped = json.dropped.swap(0, Ordering::Relaxed);
-                if dropped > 0 {
-                    let mut note = Vec::new();
-                    let time = logs::time::rfc3339_micros(SystemTime::now());
-                    let msg = format!("{dropped} usher events dropped: stderr was not being read");
-                    logs::encode_event(&json.format, logs::Level::Warn, &msg, &time, &mut note);
-                    let _ = output::write_records(Target::Stderr, &note);
-                }
-            }
-        })?;
-    json.writer_started.store(true, Ordering::Relaxed);
-    Ok(())
-}
-
-/// Waits (until `deadline` at most) for the queued events to be written, before usher exits.
-pub fn flush(deadline: Instant) {
-    let Some(json) = JSON.get() else { return };
-    let Ok(mut queue) = json.queue.lock() else {
-        return;
-    };
-    if !json.writer_started.load(Ordering::Relaxed) {
-        // usher is leaving before it started the writer (the command could not start).
-        for record in queue.records.drain(..) {
-            let _ = output::write_records(Target::Stderr, &record);
+impl JsonEvents {
+    fn new(format: Arc<LogFormat>, sink: Sink) -> JsonEvents {
+        JsonEvents {
+            closing: Closing::of(&format),
+            format,
+            queue: Mutex::new(Queue::default()),
+            changed: Condvar::new(),
+            dropped: AtomicU64::new(0),
+            sink,
         }
-        return;
     }
-    while !queue.records.is_empty() || queue.writing {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left == Duration::ZERO {
+
+    /// The record(s) of one event: `encode_event`'s, with the event's fields after
+    /// `"logger":"usher",` and the static fields they replace left out. A long message is cut
+    /// into records as a line is, all but the last `"partial":true`. No record may exceed
+    /// --log-max-record, and the fields take room in it: the limit is read off the encoder's own
+    /// output (none of its records exceeds it). A record as long as this event's would be comes
+    /// back whole when the event fits; else its first piece is as long as a record may be.
+    fn encode(&self, level: logs::Level, fields: &Fields, time: &[u8; 27], out: &mut Vec<u8>) {
+        let encode = |msg: &str| {
+            let mut record = Vec::with_capacity(160 + msg.len());
+            logs::encode_event(&self.format, level, msg, time, &mut record);
+            record
+        };
+        let mut padded = String::with_capacity(fields.msg.len() + fields.json.len());
+        padded.push_str(&fields.msg);
+        padded.extend(std::iter::repeat_n('x', fields.json.len()));
+        let probe = encode(&padded);
+        let limit = memchr::memchr(b'\n', &probe).map_or(probe.len(), |end| end + 1);
+        let base = encode("").len() + fields.json.len();
+        let whole_room = limit.saturating_sub(base);
+        // Cannot reach zero with usher's fields (a few dozen bytes; the command line keeps at
+        // least 256 bytes of every record for the line), but should it, `take` still progresses.
+        let piece_room = whole_room.saturating_sub(PARTIAL.len());
+        let closing = self.closing.without(&fields.keys);
+        let mut rest = fields.msg.as_str();
+        loop {
+            let fits = rest.chars().map(escaped_len).sum::<usize>() <= whole_room;
+            let piece = if fits { rest } else { take(rest, piece_room) };
+            let last = piece.len() == rest.len();
+            let records = encode(piece);
+            let count = records.split_inclusive(|&b| b == b'\n').count();
+            for (index, record) in records.split_inclusive(|&b| b == b'\n').enumerate() {
+                let partial = !last && index + 1 == count;
+                splice(
+                    record,
+                    &fields.json,
+                    partial,
+                    &self.closing.bytes,
+                    &closing,
+                    out,
+                );
+            }
+            match rest.get(piece.len()..) {
+                Some(after) if !last => rest = after,
+                _ => return,
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // A panic aborts usher (panic = "abort"), so no lock is ever poisoned.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hands a record to the writer thread, or drops it (counted) when the queue is full. With
+    /// no writer thread possible, writes it here and now.
+    fn submit(&self, record: Vec<u8>) {
+        let mut queue = self.lock();
+        match queue.writer {
+            // Under the queue lock, so records keep their order.
+            Writer::Absent => (self.sink)(&record),
+            _ if queue.records.len() >= QUEUE_LIMIT => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {
+                queue.records.push_back(record);
+                self.changed.notify_all();
+            }
+        }
+    }
+
+    /// Starts the writer with `spawn`, and marks it running only once it is. If it cannot start,
+    /// what waits is written at once, and later records as they come.
+    fn start(
+        self: &Arc<Self>,
+        spawn: impl FnOnce(Box<dyn FnOnce() + Send>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let json = Arc::clone(self);
+        let started = spawn(Box::new(move || json.write_queued()));
+        let mut queue = self.lock();
+        match started {
+            Ok(()) => queue.writer = Writer::Running,
+            Err(_) => {
+                queue.writer = Writer::Absent;
+                self.write_waiting(&mut queue);
+            }
+        }
+        started
+    }
+
+    /// The writer thread: writes records as they come, and says when some were dropped.
+    fn write_queued(&self) {
+        loop {
+            let record = {
+                let mut queue = self.lock();
+                queue.writing = false;
+                loop {
+                    if let Some(record) = queue.records.pop_front() {
+                        queue.writing = true;
+                        break record;
+                    }
+                    self.changed.notify_all(); // all written: wake a waiting flush
+                    queue = self
+                        .changed
+                        .wait(queue)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+            };
+            (self.sink)(&record);
+            self.note_dropped();
+        }
+    }
+
+    /// Writes what waits in the queue, on this thread.
+    fn write_waiting(&self, queue: &mut Queue) {
+        for record in queue.records.drain(..) {
+            (self.sink)(&record);
+        }
+        self.note_dropped();
+    }
+
+    fn note_dropped(&self) {
+        let dropped = self.dropped.swap(0, Ordering::Relaxed);
+        if dropped == 0 {
             return;
         }
-        queue = match json.changed.wait_timeout(queue, left) {
-            Ok((queue, _)) => queue,
-            Err(_) => return,
+        let mut fields = Fields {
+            msg: format!("{dropped} usher events dropped: stderr was not being read"),
+            ..Fields::default()
         };
+        fields.string("event", "events_dropped");
+        fields.literal("count", dropped);
+        let time = logs::time::rfc3339_micros(SystemTime::now());
+        let mut note = Vec::new();
+        self.encode(logs::Level::Warn, &fields, &time, &mut note);
+        (self.sink)(&note);
+    }
+
+    /// Waits (until `deadline` at most) for the writer to empty the queue; with no writer
+    /// running (usher leaves before starting it, or it could not start), writes it here.
+    fn flush(&self, deadline: Instant) {
+        let mut queue = self.lock();
+        if queue.writer != Writer::Running {
+            self.write_waiting(&mut queue);
+            return;
+        }
+        while !queue.records.is_empty() || queue.writing {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            queue = match self.changed.wait_timeout(queue, left) {
+                Ok((queue, _)) => queue,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
     }
 }
 
-macro_rules! error { ($($arg:tt)*) => { $crate::log_io::events::emit($crate::log_io::events::Level::Error, format_args!($($arg)*)) } }
-macro_rules! warning { ($($arg:tt)*) => { $crate::log_io::events::emit($crate::log_io::events::Level::Warn, format_args!($($arg)*)) } }
-macro_rules! info { ($($arg:tt)*) => { $crate::log_io::events::emit($crate::log_io::events::Level::Info, format_args!($($arg)*)) } }
-macro_rules! debug { ($($arg:tt)*) => { $crate::log_io::events::emit($crate::log_io::events::Level::Debug, format_args!($($arg)*)) } }
+/// Writes `record` (one of `encode_event`'s, ending in `full`) with `fields` (and the partial
+/// mark) after its `"logger":"usher",` and `closing` in place of `full`. A record not of that
+/// shape is written as it is, rather than lost.
+fn splice(
+    record: &[u8],
+    fields: &[u8],
+    partial: bool,
+    full: &[u8],
+    closing: &[u8],
+    out: &mut Vec<u8>,
+) {
+    let Some(at) = find(record, LOGGER_TAG).map(|at| at + LOGGER_TAG.len()) else {
+        out.extend_from_slice(record);
+        return;
+    };
+    let (head, body) = record.split_at(at);
+    let (body, end) = match body.strip_suffix(full) {
+        Some(body) => (body, closing),
+        None => (body, &[][..]),
+    };
+    out.extend_from_slice(head);
+    out.extend_from_slice(fields);
+    if partial {
+        out.extend_from_slice(PARTIAL);
+    }
+    out.extend_from_slice(body);
+    out.extend_from_slice(end);
+}
+
+/// `info!(child_started, pid = main_pid, "started {name:?}")`: a tracing event at that level
+/// with `event = "child_started"`, then fields and the message as `tracing::info!` takes them.
+/// The name comes first so that no event can lack one.
+macro_rules! error { ($event:ident, $($rest:tt)+) => { ::tracing::error!(event = stringify!($event), $($rest)+) } }
+macro_rules! warning { ($event:ident, $($rest:tt)+) => { ::tracing::warn!(event = stringify!($event), $($rest)+) } }
+macro_rules! info { ($event:ident, $($rest:tt)+) => { ::tracing::info!(event = stringify!($event), $($rest)+) } }
+macro_rules! debug { ($event:ident, $($rest:tt)+) => { ::tracing::debug!(event = stringify!($event), $($rest)+) } }
 pub(crate) use {debug, error, info, warning as warn};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Map, Value};
+    use std::time::Duration;
+
+    const TIME: &[u8; 27] = b"2026-01-02T03:04:05.678901Z";
+
+    type Written = Arc<Mutex<Vec<u8>>>;
+
+    fn events(max_record: usize, fields: &[(&str, &str)]) -> (Arc<JsonEvents>, Written) {
+        let fields = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let format = Arc::new(LogFormat::new(max_record, fields, logs::Level::Error));
+        let written = Written::default();
+        let sink = Arc::clone(&written);
+        let sink: Sink = Box::new(move |record| sink.lock().unwrap().extend_from_slice(record));
+        (Arc::new(JsonEvents::new(format, sink)), written)
+    }
+
+    fn records(bytes: &[u8]) -> Vec<Map<String, Value>> {
+        std::str::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    /// Runs `emit` with the layer (JSON into `json`'s queue) as the thread's subscriber.
+    fn with_layer(json: &Arc<JsonEvents>, emit: impl FnOnce()) {
+        let layer = EventLayer {
+            output: Output::Json(Arc::clone(json)),
+        };
+        tracing::subscriber::with_default(Spanless.with(layer), emit);
+    }
+
+    fn queued(json: &JsonEvents) -> Vec<u8> {
+        json.lock().records.iter().flatten().copied().collect()
+    }
+
+    #[test]
+    fn events_become_records_with_their_fields() {
+        let (json, _) = events(16384, &[("service", "api")]);
+        let signal = "SIGTERM";
+        with_layer(&json, || {
+            info!(child_started, pid = 42, "started {:?} as pid {}", "app", 42);
+            info!(signal_forwarded, signal = %signal, pid = 42_i32, group = true, "forwarded");
+            warn!(process_reaped, pid = 7, status = 143_u8, "reaped \"x\"\n");
+            debug!(signal_received, sender_pid = 1, "received");
+        });
+        let got = records(&queued(&json));
+        assert_eq!(got.len(), 4, "{got:?}");
+        let started = &got[0];
+        assert_eq!(started["event"], "child_started");
+        assert_eq!(started["pid"], 42);
+        assert_eq!(started["msg"], "started \"app\" as pid 42");
+        assert_eq!(started["logger"], "usher");
+        assert_eq!(started["level"], "info");
+        assert_eq!(started["service"], "api");
+        assert_eq!(got[1]["signal"], "SIGTERM");
+        assert_eq!(got[1]["group"], true);
+        assert_eq!(got[2]["status"], 143);
+        assert_eq!(got[2]["level"], "warn");
+        assert_eq!(got[2]["msg"], "reaped \"x\"\n");
+        assert_eq!(got[3]["level"], "debug");
+        assert!(got.iter().all(|r| r.get("stream").is_none()), "{got:?}");
+    }
+
+    #[test]
+    fn records_are_the_encoders_plus_the_fields_before_msg() {
+        let (json, _) = events(16384, &[("service", "api")]);
+        let mut fields = Fields {
+            msg: "exiting with status 0".into(),
+            ..Fields::default()
+        };
+        fields.string("event", "usher_exiting");
+        fields.literal("status", 0);
+        let mut record = Vec::new();
+        json.encode(logs::Level::Info, &fields, TIME, &mut record);
+        let mut plain = Vec::new();
+        logs::encode_event(
+            &json.format,
+            logs::Level::Info,
+            &fields.msg,
+            TIME,
+            &mut plain,
+        );
+        let expected = String::from_utf8(plain)
+            .unwrap()
+            .replace(r#""msg""#, r#""event":"usher_exiting","status":0,"msg""#);
+        assert_eq!(String::from_utf8(record).unwrap(), expected);
+    }
+
+    #[test]
+    fn event_fields_win_over_static_fields_and_never_take_core_keys() {
+        let (json, _) = events(
+            16384,
+            &[("service", "api"), ("pid", "static"), ("event", "x\"y")],
+        );
+        let mut fields = Fields {
+            msg: "m".into(),
+            ..Fields::default()
+        };
+        fields.string("event", "child_started");
+        fields.literal("pid", 9);
+        for core in CORE_KEYS {
+            fields.string(core, "not this");
+        }
+        let mut out = Vec::new();
+        json.encode(logs::Level::Info, &fields, TIME, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let record = &records(text.as_bytes())[0];
+        assert_eq!(record["pid"], 9);
+        assert_eq!(record["event"], "child_started");
+        assert_eq!(record["service"], "api");
+        assert_eq!(record["msg"], "m");
+        assert_eq!(record["level"], "info");
+        assert!(
+            !text.contains("static") && !text.contains("not this"),
+            "{text}"
+        );
+        assert_eq!(text.matches(r#""pid""#).count(), 1, "{text}");
+    }
+
+    #[test]
+    fn long_messages_are_split_within_the_limit_each_record_with_its_fields() {
+        for max in [1024, 1500, 4096] {
+            let (json, _) = events(max, &[("service", "api")]);
+            let msg: String = (0..3000)
+                .map(|i| match i % 7 {
+                    0 => '"',
+                    1 => '\u{1}',
+                    2 => 'é',
+                    3 => '🦀',
+                    _ => 'x',
+                })
+                .collect();
+            let mut fields = Fields {
+                msg: msg.clone(),
+                ..Fields::default()
+            };
+            fields.string("event", "spawn_failed");
+            fields.literal("pid", 123_456);
+            let mut out = Vec::new();
+            json.encode(logs::Level::Error, &fields, TIME, &mut out);
+            let text = String::from_utf8(out).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            assert!(lines.len() > 1);
+            for line in &lines {
+                assert!(line.len() < max, "{} bytes of {max}", line.len());
+            }
+            let got = records(text.as_bytes());
+            let mut joined = String::new();
+            for (index, record) in got.iter().enumerate() {
+                assert_eq!(record["event"], "spawn_failed");
+                assert_eq!(record["pid"], 123_456);
+                assert_eq!(record["service"], "api");
+                let partial = record.get("partial") == Some(&Value::Bool(true));
+                assert_eq!(partial, index + 1 < got.len(), "{record:?}");
+                joined.push_str(record["msg"].as_str().unwrap());
+            }
+            assert_eq!(joined, msg);
+        }
+    }
+
+    #[test]
+    fn static_fields_are_read_off_the_closing() {
+        let closing = br#"","a":"q\"x\\","b.c":""}"#;
+        let mut with_newline = closing.to_vec();
+        with_newline.push(b'\n');
+        let fields = static_fields(&with_newline).unwrap();
+        let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["a", "b.c"]);
+        assert_eq!(&with_newline[fields[0].1.clone()], br#","a":"q\"x\\""#);
+        assert_eq!(&with_newline[fields[1].1.clone()], br#","b.c":"""#);
+        assert_eq!(static_fields(b"\"}\n"), Some(Vec::new()));
+        assert_eq!(static_fields(b"\",\"a\":\"open}\n"), None);
+    }
+
+    #[test]
+    fn a_writer_that_cannot_start_leaves_nothing_waiting() {
+        let (json, written) = events(16384, &[]);
+        json.submit(b"first\n".to_vec());
+        json.submit(b"second\n".to_vec());
+        let result = json.start(|_| Err(io::Error::other("no threads left")));
+        assert!(result.is_err());
+        // Marked absent, not started, and what waited is written.
+        assert_eq!(json.lock().writer, Writer::Absent);
+        assert_eq!(&*written.lock().unwrap(), b"first\nsecond\n");
+        // Later records go out at once; flush has nothing to wait for.
+        json.submit(b"third\n".to_vec());
+        assert_eq!(&*written.lock().unwrap(), b"first\nsecond\nthird\n");
+        let before = Instant::now();
+        json.flush(Instant::now() + Duration::from_secs(5));
+        assert!(before.elapsed() < Duration::from_secs(1));
+        assert!(json.lock().records.is_empty());
+    }
+
+    #[test]
+    fn a_running_writer_writes_everything_before_flush_returns() {
+        let (json, written) = events(16384, &[]);
+        json.submit(b"0\n".to_vec());
+        json.start(|body| std::thread::Builder::new().spawn(body).map(drop))
+            .unwrap();
+        assert_eq!(json.lock().writer, Writer::Running);
+        let mut expected = b"0\n".to_vec();
+        for i in 1..200 {
+            json.submit(format!("{i}\n").into_bytes());
+            expected.extend_from_slice(format!("{i}\n").as_bytes());
+        }
+        json.flush(Instant::now() + Duration::from_secs(10));
+        assert_eq!(*written.lock().unwrap(), expected);
+    }
+
+    #[test]
+    fn past_the_bound_events_are_counted_and_reported() {
+        let (json, written) = events(16384, &[]);
+        for _ in 0..QUEUE_LIMIT + 3 {
+            json.submit(b"r\n".to_vec());
+        }
+        assert_eq!(json.lock().records.len(), QUEUE_LIMIT);
+        // Never started (usher leaves early): flush writes here, then the note.
+        json.flush(Instant::now());
+        let text = String::from_utf8(written.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), QUEUE_LIMIT + 1);
+        let note: Map<String, Value> = serde_json::from_str(lines[QUEUE_LIMIT]).unwrap();
+        assert_eq!(note["event"], "events_dropped");
+        assert_eq!(note["count"], 3);
+        assert_eq!(note["level"], "warn");
+    }
+
+    #[test]
+    fn raw_lines_and_levels() {
+        assert_eq!(raw_prefix(Level::ERROR), "usher: error: ");
+        assert_eq!(raw_prefix(Level::WARN), "usher: warning: ");
+        assert_eq!(raw_prefix(Level::INFO), "usher: ");
+        assert_eq!(raw_prefix(Level::DEBUG), "usher: ");
+        assert_eq!(log_level(Level::WARN), logs::Level::Warn);
+    }
+
+    #[test]
+    fn numbers_and_strings_are_json() {
+        let mut fields = Fields::default();
+        // Fields of a real callsite, as the layer gets them.
+        static CALLSITE: tracing::callsite::DefaultCallsite =
+            tracing::callsite::DefaultCallsite::new(&META);
+        static META: tracing::Metadata<'static> = tracing::Metadata::new(
+            "test",
+            "usher",
+            Level::INFO,
+            None,
+            None,
+            None,
+            tracing::field::FieldSet::new(
+                &["a", "b", "c", "d", "e"],
+                tracing::callsite::Identifier(&CALLSITE),
+            ),
+            tracing::metadata::Kind::EVENT,
+        );
+        let field = |name| META.fields().field(name).unwrap();
+        fields.record_f64(&field("a"), 1.5);
+        fields.record_f64(&field("b"), -0.25);
+        fields.record_f64(&field("c"), f64::NAN);
+        fields.record_i64(&field("d"), -3);
+        fields.record_str(&field("e"), "tab\there\u{7f}");
+        assert_eq!(
+            String::from_utf8(fields.json).unwrap(),
+            r#""a":1.500000,"b":-0.250000,"c":null,"d":-3,"e":"tab\there\u007f","#
+        );
+    }
+}

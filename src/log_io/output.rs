@@ -55,7 +55,18 @@ fn write_fully(target: Target, mut bytes: &[u8]) -> io::Result<()> {
     while !bytes.is_empty() {
         match sys::write(fd, bytes) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(written) => bytes = bytes.get(written..).unwrap_or_default(),
+            // write(2) never reports more than it was given; should it, the rest of the record
+            // is unknown, so this is an error (the record is marked cut) rather than a silent
+            // end of the loop that would drop the rest.
+            Ok(written) => match bytes.get(written..) {
+                Some(rest) => bytes = rest,
+                None => {
+                    return Err(io::Error::other(format!(
+                        "write reported {written} bytes written of {}",
+                        bytes.len()
+                    )));
+                }
+            },
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             // Inherited non-blocking (the file description is shared with whoever started
             // usher): wait until the reader makes room, which keeps the back-pressure.

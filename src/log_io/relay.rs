@@ -141,6 +141,8 @@ fn write_records(stream: Stream, records: &[u8]) -> bool {
         Ok(()) => true,
         Err(e) => {
             warn!(
+                log_write_failed,
+                output = stream.as_str(),
                 "cannot write the child's {} ({e}): discarding its lines",
                 stream.as_str()
             );

@@ -45,7 +45,10 @@ impl Run {
             Err(e) => {
                 // Without its signal inbox usher can neither forward nor reap: end everything
                 // rather than hang the container.
-                error!("signal handling failed ({e}): killing every process left");
+                error!(
+                    signal_handling_failed,
+                    "signal handling failed ({e}): killing every process left"
+                );
                 self.signal_left(Signo::KILL, Left::Everyone);
                 2
             }
@@ -74,7 +77,13 @@ impl Run {
                 if signal == Signo::PIPE && received.sender_pid == my_pid {
                     continue;
                 }
-                debug!("received {signal} from pid {}", received.sender_pid);
+                debug!(
+                    signal_received,
+                    signal = %signal,
+                    sender_pid = received.sender_pid,
+                    "received {signal} from pid {}",
+                    received.sender_pid
+                );
                 if let Some(code) = self.feed(Event::Signal(signal)) {
                     return Ok(code);
                 }
@@ -86,6 +95,9 @@ impl Run {
             if let Some(exit) = round.main_exit {
                 self.health.child_exited(exit.code());
                 info!(
+                    child_exited,
+                    pid = self.main_pid,
+                    status = exit.code(),
                     "main child {} exited with status {}",
                     self.main_pid,
                     exit.code()
@@ -123,9 +135,14 @@ impl Run {
             Action::StopBegun { signal, drain } => {
                 self.health.stop_begun();
                 if drain.is_zero() {
-                    info!("stop requested by {signal}");
+                    info!(stop_requested, signal = %signal, "stop requested by {signal}");
                 } else {
-                    info!("stop requested by {signal}: draining for {drain:?} before forwarding");
+                    info!(
+                        stop_requested,
+                        signal = %signal,
+                        drain_ms = u64::try_from(drain.as_millis()).unwrap_or(u64::MAX),
+                        "stop requested by {signal}: draining for {drain:?} before forwarding"
+                    );
                 }
             }
             Action::Forward { signal, scope } => {
@@ -136,35 +153,72 @@ impl Run {
                 match sys::send_signal(target, signal.number()) {
                     Ok(()) => {
                         self.health.forwarded(signal.number());
-                        info!("forwarded {signal} to {whom} {}", self.main_pid)
+                        info!(
+                            signal_forwarded,
+                            signal = %signal,
+                            pid = self.main_pid,
+                            group = matches!(scope, Scope::Group),
+                            "forwarded {signal} to {whom} {}",
+                            self.main_pid
+                        )
                     }
                     // Everyone in the group already exited: harmless.
                     Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
-                        debug!("{signal} not forwarded: {whom} {} is gone", self.main_pid)
+                        debug!(
+                            signal_not_forwarded,
+                            signal = %signal,
+                            pid = self.main_pid,
+                            group = matches!(scope, Scope::Group),
+                            "{signal} not forwarded: {whom} {} is gone",
+                            self.main_pid
+                        )
                     }
-                    Err(e) => warn!("failed to forward {signal} to {}: {e}", self.main_pid),
+                    Err(e) => warn!(
+                        signal_forward_failed,
+                        signal = %signal,
+                        pid = self.main_pid,
+                        "failed to forward {signal} to {}: {e}",
+                        self.main_pid
+                    ),
                 }
             }
             Action::SignalLeft { signal, who } => {
                 match (signal, who) {
-                    (Signo::KILL, _) => debug!("sending SIGKILL to every process left"),
+                    (Signo::KILL, _) => debug!(
+                        remaining_signalled,
+                        signal = %signal,
+                        "sending SIGKILL to every process left"
+                    ),
                     (_, Left::Everyone) => {
-                        info!("main child gone: sending {signal} to every process left")
+                        info!(
+                            remaining_signalled,
+                            signal = %signal,
+                            "main child gone: sending {signal} to every process left"
+                        )
                     }
                     (_, Left::OutsideGroup) => info!(
+                        remaining_signalled,
+                        signal = %signal,
                         "main child gone: sending {signal} to the processes outside its group"
                     ),
                 }
                 self.signal_left(signal, who);
             }
             Action::GraceOver => {
-                warn!("grace period over: sending SIGKILL to every process left")
+                warn!(
+                    grace_over,
+                    signal = "SIGKILL",
+                    "grace period over: sending SIGKILL to every process left"
+                )
             }
             Action::AbandonUnreaped => {
-                warn!("processes still unreaped after SIGKILL: exiting anyway")
+                warn!(
+                    unreaped_abandoned,
+                    "processes still unreaped after SIGKILL: exiting anyway"
+                )
             }
             Action::Exit(code) => {
-                info!("exiting with status {code}");
+                info!(usher_exiting, status = code, "exiting with status {code}");
                 return Some(code);
             }
         }
@@ -184,7 +238,12 @@ impl Run {
             match sys::send_signal(target, signal.number()) {
                 Ok(()) => {}
                 Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
-                Err(e) => warn!("failed to send {signal} to {target}: {e}"),
+                Err(e) => warn!(
+                    signal_send_failed,
+                    signal = %signal,
+                    pid = target,
+                    "failed to send {signal} to {target}: {e}"
+                ),
             }
         }
     }

@@ -38,7 +38,13 @@ pub fn reap_all(main_pid: i32, warn_on_orphan: bool) -> io::Result<ReapRound> {
                 } else {
                     round.others += 1;
                     if warn_on_orphan {
-                        warn!("reaped process {pid} (exit status {})", exit.code());
+                        warn!(
+                            process_reaped,
+                            pid,
+                            status = exit.code(),
+                            "reaped process {pid} (exit status {})",
+                            exit.code()
+                        );
                     }
                 }
             }
@@ -50,7 +56,12 @@ pub fn reap_all(main_pid: i32, warn_on_orphan: bool) -> io::Result<ReapRound> {
         }
     }
     if round.others > 0 {
-        info!("reaped {} orphaned process(es)", round.others);
+        info!(
+            orphans_reaped,
+            count = round.others,
+            "reaped {} orphaned process(es)",
+            round.others
+        );
     }
     Ok(round)
 }
