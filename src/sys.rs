@@ -4,7 +4,7 @@
 //! capabilities and a few prctl and ioctl requests nix has no call for.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
@@ -516,4 +516,49 @@ pub fn drop_own_privileges(uid: u32, gid: u32, groups: &[libc::gid_t]) -> io::Re
         return Err(io::Error::other("capabilities remain after dropping them"));
     }
     Ok(())
+}
+
+/// What a descriptor of the child's stdio is, for deciding whether its user may own it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StdioObject {
+    /// An anonymous pipe (pipefs): it exists only as open descriptors, nobody can open it by a
+    /// path of the file system.
+    Pipe,
+    /// The slave side of a pseudo-terminal (devpts), such as `docker run -t`'s console.
+    PtySlave,
+    /// Anything else: a regular file, a named FIFO, `/dev/null` or another device, a socket.
+    Other,
+}
+
+/// PIPEFS_MAGIC of linux/magic.h (neither libc nor nix names it).
+const PIPEFS_MAGIC: nix::sys::statfs::FsType = nix::sys::statfs::FsType(0x5049_5045);
+
+/// fstat(2) and fstatfs(2) of `fd`: its owner's uid and what it is.
+pub fn stdio_object(fd: BorrowedFd<'_>) -> io::Result<(u32, StdioObject)> {
+    use nix::sys::stat::SFlag;
+    let stat = nix::sys::stat::fstat(fd)?;
+    let file_system = nix::sys::statfs::fstatfs(fd)?.filesystem_type();
+    let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
+    let object = if kind == SFlag::S_IFIFO && file_system == PIPEFS_MAGIC {
+        StdioObject::Pipe
+    } else if kind == SFlag::S_IFCHR && file_system == nix::sys::statfs::DEVPTS_SUPER_MAGIC {
+        StdioObject::PtySlave
+    } else {
+        StdioObject::Other
+    };
+    Ok((stat.st_uid, object))
+}
+
+/// fchown(2) of `fd` to `uid` and, if given, `gid` (None keeps the group).
+pub fn change_owner(fd: BorrowedFd<'_>, uid: u32, gid: Option<u32>) -> io::Result<()> {
+    Ok(nix::unistd::fchown(
+        fd,
+        Some(Uid::from_raw(uid)),
+        gid.map(Gid::from_raw),
+    )?)
+}
+
+/// pipe2(2) with O_CLOEXEC: (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
 }

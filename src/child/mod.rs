@@ -10,12 +10,12 @@ use std::io;
 use std::process::{Command, Stdio};
 
 use std::fs::File;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use crate::config::{Config, GivenAs, LogMode};
 use crate::log_io::events;
-use crate::sys;
+use crate::sys::{self, StdioObject};
 use environment::EnvError;
 use privileges::{CapSet, Identity, NEEDED_TO_SWITCH, PrivilegeError, Privileges};
 use user::UserError;
@@ -153,10 +153,8 @@ impl ChildSpec {
                 }
             })?;
         }
-        // gosu's rule: the child's HOME is its user's, whatever usher's own was (root's).
         if let Some(user) = &privileges.user {
-            environment.retain(|(name, _)| name != "HOME");
-            environment.push(("HOME".into(), user.home.clone().into()));
+            set_user_variables(&mut environment, user);
         }
         Ok(ChildSpec {
             argv: config.command.clone(),
@@ -164,6 +162,20 @@ impl ChildSpec {
             environment,
             privileges,
         })
+    }
+}
+
+/// The variables that name the user, set from its passwd entry whatever usher's own were
+/// (root's): gosu's rule for HOME, login(1)'s for USER and LOGNAME. A uid with no entry has no
+/// name: USER and LOGNAME are then left unset, as `docker run --user UID` does, rather than
+/// pass root's on; its HOME is `/` (see [`user::Credentials::home`]).
+fn set_user_variables(environment: &mut Vec<(OsString, OsString)>, user: &user::Credentials) {
+    const FROM_PASSWD: [&str; 3] = ["HOME", "USER", "LOGNAME"];
+    environment.retain(|(name, _)| !FROM_PASSWD.iter().any(|from| name == *from));
+    environment.push(("HOME".into(), user.home.clone().into()));
+    if let Some(name) = &user.name {
+        environment.push(("USER".into(), name.clone().into()));
+        environment.push(("LOGNAME".into(), name.clone().into()));
     }
 }
 
@@ -228,6 +240,8 @@ pub fn spawn(spec: &ChildSpec) -> Result<Started, SpawnError> {
         .env_clear()
         .envs(spec.environment.iter().map(|(k, v)| (k, v)));
     let privileges = &spec.privileges;
+    // Which of usher's own fds 0-2 the child gets as they are.
+    let mut inherited = [true; 3];
     if privileges.switch_to.is_some() {
         // A terminal no session owns could become the dropped child's controlling terminal,
         // and with it a way to type into whatever reads that terminal (TIOCSTI).
@@ -242,10 +256,36 @@ pub fn spawn(spec: &ChildSpec) -> Result<Started, SpawnError> {
                 1 => command.stdout(Stdio::null()),
                 _ => command.stderr(Stdio::null()),
             };
+            if let Some(slot) = usize::try_from(fd)
+                .ok()
+                .and_then(|fd| inherited.get_mut(fd))
+            {
+                *slot = false;
+            }
         }
     }
+    // The child's stdio must be its user's too when it runs as another uid than usher's.
+    let new_owner = privileges
+        .switch_to
+        .as_ref()
+        .filter(|user| user.uid != sys::effective_ids().0);
+    let spawn_error = |source| SpawnError {
+        program: program.clone(),
+        source,
+    };
+    let (mut stdout, mut stderr) = (None, None);
     if spec.capture_output {
-        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let (read, write) = output_pipe(1, new_owner).map_err(spawn_error)?;
+        command.stdout(write);
+        stdout = Some(read);
+        let (read, write) = output_pipe(2, new_owner).map_err(spawn_error)?;
+        command.stderr(write);
+        stderr = Some(read);
+        inherited[1] = false;
+        inherited[2] = false;
+    }
+    if let Some(user) = new_owner {
+        hand_inherited_stdio(inherited, user.uid);
     }
     sys::prepare_child(
         &mut command,
@@ -258,26 +298,129 @@ pub fn spawn(spec: &ChildSpec) -> Result<Started, SpawnError> {
             no_new_privs: privileges.no_new_privs,
         },
     );
-    let mut child = command.spawn().map_err(|source| SpawnError {
-        program: program.clone(),
-        source,
-    })?;
+    let child = command.spawn().map_err(spawn_error)?;
+    // The command holds the pipes' write ends: usher must not keep them open, or the relays
+    // would never see the end of the child's output.
+    drop(command);
     // std's Child never waits on drop: the reaper alone owns waitpid.
     let pid = i32::try_from(child.id()).map_err(|_| SpawnError {
         program: program.clone(),
         source: io::Error::new(io::ErrorKind::InvalidData, "pid out of range"),
     })?;
-    let stdout = child
-        .stdout
-        .take()
-        .map(|pipe| File::from(OwnedFd::from(pipe)));
-    let stderr = child
-        .stderr
-        .take()
-        .map(|pipe| File::from(OwnedFd::from(pipe)));
     Ok(Started {
         pid,
         stdout,
         stderr,
     })
+}
+
+/// How the child opens its fds 0, 1 and 2 by name.
+const STDIO_PATHS: [&str; 3] = ["/dev/stdin", "/dev/stdout", "/dev/stderr"];
+
+/// A pipe for the child's fd `number` (1 or 2) in JSON mode: (usher's read end, the child's
+/// write end). A pipe is mode 0600 and belongs to whoever made it: with `new_owner` it is given
+/// to the child's user and group, as if the child had made it, so that it can open
+/// `/dev/stdout` or `/proc/self/fd/1` by name.
+fn output_pipe(
+    number: usize,
+    new_owner: Option<&user::Credentials>,
+) -> io::Result<(File, OwnedFd)> {
+    let (read, write) = sys::pipe()?;
+    if let Some(user) = new_owner
+        && let Err(e) = sys::change_owner(write.as_fd(), user.uid, Some(user.gid))
+    {
+        let path = STDIO_PATHS.get(number).unwrap_or(&"its stdio");
+        events::warn!(
+            "cannot give the pipe of fd {number} to uid {} ({e}): the child cannot open {path} \
+             by name",
+            user.uid
+        );
+    }
+    Ok((File::from(read), write))
+}
+
+/// Gives the stdio descriptors the child inherits from usher (`inherited[fd]`) to `uid`, as
+/// runc's fixStdioPermissions does for a container's user: opening `/dev/stdout` and the like
+/// goes through the object's own permission check, and a pipe is mode 0600, owned by whoever
+/// made it (the runtime's shim: root). Only what belongs to this container alone changes
+/// hands: an anonymous pipe, and a pseudo-terminal when usher is PID 1 (the container's
+/// console, `docker run -t`). A regular file, a named FIFO, a device such as `/dev/null` and a
+/// terminal of a session outside keep their owner: the change would outlast usher, on the
+/// file system or in someone's login session. As with runc, only the owner changes, not the
+/// group (a terminal's is `tty`). Failures are warnings: the child still has its descriptors.
+fn hand_inherited_stdio(inherited: [bool; 3], uid: u32) {
+    let (stdin, stdout, stderr) = (io::stdin(), io::stdout(), io::stderr());
+    let fds = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
+    let pid1 = std::process::id() == 1;
+    for (number, ((fd, inherited), path)) in
+        fds.into_iter().zip(inherited).zip(STDIO_PATHS).enumerate()
+    {
+        if !inherited {
+            continue;
+        }
+        let what = match sys::stdio_object(fd) {
+            Ok((owner, _)) if owner == uid => continue,
+            Ok((_, StdioObject::Pipe)) => "a pipe",
+            Ok((_, StdioObject::PtySlave)) if pid1 => "the container's terminal",
+            Ok((owner, _)) => {
+                events::debug!(
+                    "fd {number} is not a pipe or the container's terminal: it stays uid \
+                     {owner}'s, and the child opens {path} only if its mode allows"
+                );
+                continue;
+            }
+            Err(e) => {
+                events::debug!("fd {number}: cannot tell what it is ({e}): left as it is");
+                continue;
+            }
+        };
+        match sys::change_owner(fd, uid, None) {
+            Ok(()) => events::debug!("fd {number} ({what}) now belongs to uid {uid}"),
+            Err(e) => events::warn!(
+                "cannot give fd {number} ({what}) to uid {uid} ({e}): the child cannot open \
+                 {path} by name"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn environment(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()
+    }
+
+    fn user(name: Option<&str>, home: &str) -> user::Credentials {
+        user::Credentials {
+            uid: 1000,
+            gid: 1000,
+            groups: vec![1000],
+            home: home.into(),
+            name: name.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn the_users_variables_replace_usher_s_own() {
+        let mut env = environment(&[
+            ("USER", "root"),
+            ("PATH", "/bin"),
+            ("LOGNAME", "root"),
+            ("HOME", "/root"),
+        ]);
+        set_user_variables(&mut env, &user(Some("app"), "/home/app"));
+        let expected = [
+            ("PATH", "/bin"),
+            ("HOME", "/home/app"),
+            ("USER", "app"),
+            ("LOGNAME", "app"),
+        ];
+        assert_eq!(env, environment(&expected));
+        // No passwd entry, no name: root's are not passed on.
+        let mut env = environment(&[("USER", "root"), ("LOGNAME", "root")]);
+        set_user_variables(&mut env, &user(None, "/"));
+        assert_eq!(env, environment(&[("HOME", "/")]));
+    }
 }
