@@ -331,6 +331,9 @@ fn output_pipe(
     {
         let path = STDIO_PATHS.get(number).unwrap_or(&"its stdio");
         events::warn!(
+            stdio_not_handed_over,
+            fd = number,
+            uid = user.uid,
             "cannot give the pipe of fd {number} to uid {} ({e}): the child cannot open {path} \
              by name",
             user.uid
@@ -364,19 +367,34 @@ fn hand_inherited_stdio(inherited: [bool; 3], uid: u32) {
             Ok((_, StdioObject::PtySlave)) if pid1 => "the container's terminal",
             Ok((owner, _)) => {
                 events::debug!(
+                    stdio_kept,
+                    fd = number,
+                    uid = owner,
                     "fd {number} is not a pipe or the container's terminal: it stays uid \
                      {owner}'s, and the child opens {path} only if its mode allows"
                 );
                 continue;
             }
             Err(e) => {
-                events::debug!("fd {number}: cannot tell what it is ({e}): left as it is");
+                events::debug!(
+                    stdio_kept,
+                    fd = number,
+                    "fd {number}: cannot tell what it is ({e}): left as it is"
+                );
                 continue;
             }
         };
         match sys::change_owner(fd, uid, None) {
-            Ok(()) => events::debug!("fd {number} ({what}) now belongs to uid {uid}"),
+            Ok(()) => events::debug!(
+                stdio_handed_over,
+                fd = number,
+                uid,
+                "fd {number} ({what}) now belongs to uid {uid}"
+            ),
             Err(e) => events::warn!(
+                stdio_not_handed_over,
+                fd = number,
+                uid,
                 "cannot give fd {number} ({what}) to uid {uid} ({e}): the child cannot open \
                  {path} by name"
             ),
