@@ -306,7 +306,9 @@ UNSHARE = [shutil.which("unshare") or "/usr/bin/unshare",
 def make_tools(opt_level):
     # Raw logs: the child keeps usher's stdio, the job the peers do. (JSON logs, the default
     # when stdout is not a terminal, are measured by bench/logs.py.)
-    raw = ["--log-format", "raw", "--"]
+    # The health server runs as by default, on a port of its own: two runs at once (or another
+    # usher on the machine) must not collide on :8558, whose bind error is exit 2.
+    raw = ["--log-format", "raw", "--health-addr", "127.0.0.1:0", "--"]
     usher = Tool("usher", USHER, raw, raw)
     tini = Tool("tini-static", TINI, ["--"], ["-s", "--"])
     dumb = Tool("dumb-init", DUMB_INIT, ["--"], ["--"])

@@ -82,6 +82,9 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
     let (scheme, rest) = text
         .split_once("://")
         .ok_or("expected http://HOST:PORT/PATH or tcp://HOST:PORT")?;
+    if scheme != "http" && scheme != "tcp" {
+        return Err(format!("unsupported scheme \"{scheme}\" (http or tcp)"));
+    }
     let (authority, path) = match rest.find('/') {
         Some(slash) => rest.split_at(slash),
         None => (rest, "/"),
@@ -105,7 +108,9 @@ pub fn parse_authority(authority: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = authority.parse::<SocketAddr>() {
         return Ok(addr);
     }
-    let (host, port) = authority.rsplit_once(':').ok_or("expected HOST:PORT")?;
+    let (host, port) = authority
+        .rsplit_once(':')
+        .ok_or_else(|| format!("\"{authority}\" is not HOST:PORT (e.g. 127.0.0.1:8558)"))?;
     let port: u16 = port
         .parse()
         .map_err(|_| format!("\"{port}\" is not a port"))?;

@@ -243,6 +243,7 @@ fn supervise(
             "log pipes still open after {:?}: exiting without their last lines", config.grace
         );
     }
+    info!(usher_exiting, status = code, "exiting with status {code}");
     code
 }
 

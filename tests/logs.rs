@@ -409,3 +409,26 @@ fn own_events_carry_their_name_and_fields() {
     assert_eq!(find("usher_exiting")["status"], 0);
     assert_eq!(str_of(find("usher_exiting"), "level"), "info");
 }
+
+/// `usher_exiting` is usher's last record: the child's output is drained before it is said, so
+/// a collector may take it as the end of the container's logs. (A child's last stderr line used
+/// to follow it about half the time.)
+#[test]
+fn usher_exiting_is_the_last_record() {
+    for _ in 0..20 {
+        let output = usher_command()
+            .args(["--log-format", "json", "--health-addr", "off", "--"])
+            .args(["sh", "-c", "echo hi; echo oops >&2"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0));
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        let records: Vec<_> = stderr.lines().map(parse).collect();
+        let last = records.last().expect("no stderr records");
+        assert_eq!(str_of(last, "event"), "usher_exiting", "{stderr}");
+        assert!(
+            records.iter().any(|r| str_of(r, "msg") == "oops"),
+            "{stderr}"
+        );
+    }
+}

@@ -109,13 +109,13 @@ pub fn usher() -> String {
         options::ALL,
         Section::Migration,
     );
-    out.push_str(
-        "\nDurations: 250ms, 10s, 2m (a bare number means seconds). Signals: TERM, SIGTERM or \
-         15.\nSwitches given as variables take 1/0 or true/false. Options end at the first word \
-         that is not one,\nor at --.\n\
-         Exit status: the child's; 128+N if it was killed by signal N; 2 usage error;\n\
-         126 command not executable; 127 command not found.\n",
-    );
+    out.push_str(concat!(
+        "\nDurations: 250ms, 10s, 2m, 1h (a bare number means seconds; at most 24h).\n",
+        "Signals: TERM, SIGTERM or 15. Switches given as variables: 1/0, true/false, yes/no, on/off.\n",
+        "Options end at the first word that is not one, or at --.\n",
+        "Exit status: the child's; 128+N if it was killed by signal N; 2 usage error;\n",
+        "126 command not executable; 127 command not found.\n",
+    ));
     out
 }
 

@@ -53,291 +53,200 @@ pub struct Opt {
     pub section: Section,
 }
 
-macro_rules! opt {
-    ($name:ident, $long:expr, $short:expr, $env:expr, $value:expr, $default:expr, $kind:expr,
-     $section:expr, $help:expr) => {
-        pub const $name: Opt = Opt {
-            long: $long,
-            short: $short,
-            env: $env,
-            value: $value,
-            default: $default,
-            help: $help,
-            kind: $kind,
-            section: $section,
-        };
-    };
+impl Opt {
+    const fn new(kind: Kind, section: Section) -> Opt {
+        Opt {
+            long: None,
+            short: None,
+            env: None,
+            value: None,
+            default: None,
+            help: "",
+            kind,
+            section,
+        }
+    }
+
+    const fn long(mut self, name: &'static str) -> Opt {
+        self.long = Some(name);
+        self
+    }
+
+    const fn short(mut self, letter: char) -> Opt {
+        self.short = Some(letter);
+        self
+    }
+
+    const fn env(mut self, variable: &'static str) -> Opt {
+        self.env = Some(variable);
+        self
+    }
+
+    const fn value(mut self, name: &'static str) -> Opt {
+        self.value = Some(name);
+        self
+    }
+
+    const fn default(mut self, shown: &'static str) -> Opt {
+        self.default = Some(shown);
+        self
+    }
+
+    const fn help(mut self, text: &'static str) -> Opt {
+        self.help = text;
+        self
+    }
 }
 
 use Kind::*;
 use Section::*;
 
-opt!(
-    GRACE,
-    Some("grace"),
-    None,
-    Some("USHER_GRACE"),
-    Some("DURATION"),
-    Some("10s"),
-    One,
-    Main,
-    "after the stop signal is forwarded, how long before everything left gets SIGKILL"
-);
-opt!(
-    DRAIN,
-    Some("drain"),
-    None,
-    Some("USHER_DRAIN"),
-    Some("DURATION"),
-    Some("0s"),
-    One,
-    Main,
-    "on SIGTERM/SIGINT, /ready turns 503 at once and the signal is forwarded after this long"
-);
-opt!(
-    REWRITE,
-    Some("rewrite"),
-    Some('r'),
-    Some("USHER_REWRITE"),
-    Some("FROM:TO"),
-    None,
-    List,
-    Main,
-    "forward FROM as TO; TO 0 drops FROM (repeatable, comma lists)"
-);
-opt!(
-    SINGLE_CHILD,
-    Some("single-child"),
-    Some('c'),
-    Some("USHER_SINGLE_CHILD"),
-    None,
-    None,
-    Switch,
-    Main,
-    "signal only the child, not its process group"
-);
-opt!(
-    REMAP_EXIT,
-    Some("remap-exit"),
-    Some('e'),
-    Some("USHER_REMAP_EXIT"),
-    Some("CODE"),
-    None,
-    List,
-    Main,
-    "report child exit CODE as 0 (repeatable, comma lists)"
-);
-opt!(
-    HEALTH_ADDR,
-    Some("health-addr"),
-    None,
-    Some("USHER_HEALTH_ADDR"),
-    Some("ADDR"),
-    Some("0.0.0.0:8558"),
-    One,
-    Main,
-    "where /health, /ready, /metrics are served, or off"
-);
-opt!(
-    READY_WHEN,
-    Some("ready-when"),
-    None,
-    Some("USHER_READY_WHEN"),
-    Some("SPEC"),
-    Some("started"),
-    One,
-    Main,
-    "when /ready turns 200: started, tcp:[HOST:]PORT, http:URL, file:PATH or notify"
-);
-opt!(
-    LOG_FORMAT,
-    Some("log-format"),
-    None,
-    Some("USHER_LOG_FORMAT"),
-    Some("F"),
-    Some("auto"),
-    One,
-    Main,
-    "json, raw (the child inherits stdio) or auto (json unless stdout is a terminal)"
-);
-opt!(
-    LOG_FIELD,
-    Some("log-field"),
-    None,
-    Some("USHER_LOG_FIELDS"),
-    Some("K=V"),
-    None,
-    Repeated,
-    Main,
-    "a static field in every record (repeatable; the variable is a comma list)"
-);
-opt!(
-    LOG_MAX_RECORD,
-    Some("log-max-record"),
-    None,
-    Some("USHER_LOG_MAX_RECORD"),
-    Some("BYTES"),
-    Some("16384"),
-    One,
-    Main,
-    "no record is longer; longer lines are split into partial records"
-);
-opt!(
-    STDERR_LEVEL,
-    Some("stderr-level"),
-    None,
-    Some("USHER_STDERR_LEVEL"),
-    Some("LEVEL"),
-    Some("error"),
-    One,
-    Main,
-    "level of a stderr line that names none"
-);
-opt!(
-    VERBOSE,
-    Some("verbose"),
-    Some('v'),
-    Some("USHER_VERBOSE"),
-    None,
-    None,
-    Count,
-    Main,
-    "more of usher's own events (repeatable)"
-);
-opt!(
-    HELP,
-    Some("help"),
-    Some('h'),
-    None,
-    None,
-    None,
-    Action(Action::Help),
-    Main,
-    "this text"
-);
-opt!(
-    VERSION,
-    Some("version"),
-    Some('V'),
-    None,
-    None,
-    None,
-    Action(Action::Version),
-    Main,
-    "usher's version"
-);
-opt!(
-    USER,
-    Some("user"),
-    None,
-    Some("USHER_USER"),
-    Some("SPEC"),
-    None,
-    One,
-    Privileges,
-    "run the child as name, uid, name:group, uid:gid, name:gid or uid:group (from the image's \
-     /etc files)"
-);
-opt!(
-    CAP_KEEP,
-    Some("cap-keep"),
-    None,
-    Some("USHER_CAP_KEEP"),
-    Some("CAPS"),
-    None,
-    One,
-    Privileges,
-    "the child keeps only these capabilities (e.g. NET_BIND_SERVICE), as ambient"
-);
-opt!(
-    ALLOW_NEW_PRIVS,
-    Some("allow-new-privs"),
-    None,
-    Some("USHER_ALLOW_NEW_PRIVS"),
-    None,
-    None,
-    Switch,
-    Privileges,
-    "do not set no_new_privs on the child"
-);
-opt!(
-    ENV_FILE,
-    Some("env-file"),
-    None,
-    Some("USHER_ENV_FILE"),
-    Some("PATH"),
-    None,
-    List,
-    Privileges,
-    "load a dotenv file (repeatable; variables already set win)"
-);
-opt!(
-    SECRET_ENV,
-    Some("secret-env"),
-    None,
-    Some("USHER_SECRET_ENV"),
-    Some("NAMES"),
-    None,
-    One,
-    Privileges,
-    "read the file named by NAME_FILE into NAME (comma list, or * for every *_FILE)"
-);
-opt!(
-    SUBREAPER,
-    None,
-    Some('s'),
-    None,
-    None,
-    None,
-    Ignored,
-    Migration,
-    "tini: become a subreaper (usher always does)"
-);
-opt!(
-    KILL_GROUP,
-    None,
-    Some('g'),
-    None,
-    None,
-    None,
-    Ignored,
-    Migration,
-    "tini: signal the process group (usher always does)"
-);
-opt!(
-    PARENT_DEATH_SIGNAL,
-    None,
-    Some('p'),
-    None,
-    Some("SIG"),
-    None,
-    One,
-    Migration,
-    "tini: the signal usher gets (and forwards) when its parent dies"
-);
-opt!(
-    WARN_ON_REAP,
-    None,
-    Some('w'),
-    None,
-    None,
-    None,
-    Switch,
-    Migration,
-    "tini: warn when a process other than the child is reaped"
-);
-opt!(
-    LICENSE,
-    Some("license"),
-    Some('l'),
-    None,
-    None,
-    None,
-    Action(Action::License),
-    Migration,
-    "tini: print the license"
-);
+pub const GRACE: Opt = Opt::new(One, Main)
+    .long("grace")
+    .env("USHER_GRACE")
+    .value("DURATION")
+    .default("10s")
+    .help("after the stop signal is forwarded, how long before everything left gets SIGKILL");
 
+pub const DRAIN: Opt = Opt::new(One, Main)
+    .long("drain")
+    .env("USHER_DRAIN")
+    .value("DURATION")
+    .default("0s")
+    .help(
+        "on SIGTERM/SIGINT, /ready turns 503 at once and the signal is forwarded after this long",
+    );
+
+pub const REWRITE: Opt = Opt::new(List, Main)
+    .long("rewrite")
+    .short('r')
+    .env("USHER_REWRITE")
+    .value("FROM:TO")
+    .help("forward FROM as TO; TO 0 drops FROM (repeatable, comma lists)");
+
+pub const SINGLE_CHILD: Opt = Opt::new(Switch, Main)
+    .long("single-child")
+    .short('c')
+    .env("USHER_SINGLE_CHILD")
+    .help("signal only the child, not its process group");
+
+pub const REMAP_EXIT: Opt = Opt::new(List, Main)
+    .long("remap-exit")
+    .short('e')
+    .env("USHER_REMAP_EXIT")
+    .value("CODE")
+    .help("report child exit CODE as 0 (repeatable, comma lists)");
+
+pub const HEALTH_ADDR: Opt = Opt::new(One, Main)
+    .long("health-addr")
+    .env("USHER_HEALTH_ADDR")
+    .value("ADDR")
+    .default("0.0.0.0:8558")
+    .help("where /health, /ready, /metrics are served, or off");
+
+pub const READY_WHEN: Opt = Opt::new(One, Main)
+    .long("ready-when")
+    .env("USHER_READY_WHEN")
+    .value("SPEC")
+    .default("started")
+    .help("when /ready turns 200: started, tcp:[HOST:]PORT, http:URL, file:PATH or notify");
+
+pub const LOG_FORMAT: Opt = Opt::new(One, Main)
+    .long("log-format")
+    .env("USHER_LOG_FORMAT")
+    .value("F")
+    .default("auto")
+    .help("json, raw (the child inherits stdio) or auto (json unless stdout is a terminal)");
+
+pub const LOG_FIELD: Opt = Opt::new(Repeated, Main)
+    .long("log-field")
+    .env("USHER_LOG_FIELDS")
+    .value("K=V")
+    .help("a static field in every record (repeatable; the variable is a comma list)");
+
+pub const LOG_MAX_RECORD: Opt = Opt::new(One, Main)
+    .long("log-max-record")
+    .env("USHER_LOG_MAX_RECORD")
+    .value("BYTES")
+    .default("16384")
+    .help("no record is longer; longer lines are split into partial records");
+
+pub const STDERR_LEVEL: Opt = Opt::new(One, Main)
+    .long("stderr-level")
+    .env("USHER_STDERR_LEVEL")
+    .value("LEVEL")
+    .default("error")
+    .help("level of a stderr line that names none");
+
+pub const VERBOSE: Opt = Opt::new(Count, Main)
+    .long("verbose")
+    .short('v')
+    .env("USHER_VERBOSE")
+    .help("more of usher's own events (repeatable)");
+
+pub const HELP: Opt = Opt::new(Action(Action::Help), Main)
+    .long("help")
+    .short('h')
+    .help("this text");
+
+pub const VERSION: Opt = Opt::new(Action(Action::Version), Main)
+    .long("version")
+    .short('V')
+    .help("usher's version");
+
+pub const USER: Opt = Opt::new(One, Privileges).long("user").env("USHER_USER").value("SPEC").help("run the child as name, uid, name:group, uid:gid, name:gid or uid:group (from the image's /etc files)");
+
+pub const CAP_KEEP: Opt = Opt::new(One, Privileges)
+    .long("cap-keep")
+    .env("USHER_CAP_KEEP")
+    .value("CAPS")
+    .help("the child keeps only these capabilities (e.g. NET_BIND_SERVICE), as ambient");
+
+pub const ALLOW_NEW_PRIVS: Opt = Opt::new(Switch, Privileges)
+    .long("allow-new-privs")
+    .env("USHER_ALLOW_NEW_PRIVS")
+    .help("do not set no_new_privs on the child");
+
+pub const ENV_FILE: Opt = Opt::new(List, Privileges)
+    .long("env-file")
+    .env("USHER_ENV_FILE")
+    .value("PATH")
+    .help("load a dotenv file (repeatable; variables already set win)");
+
+pub const SECRET_ENV: Opt = Opt::new(One, Privileges)
+    .long("secret-env")
+    .env("USHER_SECRET_ENV")
+    .value("NAMES")
+    .help("read the file named by NAME_FILE into NAME (comma list, or * for every *_FILE)");
+
+pub const SUBREAPER: Opt = Opt::new(Ignored, Migration)
+    .short('s')
+    .help("tini: become a subreaper (usher always does)");
+
+pub const KILL_GROUP: Opt = Opt::new(Ignored, Migration)
+    .short('g')
+    .help("tini: signal the process group (usher always does)");
+
+pub const PARENT_DEATH_SIGNAL: Opt = Opt::new(One, Migration)
+    .short('p')
+    .value("SIG")
+    .help("tini: the signal usher gets (and forwards) when its parent dies");
+
+pub const WARN_ON_REAP: Opt = Opt::new(Switch, Migration)
+    .short('w')
+    .help("tini: warn when a process other than the child is reaped");
+
+pub const LICENSE: Opt = Opt::new(Action(Action::License), Migration)
+    .long("license")
+    .short('l')
+    .help("tini: print the license");
+
+pub const PROBE_TIMEOUT: Opt = Opt::new(One, Main)
+    .long("timeout")
+    .short('t')
+    .value("DURATION")
+    .default("2s")
+    .help("give up after this long, connecting included");
 /// Every option of `usher [OPTIONS] COMMAND`, in `--help` order.
 pub const ALL: &[&Opt] = &[
     &GRACE,
@@ -366,31 +275,8 @@ pub const ALL: &[&Opt] = &[
     &LICENSE,
 ];
 
-opt!(
-    PROBE_TIMEOUT,
-    Some("timeout"),
-    Some('t'),
-    None,
-    Some("DURATION"),
-    Some("2s"),
-    One,
-    Main,
-    "give up after this long, connecting included"
-);
-opt!(
-    PROBE_HELP,
-    Some("help"),
-    Some('h'),
-    None,
-    None,
-    None,
-    Action(Action::Help),
-    Main,
-    "this text"
-);
-
 /// Every option of `usher probe`.
-pub const PROBE: &[&Opt] = &[&PROBE_TIMEOUT, &PROBE_HELP];
+pub const PROBE: &[&Opt] = &[&PROBE_TIMEOUT, &HELP];
 
 /// The option a flag names, as lexopt hands it over.
 pub fn find(table: &[&'static Opt], arg: &lexopt::Arg) -> Option<&'static Opt> {

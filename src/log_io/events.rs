@@ -24,11 +24,9 @@
 //!
 //! Writing never panics: a closed stderr must not take PID 1 down.
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt::{self, Write as _};
 use std::io::{self, Write as _};
-use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Instant, SystemTime};
@@ -39,7 +37,7 @@ use tracing::{Event, Level, Metadata, Subscriber, span};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
 use crate::log_io::output::{self, Target};
-use crate::logs::{self, LogFormat};
+use crate::logs::{self, EventFields, LogFormat};
 
 /// Set once JSON logs are on: the queue that [`start_writer`] and [`flush`] work on.
 static JSON: OnceLock<Arc<JsonEvents>> = OnceLock::new();
@@ -47,15 +45,6 @@ static JSON: OnceLock<Arc<JsonEvents>> = OnceLock::new();
 /// Events waiting for the writer thread; bounded so that a stalled stderr costs memory only up
 /// to a point.
 const QUEUE_LIMIT: usize = 4096;
-
-/// Keys of the record schema, which an event's fields never take.
-const CORE_KEYS: [&str; 6] = ["time", "level", "stream", "msg", "logger", "partial"];
-
-/// In every record `encode_event` writes, right before `"msg"` (or `"partial"`): the event's
-/// fields go after it.
-const LOGGER_TAG: &[u8] = br#""logger":"usher","#;
-const PARTIAL: &[u8] = br#""partial":true,"#;
-const MSG_KEY: &[u8] = br#""msg":""#;
 
 /// Plain text events: warnings and errors, more with each `-v`.
 pub fn use_raw(verbosity: u8) {
@@ -188,47 +177,19 @@ fn log_level(level: Level) -> logs::Level {
     }
 }
 
-/// An event's fields, as the layer visits them.
+/// An event as the layer visits it: the message, and the other fields (the record's own keys
+/// among them are left out by [`EventFields`]).
 #[derive(Debug, Default)]
 struct Fields {
     msg: String,
-    /// `"key":value,` for each field but the message, in the call's order.
-    json: Vec<u8>,
-    keys: Vec<&'static str>,
-}
-
-impl Fields {
-    /// Starts a member `"key":`, unless the key is the schema's.
-    fn key(&mut self, key: &'static str) -> bool {
-        if CORE_KEYS.contains(&key) {
-            return false;
-        }
-        self.keys.push(key);
-        json_string(key, &mut self.json);
-        self.json.push(b':');
-        true
-    }
-
-    fn string(&mut self, key: &'static str, value: &str) {
-        if self.key(key) {
-            json_string(value, &mut self.json);
-            self.json.push(b',');
-        }
-    }
-
-    /// A number or `true`/`false`: its Display form is its JSON form.
-    fn literal(&mut self, key: &'static str, value: impl fmt::Display) {
-        if self.key(key) {
-            let _ = write!(self.json, "{value},");
-        }
-    }
+    fields: EventFields,
 }
 
 impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
             "message" => self.msg.push_str(value),
-            key => self.string(key, value),
+            key => self.fields.string(key, value),
         }
     }
 
@@ -237,20 +198,20 @@ impl Visit for Fields {
             "message" => {
                 let _ = write!(self.msg, "{value:?}");
             }
-            key => self.string(key, &format!("{value:?}")),
+            key => self.fields.string(key, &format!("{value:?}")),
         }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.literal(field.name(), value);
+        self.fields.literal(field.name(), &value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.literal(field.name(), value);
+        self.fields.literal(field.name(), &value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.literal(field.name(), value);
+        self.fields.literal(field.name(), &value);
     }
 
     /// To the microsecond, written by hand: the default (Debug) would link in core's float
@@ -258,11 +219,11 @@ impl Visit for Fields {
     fn record_f64(&mut self, field: &Field, value: f64) {
         let key = field.name();
         if !value.is_finite() || value.abs() >= 9e18 {
-            return self.literal(key, "null");
+            return self.fields.literal(key, &"null");
         }
         if value.abs() >= 9e12 {
             // Microseconds would overflow; an f64 this large has no useful fraction anyway.
-            return self.literal(key, value as i64);
+            return self.fields.literal(key, &(value as i64));
         }
         let micros = (value * 1e6).round() as i64;
         let sign = if micros < 0 { "-" } else { "" };
@@ -270,129 +231,9 @@ impl Visit for Fields {
             micros.unsigned_abs() / 1_000_000,
             micros.unsigned_abs() % 1_000_000,
         );
-        self.literal(key, format_args!("{sign}{whole}.{fraction:06}"));
+        self.fields
+            .literal(key, &format_args!("{sign}{whole}.{fraction:06}"));
     }
-}
-
-/// Writes `text` as a quoted JSON string, escaped as usher's records escape: `"`, `\` and
-/// control characters (DEL too), with the short forms where JSON has them.
-fn json_string(text: &str, out: &mut Vec<u8>) {
-    out.push(b'"');
-    for &byte in text.as_bytes() {
-        let short = match byte {
-            b'"' | b'\\' => byte,
-            b'\n' => b'n',
-            b'\r' => b'r',
-            b'\t' => b't',
-            0x08 => b'b',
-            0x0c => b'f',
-            0..=0x1f | 0x7f => {
-                let _ = write!(out, "\\u{byte:04x}");
-                continue;
-            }
-            _ => {
-                out.push(byte);
-                continue;
-            }
-        };
-        out.extend_from_slice(&[b'\\', short]);
-    }
-    out.push(b'"');
-}
-
-/// The bytes `c` takes inside a JSON string, as [`json_string`] writes it.
-fn escaped_len(c: char) -> usize {
-    match c {
-        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
-        '\0'..='\u{1f}' | '\u{7f}' => 6,
-        _ => c.len_utf8(),
-    }
-}
-
-/// The longest start of `text` whose escaped form takes at most `room` bytes; at least one
-/// character, so that splitting always progresses.
-fn take(text: &str, room: usize) -> &str {
-    let mut used = 0;
-    for (at, c) in text.char_indices() {
-        used += escaped_len(c);
-        if used > room && at > 0 {
-            return text.get(..at).unwrap_or(text);
-        }
-    }
-    text
-}
-
-/// The end of every record `encode_event` writes (the msg's closing quote, the static fields,
-/// `}` and the newline), read off a record of its own, and where each static field lies in it.
-#[derive(Debug)]
-struct Closing {
-    bytes: Vec<u8>,
-    /// Each static field's key, and where its `,"key":"value"` lies in `bytes`.
-    fields: Vec<(String, Range<usize>)>,
-}
-
-impl Closing {
-    fn of(format: &LogFormat) -> Closing {
-        let mut template = Vec::new();
-        logs::encode_event(format, logs::Level::Info, "", &[b'0'; 27], &mut template);
-        // Should the record not look as expected, the empty closing leaves records as they are
-        // (fields are still added; static ones are then not replaced).
-        let bytes = find(&template, MSG_KEY)
-            .and_then(|at| template.get(at + MSG_KEY.len()..))
-            .unwrap_or_default()
-            .to_vec();
-        let fields = static_fields(&bytes).unwrap_or_default();
-        Closing { bytes, fields }
-    }
-
-    /// The closing without the static fields that `keys` replace.
-    fn without(&self, keys: &[&str]) -> Cow<'_, [u8]> {
-        if !self
-            .fields
-            .iter()
-            .any(|(key, _)| keys.contains(&key.as_str()))
-        {
-            return Cow::Borrowed(&self.bytes);
-        }
-        let mut kept = self.bytes.clone();
-        // From the last: draining a field leaves the ranges before it in place.
-        for (key, range) in self.fields.iter().rev() {
-            if keys.contains(&key.as_str()) {
-                kept.drain(range.clone());
-            }
-        }
-        Cow::Owned(kept)
-    }
-}
-
-/// The static fields in a closing `","k":"v",..}\n`: each key (plain: `valid_field_key`) and
-/// where its `,"k":"v"` lies. None if the closing is not of that form.
-fn static_fields(closing: &[u8]) -> Option<Vec<(String, Range<usize>)>> {
-    let mut fields = Vec::new();
-    let mut at = 1; // past the msg's closing quote
-    while closing.get(at) == Some(&b',') {
-        let start = at;
-        let rest = closing.get(at..)?.strip_prefix(b",\"")?;
-        let key_len = rest.iter().position(|&b| b == b'"')?;
-        let key = std::str::from_utf8(rest.get(..key_len)?).ok()?;
-        let value = rest.get(key_len..)?.strip_prefix(b"\":\"")?;
-        // The value's closing quote: the first one no backslash escapes.
-        let mut end = 0;
-        loop {
-            match value.get(end)? {
-                b'\\' => end += 2,
-                b'"' => break,
-                _ => end += 1,
-            }
-        }
-        at = start + 2 + key_len + 3 + end + 1;
-        fields.push((key.to_string(), start..at));
-    }
-    (closing.get(at..) == Some(b"}\n".as_slice())).then_some(fields)
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Where records go: stderr, under the output lock.
@@ -401,7 +242,6 @@ type Sink = Box<dyn Fn(&[u8]) + Send + Sync>;
 /// The JSON side: how records look, and the queue the writer thread empties.
 struct JsonEvents {
     format: Arc<LogFormat>,
-    closing: Closing,
     queue: Mutex<Queue>,
     /// Signalled when the queue gains a record (for the writer) or empties (for `flush`).
     changed: Condvar,
@@ -431,7 +271,6 @@ enum Writer {
 impl JsonEvents {
     fn new(format: Arc<LogFormat>, sink: Sink) -> JsonEvents {
         JsonEvents {
-            closing: Closing::of(&format),
             format,
             queue: Mutex::new(Queue::default()),
             changed: Condvar::new(),
@@ -440,52 +279,9 @@ impl JsonEvents {
         }
     }
 
-    /// The record(s) of one event: `encode_event`'s, with the event's fields after
-    /// `"logger":"usher",` and the static fields they replace left out. A long message is cut
-    /// into records as a line is, all but the last `"partial":true`. No record may exceed
-    /// --log-max-record, and the fields take room in it: the limit is read off the encoder's own
-    /// output (none of its records exceeds it). A record as long as this event's would be comes
-    /// back whole when the event fits; else its first piece is as long as a record may be.
+    /// The record(s) of one event (see [`logs::encode_event`]).
     fn encode(&self, level: logs::Level, fields: &Fields, time: &[u8; 27], out: &mut Vec<u8>) {
-        let encode = |msg: &str| {
-            let mut record = Vec::with_capacity(160 + msg.len());
-            logs::encode_event(&self.format, level, msg, time, &mut record);
-            record
-        };
-        let mut padded = String::with_capacity(fields.msg.len() + fields.json.len());
-        padded.push_str(&fields.msg);
-        padded.extend(std::iter::repeat_n('x', fields.json.len()));
-        let probe = encode(&padded);
-        let limit = memchr::memchr(b'\n', &probe).map_or(probe.len(), |end| end + 1);
-        let base = encode("").len() + fields.json.len();
-        let whole_room = limit.saturating_sub(base);
-        // Cannot reach zero with usher's fields (a few dozen bytes; the command line keeps at
-        // least 256 bytes of every record for the line), but should it, `take` still progresses.
-        let piece_room = whole_room.saturating_sub(PARTIAL.len());
-        let closing = self.closing.without(&fields.keys);
-        let mut rest = fields.msg.as_str();
-        loop {
-            let fits = rest.chars().map(escaped_len).sum::<usize>() <= whole_room;
-            let piece = if fits { rest } else { take(rest, piece_room) };
-            let last = piece.len() == rest.len();
-            let records = encode(piece);
-            let count = records.split_inclusive(|&b| b == b'\n').count();
-            for (index, record) in records.split_inclusive(|&b| b == b'\n').enumerate() {
-                let partial = !last && index + 1 == count;
-                splice(
-                    record,
-                    &fields.json,
-                    partial,
-                    &self.closing.bytes,
-                    &closing,
-                    out,
-                );
-            }
-            match rest.get(piece.len()..) {
-                Some(after) if !last => rest = after,
-                _ => return,
-            }
-        }
+        logs::encode_event(&self.format, level, &fields.fields, &fields.msg, time, out);
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -569,8 +365,8 @@ impl JsonEvents {
             msg: format!("{dropped} usher events dropped: stderr was not being read"),
             ..Fields::default()
         };
-        fields.string("event", "events_dropped");
-        fields.literal("count", dropped);
+        fields.fields.string("event", "events_dropped");
+        fields.fields.literal("count", &dropped);
         let time = logs::time::rfc3339_micros(SystemTime::now());
         let mut note = Vec::new();
         self.encode(logs::Level::Warn, &fields, &time, &mut note);
@@ -596,35 +392,6 @@ impl JsonEvents {
             };
         }
     }
-}
-
-/// Writes `record` (one of `encode_event`'s, ending in `full`) with `fields` (and the partial
-/// mark) after its `"logger":"usher",` and `closing` in place of `full`. A record not of that
-/// shape is written as it is, rather than lost.
-fn splice(
-    record: &[u8],
-    fields: &[u8],
-    partial: bool,
-    full: &[u8],
-    closing: &[u8],
-    out: &mut Vec<u8>,
-) {
-    let Some(at) = find(record, LOGGER_TAG).map(|at| at + LOGGER_TAG.len()) else {
-        out.extend_from_slice(record);
-        return;
-    };
-    let (head, body) = record.split_at(at);
-    let (body, end) = match body.strip_suffix(full) {
-        Some(body) => (body, closing),
-        None => (body, &[][..]),
-    };
-    out.extend_from_slice(head);
-    out.extend_from_slice(fields);
-    if partial {
-        out.extend_from_slice(PARTIAL);
-    }
-    out.extend_from_slice(body);
-    out.extend_from_slice(end);
 }
 
 /// `info!(child_started, pid = main_pid, "started {name:?}")`: a tracing event at that level
@@ -713,14 +480,15 @@ mod tests {
             msg: "exiting with status 0".into(),
             ..Fields::default()
         };
-        fields.string("event", "usher_exiting");
-        fields.literal("status", 0);
+        fields.fields.string("event", "usher_exiting");
+        fields.fields.literal("status", &0);
         let mut record = Vec::new();
         json.encode(logs::Level::Info, &fields, TIME, &mut record);
         let mut plain = Vec::new();
         logs::encode_event(
             &json.format,
             logs::Level::Info,
+            &EventFields::default(),
             &fields.msg,
             TIME,
             &mut plain,
@@ -741,10 +509,10 @@ mod tests {
             msg: "m".into(),
             ..Fields::default()
         };
-        fields.string("event", "child_started");
-        fields.literal("pid", 9);
-        for core in CORE_KEYS {
-            fields.string(core, "not this");
+        fields.fields.string("event", "child_started");
+        fields.fields.literal("pid", &9);
+        for core in ["time", "level", "stream", "msg", "logger", "partial"] {
+            fields.fields.string(core, "not this");
         }
         let mut out = Vec::new();
         json.encode(logs::Level::Info, &fields, TIME, &mut out);
@@ -779,8 +547,8 @@ mod tests {
                 msg: msg.clone(),
                 ..Fields::default()
             };
-            fields.string("event", "spawn_failed");
-            fields.literal("pid", 123_456);
+            fields.fields.string("event", "spawn_failed");
+            fields.fields.literal("pid", &123_456);
             let mut out = Vec::new();
             json.encode(logs::Level::Error, &fields, TIME, &mut out);
             let text = String::from_utf8(out).unwrap();
@@ -801,20 +569,6 @@ mod tests {
             }
             assert_eq!(joined, msg);
         }
-    }
-
-    #[test]
-    fn static_fields_are_read_off_the_closing() {
-        let closing = br#"","a":"q\"x\\","b.c":""}"#;
-        let mut with_newline = closing.to_vec();
-        with_newline.push(b'\n');
-        let fields = static_fields(&with_newline).unwrap();
-        let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(keys, ["a", "b.c"]);
-        assert_eq!(&with_newline[fields[0].1.clone()], br#","a":"q\"x\\""#);
-        assert_eq!(&with_newline[fields[1].1.clone()], br#","b.c":"""#);
-        assert_eq!(static_fields(b"\"}\n"), Some(Vec::new()));
-        assert_eq!(static_fields(b"\",\"a\":\"open}\n"), None);
     }
 
     #[test]
@@ -904,9 +658,14 @@ mod tests {
         fields.record_f64(&field("c"), f64::NAN);
         fields.record_i64(&field("d"), -3);
         fields.record_str(&field("e"), "tab\there\u{7f}");
-        assert_eq!(
-            String::from_utf8(fields.json).unwrap(),
-            r#""a":1.500000,"b":-0.250000,"c":null,"d":-3,"e":"tab\there\u007f","#
+        let (json, _) = events(16384, &[]);
+        let mut record = Vec::new();
+        json.encode(logs::Level::Info, &fields, TIME, &mut record);
+        let record = String::from_utf8(record).unwrap();
+        let members = r#""a":1.500000,"b":-0.250000,"c":null,"d":-3,"e":"tab\there\u007f","#;
+        assert!(
+            record.contains(&format!(r#""logger":"usher",{members}"msg":"#)),
+            "{record}"
         );
     }
 }

@@ -129,7 +129,7 @@ impl LineEncoder {
         let head = self.buffers.head(time, level);
         let mut done = 0;
         while rest.len() > longest {
-            let taken = format.write_piece(head, rest, out);
+            let taken = format.write_piece(head, format.closing(), rest, out);
             let Some((_, after)) = rest.split_at_checked(taken).filter(|_| taken > 0) else {
                 // Cannot happen (see `write_piece`), but should it, what is left stays in
                 // `pending`, to be written whole with the end of the line.

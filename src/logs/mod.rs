@@ -4,7 +4,7 @@
 //!
 //! One way down: `framing` (a stream's bytes into lines, an over-long line into pieces as it
 //! arrives) uses `record` (the record format; for each line, a text record or JSON
-//! pass-through), which uses `json` (pass-through of lines that are JSON objects) and `escape`
+//! pass-through; usher's own events with their fields), which uses `json` (pass-through of lines that are JSON objects) and `escape`
 //! (JSON string escaping, a leaf); `level` and `time` are leaves.
 //!
 //! This is usher's hottest path, so it works on bytes: newlines are found with memchr, runs of
@@ -23,4 +23,4 @@ pub mod time;
 
 pub use framing::LineEncoder;
 pub use level::Level;
-pub use record::{LogFormat, Stream, encode_event, valid_field_key};
+pub use record::{EventFields, LogFormat, Stream, encode_event, valid_field_key};

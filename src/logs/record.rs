@@ -1,7 +1,10 @@
 //! The record format: the head (`time`, `level`, `stream` or `logger`), the msg, the static
 //! fields (--log-field), the limit on a record's size (--log-max-record) and how a text too
 //! long for one record is cut into `"partial":true` pieces; for each complete line, the choice
-//! between JSON pass-through and a text record; usher's own events.
+//! between JSON pass-through and a text record; usher's own events, with their fields.
+
+use std::borrow::Cow;
+use std::fmt;
 
 use super::escape::{LONGEST_UNIT, escape, escape_limited, escape_valid};
 use super::json;
@@ -48,6 +51,7 @@ pub struct LogFormat {
     /// The most bytes a record takes, its '\n' included.
     max_record: usize,
     /// The end of every text record: `","k":"v",...}` and '\n' (static fields as `,"k":"v"`).
+    /// An event setting a static field's key gets a closing without it (see [`encode_event`]).
     closing: Vec<u8>,
     /// Each static field as (key, `"k":"v"`), for JSON lines that may have some already.
     fields: Vec<(String, Vec<u8>)>,
@@ -65,20 +69,15 @@ impl LogFormat {
         static_fields: Vec<(String, String)>,
         stderr_level: Level,
     ) -> LogFormat {
-        let mut closing = b"\"".to_vec();
         let mut fields = Vec::with_capacity(static_fields.len());
         for (key, value) in static_fields {
             let mut field = Vec::with_capacity(key.len() + value.len() + 6);
-            field.push(b'"');
-            escape_valid(key.as_bytes(), &mut field);
-            field.extend_from_slice(b"\":\"");
-            escape_valid(value.as_bytes(), &mut field);
-            field.push(b'"');
-            closing.push(b',');
-            closing.extend_from_slice(&field);
+            json_string(&key, &mut field);
+            field.push(b':');
+            json_string(&value, &mut field);
             fields.push((key, field));
         }
-        closing.extend_from_slice(END);
+        let closing = render_closing(&fields, &[]);
         // The largest head: a five-letter level, a 20-byte tag (both tags are), partial.
         let head = TIME_KEY.len() + TIMESTAMP_LEN + LEVEL_KEY.len() + 5 + 20 + MSG_KEY.len();
         let largest = head + PARTIAL.len() + closing.len();
@@ -108,22 +107,38 @@ impl LogFormat {
         self.max_record - 1
     }
 
+    /// The end of a text record with every static field: `closing` for [`Self::write_text`]
+    /// and [`Self::write_piece`].
+    pub(super) fn closing(&self) -> &[u8] {
+        &self.closing
+    }
+
+    /// The end of a record whose head already sets `keys`: the static fields of those keys
+    /// are left out.
+    fn closing_without(&self, keys: &[&str]) -> Cow<'_, [u8]> {
+        if self
+            .fields
+            .iter()
+            .any(|(key, _)| keys.contains(&key.as_str()))
+        {
+            Cow::Owned(render_closing(&self.fields, keys))
+        } else {
+            Cow::Borrowed(&self.closing)
+        }
+    }
+
     /// Room for the escaped msg in a text record with a head (see [`render_head`]) of `head`
-    /// bytes, and `"partial":true,` if `partial`.
-    fn room(&self, head: usize, partial: bool) -> usize {
+    /// bytes, a closing of `closing` bytes, and `"partial":true,` if `partial`.
+    fn room(&self, head: usize, closing: usize, partial: bool) -> usize {
         let partial = if partial { PARTIAL.len() } else { 0 };
-        self.max_record
-            .saturating_sub(head + partial + self.closing.len())
+        self.max_record.saturating_sub(head + partial + closing)
     }
 
-    fn close(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.closing);
-    }
-
-    /// One or more text records for `msg`: as many `"partial":true` records as it takes, each
-    /// filled as far as the limit allows, then the last one. Returns how many were partial.
-    fn write_text(&self, head: &[u8], msg: &[u8], out: &mut Vec<u8>) -> usize {
-        let whole = self.room(head.len(), false);
+    /// One or more text records for `msg`, each `head`, the escaped msg and `closing`: as many
+    /// `"partial":true` records as it takes, each filled as far as the limit allows, then the
+    /// last one. Returns how many were partial.
+    fn write_text(&self, head: &[u8], closing: &[u8], msg: &[u8], out: &mut Vec<u8>) -> usize {
+        let whole = self.room(head.len(), closing.len(), false);
         let mut rest = msg;
         let mut partial = 0;
         loop {
@@ -134,25 +149,26 @@ impl LogFormat {
                 if rest.len() <= whole / LONGEST_UNIT {
                     // Fits even if every byte needs escaping: no counting needed.
                     escape(rest, out);
-                    self.close(out);
+                    out.extend_from_slice(closing);
                     return partial;
                 }
                 if escape_limited(rest, whole, out) == rest.len() {
-                    self.close(out);
+                    out.extend_from_slice(closing);
                     return partial;
                 }
                 // Escaping made it too long after all: it becomes pieces.
                 out.truncate(mark);
             }
             out.reserve(self.max_record);
-            let taken = self.write_piece(head, rest, out);
+            let taken = self.write_piece(head, closing, rest, out);
             let Some((_, after)) = rest.split_at_checked(taken).filter(|_| taken > 0) else {
-                // Cannot happen (every record has room for the longest unit), but should it,
-                // the line is written whole rather than lost or looped on.
+                // Cannot happen with a line's head (every record has room for the longest unit),
+                // nor with an event's and the fields usher sets; but should it, the text is
+                // written whole rather than lost or looped on.
                 out.truncate(mark);
                 out.extend_from_slice(head);
                 escape(rest, out);
-                self.close(out);
+                out.extend_from_slice(closing);
                 return partial;
             };
             partial += 1;
@@ -164,7 +180,13 @@ impl LogFormat {
     /// character or an escape. Returns how many bytes of `msg` it holds: more than 0, as every
     /// record has room for the longest unit and every head ends with the msg key. Should either
     /// ever fail, it writes nothing and returns 0: the caller keeps the bytes.
-    pub(super) fn write_piece(&self, head: &[u8], msg: &[u8], out: &mut Vec<u8>) -> usize {
+    pub(super) fn write_piece(
+        &self,
+        head: &[u8],
+        closing: &[u8],
+        msg: &[u8],
+        out: &mut Vec<u8>,
+    ) -> usize {
         // `"partial":true,` goes before the msg key.
         let Some(start) = head.strip_suffix(MSG_KEY) else {
             return 0;
@@ -173,12 +195,13 @@ impl LogFormat {
         out.extend_from_slice(start);
         out.extend_from_slice(PARTIAL);
         out.extend_from_slice(MSG_KEY);
-        let taken = escape_limited(msg, self.room(head.len(), true), out);
+        let room = self.room(head.len(), closing.len(), true);
+        let taken = escape_limited(msg, room, out);
         if taken == 0 {
             out.truncate(mark);
             return 0;
         }
-        self.close(out);
+        out.extend_from_slice(closing);
         taken
     }
 
@@ -212,18 +235,34 @@ impl LogFormat {
                 level::sniff(line).unwrap_or(self.default_level(stream))
             }
         };
-        self.write_text(buffers.head(time, level), line, out)
+        self.write_text(buffers.head(time, level), &self.closing, line, out)
     }
 }
 
-/// The start of a text record, up to and with `"msg":"`.
-fn render_head(time: &[u8; 27], level: Level, tag: &[u8], out: &mut Vec<u8>) {
+/// The start of a text record, up to and with `"msg":"`: `members` (`"k":v,` each) go
+/// between the tag and the msg.
+fn render_head(time: &[u8; 27], level: Level, tag: &[u8], members: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(TIME_KEY);
     out.extend_from_slice(time);
     out.extend_from_slice(LEVEL_KEY);
     out.extend_from_slice(level.as_str().as_bytes());
     out.extend_from_slice(tag);
+    out.extend_from_slice(members);
     out.extend_from_slice(MSG_KEY);
+}
+
+/// The end of a text record: the msg's closing quote, each static field (`"k":"v"`) but those
+/// keyed in `skip` after a comma, `}` and '\n'.
+fn render_closing(fields: &[(String, Vec<u8>)], skip: &[&str]) -> Vec<u8> {
+    let mut closing = b"\"".to_vec();
+    for (key, field) in fields {
+        if !skip.contains(&key.as_str()) {
+            closing.push(b',');
+            closing.extend_from_slice(field);
+        }
+    }
+    closing.extend_from_slice(END);
+    closing
 }
 
 /// What one stream's encoder keeps from line to line so as not to build it again.
@@ -263,25 +302,76 @@ impl Buffers {
             Level::Fatal => fatal,
         };
         if head.is_empty() {
-            render_head(time, level, self.tag, head);
+            render_head(time, level, self.tag, &[], head);
         }
         head
     }
 }
 
+/// An event's structured fields, as [`encode_event`] writes them: JSON members in the order
+/// they were added. The record's own keys (time, level, stream, msg, partial, logger) are
+/// never taken: a field with one of them is left out.
+#[derive(Debug, Default)]
+pub struct EventFields {
+    /// `"key":value,` for each field.
+    members: Vec<u8>,
+    keys: Vec<&'static str>,
+}
+
+impl EventFields {
+    /// A field whose value is a JSON string: `value` escaped as a line's text is.
+    pub fn string(&mut self, key: &'static str, value: &str) {
+        if self.key(key) {
+            json_string(value, &mut self.members);
+            self.members.push(b',');
+        }
+    }
+
+    /// A field whose value is written as its Display form, which must be JSON: a number,
+    /// `true`, `false` or `null`.
+    pub fn literal(&mut self, key: &'static str, value: &dyn fmt::Display) {
+        if self.key(key) {
+            self.members.extend_from_slice(value.to_string().as_bytes());
+            self.members.push(b',');
+        }
+    }
+
+    /// Starts a member `"key":`, unless the key is the record's own.
+    fn key(&mut self, key: &'static str) -> bool {
+        if RESERVED_KEYS.contains(&key) {
+            return false;
+        }
+        self.keys.push(key);
+        json_string(key, &mut self.members);
+        self.members.push(b':');
+        true
+    }
+}
+
 /// usher's own event as a record for stderr:
-/// `{"time":..,"level":..,"logger":"usher","msg":..,<static fields>}`, split like a line
-/// should it be longer than max_record.
+/// `{"time":..,"level":..,"logger":"usher",<fields>,"msg":..,<static fields>}`. A field wins
+/// over a static field of the same key, which that record then leaves out (as a child's JSON
+/// line's own keys do). Split like a line should it be longer than max_record: every piece
+/// has the fields, and is filled as far as they leave room.
 pub fn encode_event(
     format: &LogFormat,
     level: Level,
+    fields: &EventFields,
     msg: &str,
     time: &[u8; 27],
     out: &mut Vec<u8>,
 ) {
-    let mut head = Vec::with_capacity(96);
-    render_head(time, level, USHER_TAG, &mut head);
-    let _partial = format.write_text(&head, msg.as_bytes(), out);
+    let mut head = Vec::with_capacity(96 + fields.members.len());
+    render_head(time, level, USHER_TAG, &fields.members, &mut head);
+    let closing = format.closing_without(&fields.keys);
+    let _partial = format.write_text(&head, &closing, msg.as_bytes(), out);
+}
+
+/// Writes `text` as a quoted JSON string, escaped as a line's text is (see `escape`).
+fn json_string(text: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    escape_valid(text.as_bytes(), out);
+    out.push(b'"');
 }
 
 /// Keys for --log-field: `[A-Za-z_][A-Za-z0-9_.-]*` and not one usher writes itself (time,
@@ -370,15 +460,17 @@ mod tests {
     #[test]
     fn event_records() {
         let format = format(16384, &[("service", "api")], Level::Error);
+        let none = EventFields::default();
         let mut out = Vec::new();
         encode_event(
             &format,
             Level::Warn,
+            &none,
             "child \"app\" exited\n",
             TIME,
             &mut out,
         );
-        encode_event(&format, Level::Info, "", LATER, &mut out);
+        encode_event(&format, Level::Info, &none, "", LATER, &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "{\"time\":\"2026-11-26T14:34:17.123456Z\",\"level\":\"warn\",\"logger\":\"usher\",\
@@ -393,7 +485,8 @@ mod tests {
         let format = format(1024, &[], Level::Error);
         let text = "ab\"c🦀".repeat(1000);
         let mut out = Vec::new();
-        encode_event(&format, Level::Error, &text, TIME, &mut out);
+        let none = EventFields::default();
+        encode_event(&format, Level::Error, &none, &text, TIME, &mut out);
         let out = String::from_utf8(out).unwrap();
         let records = objects(&out);
         assert!(records.len() > 5);
@@ -403,6 +496,82 @@ mod tests {
             assert_eq!(records[n]["logger"], "usher");
         }
         assert_eq!(records.iter().map(msg).collect::<String>(), text);
+    }
+
+    #[test]
+    fn event_fields_go_before_msg_and_win_over_static_fields() {
+        let format = format(
+            16384,
+            &[("service", "api"), ("pid", "a\"b"), ("zone", "x\\y")],
+            Level::Error,
+        );
+        let mut fields = EventFields::default();
+        fields.string("event", "child_exited");
+        fields.literal("pid", &42);
+        fields.literal("clean", &false);
+        fields.string("why", "a \"tab\"\there\u{7f}");
+        // The record's own keys are never taken.
+        for key in RESERVED_KEYS {
+            fields.string(key, "not this");
+            fields.literal(key, &1);
+        }
+        let mut out = Vec::new();
+        encode_event(&format, Level::Info, &fields, "done", TIME, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"time\":\"2026-11-26T14:34:17.123456Z\",\"level\":\"info\",\"logger\":\"usher\",\
+             \"event\":\"child_exited\",\"pid\":42,\"clean\":false,\
+             \"why\":\"a \\\"tab\\\"\\there\\u007f\",\"msg\":\"done\",\
+             \"service\":\"api\",\"zone\":\"x\\\\y\"}\n"
+        );
+    }
+
+    #[test]
+    fn long_events_are_split_with_their_fields_on_every_piece() {
+        for max in [1024, 1500, 4096] {
+            // The event's pid replaces the static one: the room left is the record's own.
+            let format = format(max, &[("service", "api"), ("pid", "static")], Level::Error);
+            let mut fields = EventFields::default();
+            fields.string("event", "spawn_failed");
+            fields.literal("pid", &123_456);
+            let text = "ab\"c\u{1}é🦀".repeat(1000);
+            let mut out = Vec::new();
+            encode_event(&format, Level::Error, &fields, &text, TIME, &mut out);
+            let out = String::from_utf8(out).unwrap();
+            let (rebuilt, records) = rebuild(&out, max);
+            assert_eq!(rebuilt, text);
+            assert!(records.len() > 1);
+            for record in &records {
+                assert_eq!(record["logger"], "usher");
+                assert_eq!(record["event"], "spawn_failed");
+                assert_eq!(record["pid"], 123_456);
+                assert_eq!(record["service"], "api");
+            }
+            assert!(!out.contains("static"));
+            // Filled to the limit, but for a character or an escape that would not fit.
+            let lengths: Vec<usize> = out.lines().map(|l| l.len() + 1).collect();
+            assert!(
+                lengths[..lengths.len() - 1]
+                    .iter()
+                    .all(|&len| len + 6 > max),
+                "{lengths:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn event_fields_leaving_no_room_get_their_text_whole() {
+        // Cannot happen with usher's fields; should it, nothing is lost and nothing loops.
+        let format = format(1024, &[], Level::Error);
+        let value = "v".repeat(2000);
+        let mut fields = EventFields::default();
+        fields.string("big", &value);
+        let mut out = Vec::new();
+        encode_event(&format, Level::Warn, &fields, "msg text", TIME, &mut out);
+        let records = objects(std::str::from_utf8(&out).unwrap());
+        assert_eq!(records.len(), 1);
+        assert_eq!(msg(&records[0]), "msg text");
+        assert_eq!(records[0]["big"], value.as_str());
     }
 
     #[test]

@@ -217,10 +217,9 @@ impl Run {
                     "processes still unreaped after SIGKILL: exiting anyway"
                 )
             }
-            Action::Exit(code) => {
-                info!(usher_exiting, status = code, "exiting with status {code}");
-                return Some(code);
-            }
+            // `usher_exiting` is said by startup once the child's output is drained: it is
+            // the last record.
+            Action::Exit(code) => return Some(code),
         }
         None
     }
