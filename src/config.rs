@@ -47,6 +47,9 @@ pub struct Config {
     pub secret_env: Option<SecretNames>,
     /// How the user wrote the options checked when the child is prepared, for its errors.
     pub given_as: GivenAs,
+    /// `USHER_*` variables in usher's environment that it does not know (main fills this from
+    /// the process environment): each is a warning once usher's event output is set up.
+    pub unknown_variables: Vec<String>,
 }
 
 /// The flag or variable that set each option read when the child is prepared (`--user` or

@@ -26,7 +26,10 @@ fn main() -> ExitCode {
     // end at once on SIGTERM like any command.
     let args = std::env::args_os().skip(1).collect();
     match cli::parse(args, &|name| std::env::var_os(name)) {
-        Ok(Invocation::Run(config)) => ExitCode::from(startup::run(*config)),
+        Ok(Invocation::Run(mut config)) => {
+            config.unknown_variables = cli::unknown_variables(std::env::vars_os().map(|(k, _)| k));
+            ExitCode::from(startup::run(*config))
+        }
         Ok(Invocation::Probe(probe)) => ExitCode::from(probe::main(&probe)),
         Ok(Invocation::Help(text)) => print(&text),
         Ok(Invocation::Version) => print(VERSION),

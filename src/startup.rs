@@ -69,6 +69,13 @@ pub fn run(mut config: Config) -> u8 {
         Some(format) => events::use_json(config.verbosity, Arc::clone(format)),
         None => events::use_raw(config.verbosity),
     }
+    for name in &config.unknown_variables {
+        warn!(
+            unknown_variable,
+            name = name.as_str(),
+            "unknown variable {name} (ignored)"
+        );
+    }
     if let Some(addr) = listener.as_ref().and_then(|l| l.local_addr().ok()) {
         info!(health_listening, addr = %addr, "health server listening on {addr}");
     }

@@ -1,12 +1,15 @@
 //! The command line and `USHER_*` environment -> an [`Invocation`] (a validated [`Config`]).
 //!
 //! Every error is found here, before anything is started, and is one line naming the flag or
-//! variable the user wrote. A flag always wins over its variable. Only `main` imports this
-//! module.
+//! variable the user wrote. A flag always wins over its variable, and a `USHER_*` variable over
+//! tini's and dumb-init's (`migration`). Only `main` imports this module.
 
 mod help;
+mod migration;
 mod options;
 mod values;
+
+pub use migration::unknown_variables;
 
 use std::ffi::{OsStr, OsString};
 use std::net::{IpAddr, Ipv4Addr};
@@ -130,19 +133,25 @@ impl Settings<'_> {
 
     /// A switch: given as a flag, on; as a variable, a boolean.
     fn take_switch(&mut self, opt: &'static Opt) -> Result<bool, UsageError> {
+        Ok(self.take_switch_given(opt)?.unwrap_or(false))
+    }
+
+    /// `take_switch`, None when neither the flag nor the variable is given.
+    fn take_switch_given(&mut self, opt: &'static Opt) -> Result<Option<bool>, UsageError> {
         match self.take_one(opt)? {
-            Some(raw) if raw.from_env => raw.parse(values::boolean),
-            Some(_) => Ok(true),
-            None => Ok(false),
+            Some(raw) if raw.from_env => raw.parse(values::boolean).map(Some),
+            Some(_) => Ok(Some(true)),
+            None => Ok(None),
         }
     }
 
-    /// A count: the flag's uses, else the variable as a number.
-    fn take_count(&mut self, opt: &'static Opt) -> Result<u8, UsageError> {
+    /// A count: the flag's uses, else the variable as a number; None when neither is given.
+    fn take_count_given(&mut self, opt: &'static Opt) -> Result<Option<u8>, UsageError> {
         let given = self.take(opt)?;
         match given.first() {
-            Some(raw) if raw.from_env => raw.parse(values::verbosity),
-            _ => Ok(u8::try_from(given.len()).unwrap_or(u8::MAX)),
+            Some(raw) if raw.from_env => raw.parse(values::verbosity).map(Some),
+            Some(_) => Ok(Some(u8::try_from(given.len()).unwrap_or(u8::MAX))),
+            None => Ok(None),
         }
     }
 
@@ -295,12 +304,18 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
     for raw in settings.take(&REWRITE)? {
         raw.parse(|rule| rewrites.add_rule(rule))?;
     }
-    let single_child = settings.take_switch(&SINGLE_CHILD)?;
+    let single_child = match settings.take_switch_given(&SINGLE_CHILD)? {
+        Some(single_child) => single_child,
+        None => migration::dumb_init_single_child(settings.env)?.unwrap_or(false),
+    };
     let mut remap = Vec::new();
     for raw in settings.take(&REMAP_EXIT)? {
         remap.push(raw.parse(values::exit_code)?);
     }
-    let verbosity = settings.take_count(&VERBOSE)?;
+    let verbosity = match settings.take_count_given(&VERBOSE)? {
+        Some(verbosity) => verbosity,
+        None => migration::tini_verbosity(settings.env)?.unwrap_or(0),
+    };
     let parent_death_signal = settings.take_parsed(&PARENT_DEATH_SIGNAL, Signo::parse)?;
     let warn_on_reap = settings.take_switch(&WARN_ON_REAP)?;
     let health_addr = settings
@@ -379,6 +394,7 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
         env_files,
         secret_env,
         given_as,
+        unknown_variables: Vec::new(),
     })))
 }
 
@@ -662,6 +678,34 @@ mod tests {
             .unwrap_err()
             .0;
         assert!(err.starts_with("USHER_ALLOW_NEW_PRIVS:"), "{err}");
+    }
+
+    #[test]
+    fn tini_and_dumb_init_variables_yield_to_flags_and_usher_variables() {
+        let verbosity = |args: &[&str], env: &[(&str, &str)]| run_env(args, env).unwrap().verbosity;
+        assert_eq!(verbosity(&["x"], &[("TINI_VERBOSITY", "3")]), 2);
+        assert_eq!(verbosity(&["x"], &[("TINI_VERBOSITY", "1")]), 0);
+        assert_eq!(verbosity(&["-v", "x"], &[("TINI_VERBOSITY", "3")]), 1);
+        let env = [("TINI_VERBOSITY", "3"), ("USHER_VERBOSE", "0")];
+        assert_eq!(verbosity(&["x"], &env), 0);
+        // A variable that a flag or USHER_* overrides is not read, as USHER_* under a flag.
+        assert_eq!(verbosity(&["-v", "x"], &[("TINI_VERBOSITY", "x")]), 1);
+        let single = |args: &[&str], env: &[(&str, &str)]| run_env(args, env).unwrap().single_child;
+        assert!(single(&["x"], &[("DUMB_INIT_SETSID", "0")]));
+        assert!(!single(&["x"], &[("DUMB_INIT_SETSID", "1")]));
+        let env = [("DUMB_INIT_SETSID", "0"), ("USHER_SINGLE_CHILD", "false")];
+        assert!(!single(&["x"], &env));
+        assert!(single(&["-c", "x"], &[("DUMB_INIT_SETSID", "1")]));
+        // tini's subreaper and group variables are accepted, whatever their value, and change
+        // nothing: usher's default is already the group.
+        let env = [("TINI_SUBREAPER", ""), ("TINI_KILL_PROCESS_GROUP", "0")];
+        let config = run_env(&["x"], &env).unwrap();
+        assert!(!config.single_child);
+        assert_eq!(config.verbosity, 0);
+        for (name, value) in [("TINI_VERBOSITY", "loud"), ("DUMB_INIT_SETSID", "no way")] {
+            let err = run_env(&["x"], &[(name, value)]).unwrap_err().0;
+            assert!(err.starts_with(&format!("{name}:")), "{err}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::health::Health;
 use crate::log_io::events::{debug, error, info, warn};
 use crate::supervise::process_table;
-use crate::supervise::reaper;
+use crate::supervise::reaper::{self, ReapSummary};
 use crate::supervise::signals::Signo;
 use crate::supervise::state::{Action, Event, Left, Policy, Scope, Supervisor};
 use crate::sys::{self, SignalInbox};
@@ -25,6 +25,7 @@ pub struct Run {
     is_pid1: bool,
     warn_on_reap: bool,
     health: Arc<Health>,
+    reaped: ReapSummary,
 }
 
 impl Run {
@@ -35,12 +36,17 @@ impl Run {
             is_pid1: std::process::id() == 1,
             warn_on_reap,
             health,
+            reaped: ReapSummary::default(),
         }
     }
 
     /// Supervises until it is time to exit, and returns usher's exit status.
     pub fn until_exit(mut self, inbox: &SignalInbox) -> u8 {
-        match self.event_loop(inbox) {
+        let result = self.event_loop(inbox);
+        if let Some(count) = self.reaped.rest() {
+            reaper::say_reaped(count);
+        }
+        match result {
             Ok(code) => code,
             Err(e) => {
                 // Without its signal inbox usher can neither forward nor reap: end everything
@@ -58,10 +64,12 @@ impl Run {
     fn event_loop(&mut self, inbox: &SignalInbox) -> io::Result<u8> {
         let my_pid = std::process::id();
         loop {
-            let timeout = self
-                .supervisor
-                .deadline()
-                .map(|d| d.saturating_duration_since(Instant::now()));
+            // The reaping summary's deadline is the loop's own, beside the state machine's.
+            let deadline = [self.supervisor.deadline(), self.reaped.deadline()]
+                .into_iter()
+                .flatten()
+                .min();
+            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             inbox.wait(timeout)?;
             // Signals are carried out before reaping: a forward to the main child's pid must
             // happen while that pid is still its own (a zombie at worst), never after.
@@ -91,6 +99,9 @@ impl Run {
             let round = reaper::reap_all(self.main_pid, self.warn_on_reap)?;
             if round.others > 0 {
                 self.health.reaped(round.others);
+            }
+            if let Some(count) = self.reaped.reaped(round.others, Instant::now()) {
+                reaper::say_reaped(count);
             }
             if let Some(exit) = round.main_exit {
                 self.health.child_exited(exit.code());
