@@ -39,6 +39,11 @@ fn bad_flags_exit_2_naming_the_flag_before_anything_starts() {
         (&["--remap-exit", "300"], "--remap-exit"),
         (&["-p", "BOGUS"], "-p"),
         (&["--log-format", "xml"], "--log-format"),
+        (&["--stop-signal", "KILL"], "--stop-signal"),
+        (&["--stop-signal", "STOP"], "--stop-signal"),
+        (&["--stop-signal", "TERM,NOSUCH"], "--stop-signal"),
+        (&["--stop-signal", ""], "--stop-signal"),
+        (&["--stop-signal", ","], "--stop-signal"),
         (&["--user", "app"], "--user"),
         (&["--health-addr", "localhost:80"], "--health-addr"),
         (&["--ready-when", "grpc:80"], "--ready-when"),
@@ -67,6 +72,9 @@ fn bad_environment_exits_2_naming_the_variable() {
         ("USHER_REMAP_EXIT", "1,x"),
         ("USHER_READY_WHEN", "file:"),
         ("USHER_HEALTH_ADDR", "8558"),
+        ("USHER_STOP_SIGNAL", "SIGKILL"),
+        ("USHER_STOP_SIGNAL", ""),
+        ("USHER_WAIT_ALL", "maybe"),
     ] {
         let stderr = rejected(&[], &[(var, value)]);
         assert!(stderr.contains(var), "{var}: {stderr}");
@@ -96,7 +104,11 @@ fn help_and_version() {
         "--rewrite",
         "--single-child",
         "--remap-exit",
+        "--stop-signal",
+        "--wait-all",
         "USHER_GRACE",
+        "USHER_STOP_SIGNAL",
+        "USHER_WAIT_ALL",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }

@@ -19,7 +19,10 @@ use lexopt::prelude::*;
 
 use crate::child::environment::SecretNames;
 use crate::child::privileges::CapSet;
-use crate::config::{Config, DEFAULT_HEALTH_ADDR, ExitRemap, GivenAs, LogMode, ReadySource};
+use crate::config::{
+    Config, DEFAULT_GRACE, DEFAULT_HEALTH_ADDR, ExitRemap, GivenAs, LogMode, ReadySource,
+    StopSignals,
+};
 use crate::http_check;
 use crate::logs::Level;
 use crate::probe::Probe;
@@ -296,10 +299,13 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
     use options::*;
     let grace = settings
         .take_parsed(&GRACE, values::duration)?
-        .unwrap_or(Duration::from_secs(10));
+        .unwrap_or(DEFAULT_GRACE);
     let drain = settings
         .take_parsed(&DRAIN, values::duration)?
         .unwrap_or(Duration::ZERO);
+    let stop_signals = settings
+        .take_parsed(&STOP_SIGNAL, StopSignals::parse)?
+        .unwrap_or_default();
     let mut rewrites = Rewrites::default();
     for raw in settings.take(&REWRITE)? {
         raw.parse(|rule| rewrites.add_rule(rule))?;
@@ -308,6 +314,7 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
         Some(single_child) => single_child,
         None => migration::dumb_init_single_child(settings.env)?.unwrap_or(false),
     };
+    let wait_all = settings.take_switch(&WAIT_ALL)?;
     let mut remap = Vec::new();
     for raw in settings.take(&REMAP_EXIT)? {
         remap.push(raw.parse(values::exit_code)?);
@@ -376,9 +383,11 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
         command,
         grace,
         drain,
+        stop_signals,
         rewrites,
         single_child,
         remap_exit: ExitRemap::new(remap),
+        wait_all,
         parent_death_signal,
         verbosity,
         warn_on_reap,
@@ -438,9 +447,11 @@ mod tests {
     #[test]
     fn defaults() {
         let config = run(&["true"]).unwrap();
-        assert_eq!(config.grace, Duration::from_secs(10));
+        assert_eq!(config.grace, Duration::from_secs(8));
         assert_eq!(config.drain, Duration::ZERO);
+        assert_eq!(config.stop_signals, StopSignals::default());
         assert!(!config.single_child);
+        assert!(!config.wait_all);
         assert_eq!(config.rewrites, Rewrites::default());
         assert_eq!(config.verbosity, 0);
     }
@@ -473,6 +484,63 @@ mod tests {
             .unwrap_err()
             .0;
         assert!(err.starts_with("USHER_SINGLE_CHILD:"), "{err}");
+    }
+
+    /// Docker's default stop timeout is 10 s: the default grace, and the bounded exit after its
+    /// SIGKILL, end a TERM-ignoring app before Docker's own SIGKILL, with room to spare.
+    #[test]
+    fn the_default_grace_fits_docker_s_stop_timeout() {
+        let docker_stop_timeout = Duration::from_secs(10);
+        let shown = options::GRACE.default.unwrap();
+        assert_eq!(
+            values::duration(shown),
+            Ok(DEFAULT_GRACE),
+            "--help shows {shown}"
+        );
+        let worst = DEFAULT_GRACE + crate::supervise::state::EXIT_AFTER_KILL;
+        assert!(
+            worst + Duration::from_millis(500) <= docker_stop_timeout,
+            "{worst:?}"
+        );
+        let shown = options::STOP_SIGNAL.default.unwrap();
+        assert_eq!(StopSignals::parse(shown), Ok(StopSignals::default()));
+    }
+
+    #[test]
+    fn stop_signal_and_wait_all() {
+        let quit = Signo::parse("QUIT").unwrap();
+        let config = run(&["--stop-signal", "QUIT", "--wait-all", "x"]).unwrap();
+        assert!(config.stop_signals.contains(quit));
+        assert!(!config.stop_signals.contains(Signo::TERM));
+        assert!(config.wait_all);
+        let env = [
+            ("USHER_STOP_SIGNAL", "SIGQUIT, TERM"),
+            ("USHER_WAIT_ALL", "yes"),
+        ];
+        let config = run_env(&["x"], &env).unwrap();
+        assert!(config.stop_signals.contains(quit) && config.stop_signals.contains(Signo::TERM));
+        assert!(config.wait_all);
+        // The flag wins over the variable.
+        let config = run_env(&["--stop-signal", "HUP", "x"], &env).unwrap();
+        assert_eq!(config.stop_signals, StopSignals::parse("HUP").unwrap());
+        let config = run_env(&["x"], &[("USHER_WAIT_ALL", "0")]).unwrap();
+        assert!(!config.wait_all);
+        for (args, env, culprit) in [
+            (
+                &["--stop-signal", "KILL", "x"][..],
+                &[][..],
+                "--stop-signal:",
+            ),
+            (&["--stop-signal", "TERM,STOP", "x"], &[], "--stop-signal:"),
+            (&["--stop-signal", "", "x"], &[], "--stop-signal:"),
+            (&["--stop-signal", "NOPE", "x"], &[], "--stop-signal:"),
+            (&["x"], &[("USHER_STOP_SIGNAL", "")], "USHER_STOP_SIGNAL:"),
+            (&["x"], &[("USHER_STOP_SIGNAL", "9")], "USHER_STOP_SIGNAL:"),
+            (&["x"], &[("USHER_WAIT_ALL", "maybe")], "USHER_WAIT_ALL:"),
+        ] {
+            let err = run_env(args, env).unwrap_err().0;
+            assert!(err.starts_with(culprit), "{args:?} {env:?}: {err}");
+        }
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct ReapRound {
     pub main_exit: Option<ChildExit>,
     /// Other processes (orphans, grandchildren) reaped in this round.
     pub others: u32,
+    /// The last process reaped in this round, the main child or another (`--wait-all` exits
+    /// with the status of the last process reaped).
+    pub last: Option<ChildExit>,
     /// Whether any child is still alive (or not yet reaped) after the round.
     pub children_left: bool,
 }
@@ -35,6 +38,7 @@ pub fn reap_all(main_pid: i32, warn_on_orphan: bool) -> io::Result<ReapRound> {
         match sys::reap_one()? {
             Reaped::Child { pid, status } => {
                 let exit = exit_from_wait_status(status);
+                round.last = Some(exit);
                 if pid == main_pid {
                     round.main_exit = Some(exit);
                 } else {
