@@ -25,6 +25,8 @@ pub struct Run {
     is_pid1: bool,
     warn_on_reap: bool,
     health: Arc<Health>,
+    /// usher's terminal while the main child is its foreground group.
+    terminal: Option<sys::Terminal>,
 }
 
 impl Run {
@@ -35,7 +37,14 @@ impl Run {
             is_pid1: std::process::id() == 1,
             warn_on_reap,
             health,
+            terminal: None,
         }
+    }
+
+    /// The terminal handed to the main child, to take back when it exits.
+    pub fn with_terminal(mut self, terminal: Option<sys::Terminal>) -> Run {
+        self.terminal = terminal;
+        self
     }
 
     /// Supervises until it is time to exit, and returns usher's exit status.
@@ -102,6 +111,9 @@ impl Run {
                     self.main_pid,
                     exit.code()
                 );
+                if let Some(terminal) = self.terminal.take() {
+                    take_back(&terminal);
+                }
             }
             if round.main_exit.is_some() || round.others > 0 || !round.children_left {
                 let event = Event::Reaped {
@@ -245,5 +257,23 @@ impl Run {
                 ),
             }
         }
+    }
+}
+
+/// Makes usher's group the terminal's foreground again, the main child being gone: the
+/// terminal goes back to whoever handed it to usher as it was (a shell above takes it back
+/// from there), and Ctrl-C no longer goes to what is left of the child's group.
+pub fn take_back(terminal: &sys::Terminal) {
+    let fd = terminal.found_on;
+    match terminal.take_back() {
+        Ok(()) => debug!(
+            terminal_taken_back,
+            fd, "usher's process group is the foreground of the terminal on fd {fd} again"
+        ),
+        // A terminal hung up (its other side closed) answers ENOTTY or EIO: nothing to take.
+        Err(e) => debug!(
+            terminal_not_taken_back,
+            fd, "cannot take back the terminal on fd {fd}: {e}"
+        ),
     }
 }
