@@ -5,12 +5,14 @@
 //! 1. take over signals (every signal queued from here on is forwarded once the child exists);
 //! 2. read the image's /etc files, env files and secrets, plan privileges (`child::prepare`);
 //! 3. bind the health server's address;
-//! 4. become a subreaper when not PID 1, create the notify socket, spawn the child;
+//! 4. become a subreaper when not PID 1, create the notify socket, spawn the child (the
+//!    foreground of usher's terminal when it has one: design.md, "Terminals");
 //! 5. drop usher's own root;
 //! 6. start threads (event writer, log relays, health server, readiness watcher): only after the
 //!    drop, since capabilities are per thread;
 //! 7. set the parent-death signal (after the drop: a credential change clears it);
-//! 8. the event loop, then drain the child's output.
+//! 8. the event loop (which takes the terminal back when the main child exits), then drain the
+//!    child's output.
 
 use std::error::Error;
 use std::net::TcpListener;
@@ -24,7 +26,7 @@ use crate::health::{self, Health};
 use crate::log_io::events::{self, error, info, warn};
 use crate::log_io::relay;
 use crate::logs::{LogFormat, Stream};
-use crate::supervise::event_loop::Run;
+use crate::supervise::event_loop::{self, Run};
 use crate::supervise::signals::Signo;
 use crate::supervise::state::Policy;
 use crate::sys::{self, SignalInbox};
@@ -154,6 +156,7 @@ fn supervise(
         }
     };
     let main_pid = started.pid;
+    let terminal = started.terminal;
     health.child_started(main_pid);
     info!(
         child_started,
@@ -161,6 +164,9 @@ fn supervise(
         "started {:?} as pid {main_pid}",
         child.argv.first().cloned().unwrap_or_default()
     );
+    if let Some(terminal) = &terminal {
+        child::say_terminal_handed(terminal, main_pid);
+    }
     // The child's environment holds its secrets: usher keeps no copy.
     let ChildSpec { privileges, .. } = child;
     // Root is needed no longer: neither the HTTP server nor the log relays may have it.
@@ -181,7 +187,7 @@ fn supervise(
                     "failed to drop usher's own privileges to uid {}: {e}",
                     user.uid
                 );
-                return abandon_child(main_pid).into();
+                return abandon_child(main_pid, terminal.as_ref()).into();
             }
         }
     }
@@ -202,7 +208,7 @@ fn supervise(
             Ok(started) => relays = Some(started),
             Err(e) => {
                 error!(log_relays_failed, "failed to start the log relays: {e}");
-                return abandon_child(main_pid).into();
+                return abandon_child(main_pid, terminal.as_ref()).into();
             }
         }
     }
@@ -213,14 +219,14 @@ fn supervise(
             health_server_failed,
             "failed to start the health server: {e}"
         );
-        return abandon_child(main_pid).into();
+        return abandon_child(main_pid, terminal.as_ref()).into();
     }
     if let Err(e) = readiness::start(config.ready_when.clone(), notify, Arc::clone(&health)) {
         error!(
             readiness_watch_failed,
             "failed to start watching readiness: {e}"
         );
-        return abandon_child(main_pid).into();
+        return abandon_child(main_pid, terminal.as_ref()).into();
     }
     // After the drop: the kernel clears the parent-death signal when credentials change.
     if let Some(signal) = config.parent_death_signal {
@@ -230,7 +236,7 @@ fn supervise(
                 signal = %signal,
                 "failed to set the parent-death signal {signal}: {e}"
             );
-            return abandon_child(main_pid).into();
+            return abandon_child(main_pid, terminal.as_ref()).into();
         }
         // The parent may have died before the kernel was told: then send it ourselves.
         if sys::parent_pid() != parent {
@@ -247,7 +253,9 @@ fn supervise(
         remap_exit: config.remap_exit,
         wait_all: config.wait_all,
     };
-    let ending = Run::new(policy, main_pid, config.warn_on_reap, health).until_exit(inbox);
+    let ending = Run::new(policy, main_pid, config.warn_on_reap, health)
+        .with_terminal(terminal)
+        .until_exit(inbox);
     let code = ending.status;
     // Drain the child's output before leaving: everything written is relayed. Only when nothing
     // has moved for the grace period (a process outside usher's reach holds a pipe open) does
@@ -291,9 +299,12 @@ fn within(exit_by: Option<Instant>, limit: Duration) -> Duration {
     limit.min(left).max(MIN_FINAL_WAIT)
 }
 
-/// Set-up failed after the child started: kill its group rather than leave it unsupervised, and
-/// exit 2.
-fn abandon_child(main_pid: i32) -> u8 {
+/// Set-up failed after the child started: kill its group rather than leave it unsupervised,
+/// take back the terminal it was given, and exit 2.
+fn abandon_child(main_pid: i32, terminal: Option<&sys::Terminal>) -> u8 {
     let _ = sys::send_signal(-main_pid, Signo::KILL.number());
+    if let Some(terminal) = terminal {
+        event_loop::take_back(terminal);
+    }
     2
 }

@@ -264,28 +264,55 @@ pub struct ChildPrivileges {
     pub no_new_privs: bool,
 }
 
-/// Prepares the child between fork and exec: a clean signal mask (it would otherwise inherit
-/// usher's, with everything blocked: std's spawn does not reset it), a session of its own,
-/// which also makes it a process-group leader, so that signalling `-pid` reaches the child and
-/// everything it starts and nothing of usher's own session (and, with no controlling terminal,
-/// a dropped child cannot push input into usher's terminal with TIOCSTI). Then, in this order:
-/// supplementary groups, gid, uid, capabilities, no_new_privs. Dispositions need no reset:
-/// usher un-ignored every signal it takes over at start-up and exec resets the handlers Rust's
-/// runtime installed; only libc's reserved signals, which usher could not touch through libc,
-/// are reset here with the raw system call, in case usher itself inherited them ignored.
+/// Where the child runs: a session of its own, or a process group of its own in usher's
+/// session as the foreground of usher's terminal (design.md, "Terminals").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildSession {
+    /// setsid(2): the leader of a new session and process group, with no controlling terminal,
+    /// so signalling `-pid` reaches the child and everything it starts and nothing of usher's
+    /// own session, and a dropped child cannot push input into usher's terminal (TIOCSTI).
+    Own,
+    /// setpgid(0, 0), then tcsetpgrp(3) on this descriptor of usher's controlling terminal
+    /// ([`Terminal::raw_fd`]), as tini's `isolate_child` does: the child leads its own process
+    /// group (signalling `-pid` works the same) in usher's session, and is the terminal's
+    /// foreground group, so Ctrl-C, Ctrl-Z and Ctrl-\ reach it and not usher, job control
+    /// works, `/dev/tty` opens. Done in the child, before exec, while usher's mask still blocks
+    /// SIGTTOU: tty_check_change (drivers/tty/tty_jobctrl.c) lets a background group that
+    /// blocks or ignores SIGTTOU take the foreground, as POSIX tcsetpgrp(3) says. A failure is
+    /// left for the parent to notice ([`Terminal::is_foreground`]): the child still runs.
+    Foreground(i32),
+}
+
+/// Prepares the child between fork and exec: first its session ([`ChildSession`]), then a
+/// clean signal mask (it would otherwise inherit usher's, with everything blocked: std's spawn
+/// does not reset it). Then, in this order: supplementary groups, gid, uid, capabilities,
+/// no_new_privs. Dispositions need no reset: usher un-ignored every signal it takes over at
+/// start-up and exec resets the handlers Rust's runtime installed; only libc's reserved
+/// signals, which usher could not touch through libc, are reset here with the raw system
+/// call, in case usher itself inherited them ignored.
 ///
 /// std's own `Command::uid`/`gid` are not used: std runs them before this hook and drops the
 /// supplementary groups its own way; doing it all here keeps the order in one place.
-pub fn prepare_child(command: &mut Command, privileges: ChildPrivileges) {
+pub fn prepare_child(command: &mut Command, session: ChildSession, privileges: ChildPrivileges) {
     // SAFETY: the hook runs between fork and exec in a single-threaded child, where only
-    // async-signal-safe calls are allowed: nix's sigprocmask, setsid and prctl wrappers (each
-    // one system call, errno turned into an `io::Error` without allocating), raw system calls
-    // and prctl are; nothing allocates (the groups were collected before the fork) or takes a
-    // lock.
+    // async-signal-safe calls are allowed: nix's sigprocmask, setsid, setpgid, getpgrp,
+    // tcsetpgrp and prctl wrappers (each one system call, errno turned into an `io::Error`
+    // without allocating), raw system calls and prctl are; nothing allocates (the groups were
+    // collected before the fork) or takes a lock. The terminal's descriptor is usher's own,
+    // close-on-exec, and open until the spawn returns.
     // nix: this block is std's `pre_exec`, which nix cannot replace; the raw system calls
     // inside say where they are made why nix does not serve.
     unsafe {
         command.pre_exec(move || {
+            match session {
+                ChildSession::Own => drop(nix::unistd::setsid()?),
+                ChildSession::Foreground(fd) => {
+                    let own = nix::unistd::Pid::from_raw(0);
+                    nix::unistd::setpgid(own, own)?;
+                    let terminal = BorrowedFd::borrow_raw(fd);
+                    let _ = nix::unistd::tcsetpgrp(terminal, nix::unistd::getpgrp());
+                }
+            }
             sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
             // libc's reserved signals, which nix cannot name either, through the kernel's
             // struct sigaction, all zero: SIG_DFL, no flags, empty mask (32 bytes covers its
@@ -301,7 +328,6 @@ pub fn prepare_child(command: &mut Command, privileges: ChildPrivileges) {
                     return Err(io::Error::last_os_error());
                 }
             }
-            nix::unistd::setsid()?;
             if let Some((uid, gid, groups)) = &privileges.switch_to {
                 if privileges.keep_caps.is_some() {
                     // Keep the permitted set across setuid: the bounding set is dropped below,
@@ -471,10 +497,11 @@ pub fn in_bounding_set(cap: u32) -> bool {
     numeric_prctl(NumericPrctl::BoundingSetRead(cap)).is_ok_and(|answer| answer == 1)
 }
 
-/// Makes sure no terminal among fds 0-2 can become a dropped child's controlling terminal:
-/// a terminal that belongs to no session is claimed as usher's own (usher is usually a session
-/// leader: PID 1 of a container is). Returns the fds that stay unclaimed (usher is not a
-/// session leader): the child must not get those.
+/// Makes sure no terminal among fds 0-2 can become a dropped child's controlling terminal but
+/// by usher's choice: a terminal that belongs to no session is claimed as usher's own (usher
+/// is usually a session leader: PID 1 of a container is), and then goes to the child only as
+/// usher's terminal ([`ChildSession::Foreground`]). Returns the fds that stay unclaimed (usher
+/// is not a session leader): the child must not get those.
 pub fn claim_terminals() -> Vec<i32> {
     let (stdin, stdout, stderr) = (io::stdin(), io::stdout(), io::stderr());
     let mut unclaimed = Vec::new();
@@ -495,6 +522,61 @@ pub fn claim_terminals() -> Vec<i32> {
         unclaimed.push(fd.as_raw_fd());
     }
     unclaimed
+}
+
+/// usher's controlling terminal, found on one of fds 0-2 while usher's process group is its
+/// foreground group: the terminal usher can hand to the child ([`ChildSession::Foreground`])
+/// and take back. Holds a close-on-exec duplicate of its own, so that the child's stdio (pipes
+/// in JSON mode, `/dev/null`) does not matter and nothing of it outlives the exec.
+#[derive(Debug)]
+pub struct Terminal {
+    fd: OwnedFd,
+    /// Which of usher's fds 0-2 it was found on.
+    pub found_on: i32,
+}
+
+impl Terminal {
+    /// The first of fds 0-2 that is usher's controlling terminal (TIOCGSID answers only for
+    /// the caller's own, tty_ioctl(4)) with usher's process group in its foreground
+    /// (tcgetpgrp(3)). None without one, or when usher runs in the background of a shell's job
+    /// control: handing the terminal on from there would steal it from the shell.
+    pub fn find() -> Option<Terminal> {
+        let session = nix::unistd::getsid(None).ok()?;
+        let (stdin, stdout, stderr) = (io::stdin(), io::stdout(), io::stderr());
+        let fds = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
+        let (found_on, fd) = (0..).zip(fds).find(|(_, fd)| {
+            nix::unistd::isatty(fd).unwrap_or(false)
+                && nix::sys::termios::tcgetsid(fd).is_ok_and(|owner| owner == session)
+        })?;
+        let terminal = Terminal {
+            fd: fd.try_clone_to_owned().ok()?,
+            found_on,
+        };
+        terminal.is_foreground().then_some(terminal)
+    }
+
+    /// The descriptor for [`ChildSession::Foreground`]; valid while `self` lives.
+    pub fn raw_fd(&self) -> i32 {
+        self.fd.as_raw_fd()
+    }
+
+    /// Whether usher's own process group is the terminal's foreground group.
+    pub fn is_foreground(&self) -> bool {
+        nix::unistd::tcgetpgrp(&self.fd).is_ok_and(|group| group == nix::unistd::getpgrp())
+    }
+
+    /// Makes usher's own process group the foreground again, once the child has exited. usher
+    /// is a background group then; it blocks SIGTTOU (every thread does, from start-up), which
+    /// the kernel counts as ignoring it, so the call succeeds instead of stopping usher.
+    pub fn take_back(&self) -> io::Result<()> {
+        Ok(nix::unistd::tcsetpgrp(&self.fd, nix::unistd::getpgrp())?)
+    }
+}
+
+/// Whether usher leads its own session (getsid(2) is its pid): the case of PID 1 in a container,
+/// whose runtime makes the container's console the session's controlling terminal.
+pub fn leads_own_session() -> bool {
+    nix::unistd::getsid(None).is_ok_and(|session| session == nix::unistd::getpid())
 }
 
 /// Drops usher's own root once the child runs: groups, gid, then uid, for every thread (glibc's

@@ -1,5 +1,6 @@
 //! Starting the command: usher runs it itself (no shell, no helper process in between), in a
-//! session and process group of its own, with a clean signal mask and default dispositions.
+//! process group of its own (in a session of its own, or as the foreground of usher's
+//! terminal: [`placement`]), with a clean signal mask and default dispositions.
 
 pub mod environment;
 pub mod privileges;
@@ -221,6 +222,61 @@ pub struct Started {
     pub pid: i32,
     pub stdout: Option<File>,
     pub stderr: Option<File>,
+    /// usher's terminal, when the child was made its foreground group: usher takes it back
+    /// when the child exits.
+    pub terminal: Option<sys::Terminal>,
+}
+
+/// Where the child runs with respect to usher's terminal (design.md, "Terminals").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Placement {
+    /// In its own process group in usher's session, as the terminal's foreground group.
+    Foreground,
+    /// In a session of its own: usher has no terminal (`docker run -d`, Kubernetes without
+    /// `tty`), or it runs in the background of a shell.
+    OwnSession,
+    /// In a session of its own although usher has a terminal: the child runs as another user,
+    /// and the terminal's other readers may be more privileged and outlive usher (usher was
+    /// started from someone's shell, not as a container's PID 1). With the terminal as its
+    /// controlling terminal the child could push input into it (TIOCSTI, tty_ioctl(4)) that
+    /// such a reader would take as typed once usher is gone.
+    Withheld,
+}
+
+/// Decides [`Placement`]: `terminal` when usher has a controlling terminal in the foreground
+/// ([`sys::Terminal::find`]), `other_user` with `--user`, `container_console` when usher is
+/// PID 1 and leads its own session: then the terminal is the container's console, and every
+/// process that has it as controlling terminal dies with the container, as under
+/// `docker run -it --user` without an init.
+fn placement(terminal: bool, other_user: bool, container_console: bool) -> Placement {
+    match (terminal, other_user, container_console) {
+        (false, _, _) => Placement::OwnSession,
+        (true, false, _) | (true, true, true) => Placement::Foreground,
+        (true, true, false) => Placement::Withheld,
+    }
+}
+
+/// Finds usher's terminal and decides whether the child gets it: the terminal to hand over, if
+/// any; says so when it is withheld.
+fn terminal_for_child(other_user: bool) -> Option<sys::Terminal> {
+    let terminal = sys::Terminal::find();
+    let container_console = std::process::id() == 1 && sys::leads_own_session();
+    match placement(terminal.is_some(), other_user, container_console) {
+        Placement::Foreground => terminal,
+        Placement::OwnSession => None,
+        Placement::Withheld => {
+            let fd = terminal.map_or(0, |t| t.found_on);
+            events::warn!(
+                terminal_withheld,
+                fd,
+                "fd {fd} is a terminal that may have more privileged readers than the child \
+                 after usher is gone (usher is not a container's PID 1): the child, as another \
+                 user, gets no controlling terminal (no job control), so that it cannot type \
+                 into it"
+            );
+            None
+        }
+    }
 }
 
 /// Spawns the command and returns its pid (and its output pipes when captured). std's spawn reports an exec
@@ -264,6 +320,8 @@ pub fn spawn(spec: &ChildSpec) -> Result<Started, SpawnError> {
             }
         }
     }
+    // After claiming: a terminal usher has just claimed is usher's controlling terminal now.
+    let terminal = terminal_for_child(privileges.switch_to.is_some());
     // The child's stdio must be its user's too when it runs as another uid than usher's.
     let new_owner = privileges
         .switch_to
@@ -287,8 +345,12 @@ pub fn spawn(spec: &ChildSpec) -> Result<Started, SpawnError> {
     if let Some(user) = new_owner {
         hand_inherited_stdio(inherited, user.uid);
     }
+    let session = terminal.as_ref().map_or(sys::ChildSession::Own, |t| {
+        sys::ChildSession::Foreground(t.raw_fd())
+    });
     sys::prepare_child(
         &mut command,
+        session,
         sys::ChildPrivileges {
             switch_to: privileges
                 .switch_to
@@ -311,7 +373,31 @@ pub fn spawn(spec: &ChildSpec) -> Result<Started, SpawnError> {
         pid,
         stdout,
         stderr,
+        terminal,
     })
+}
+
+/// Says whether the child `pid` became the foreground of `terminal`. It took the foreground
+/// before its exec, which std's spawn waited for: if usher still has it, the hand-off failed
+/// (the child cannot say so itself).
+pub fn say_terminal_handed(terminal: &sys::Terminal, pid: i32) {
+    let fd = terminal.found_on;
+    if terminal.is_foreground() {
+        events::warn!(
+            terminal_not_handed_over,
+            fd,
+            pid,
+            "could not make pid {pid} the foreground of the terminal on fd {fd}: Ctrl-C and \
+             Ctrl-Z reach usher, not the child"
+        );
+    } else {
+        events::info!(
+            terminal_handed_over,
+            fd,
+            pid,
+            "pid {pid} runs as the foreground process group of the terminal on fd {fd}"
+        );
+    }
 }
 
 /// How the child opens its fds 0, 1 and 2 by name.
@@ -417,6 +503,24 @@ mod tests {
             groups: vec![1000],
             home: home.into(),
             name: name.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn the_child_gets_the_terminal_unless_a_privileged_reader_could_outlive_usher() {
+        use Placement::*;
+        // (usher has a terminal, --user, usher is PID 1 leading its session) -> placement
+        let cases = [
+            ((false, false, false), OwnSession),
+            ((false, true, true), OwnSession),
+            ((true, false, false), Foreground),
+            ((true, false, true), Foreground),
+            ((true, true, true), Foreground),
+            ((true, true, false), Withheld),
+        ];
+        for ((terminal, other_user, console), expected) in cases {
+            let got = placement(terminal, other_user, console);
+            assert_eq!(got, expected, "{terminal} {other_user} {console}");
         }
     }
 

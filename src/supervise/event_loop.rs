@@ -36,6 +36,8 @@ pub struct Run {
     warn_on_reap: bool,
     health: Arc<Health>,
     reaped: ReapSummary,
+    /// usher's terminal while the main child is its foreground group.
+    terminal: Option<sys::Terminal>,
 }
 
 impl Run {
@@ -47,7 +49,14 @@ impl Run {
             warn_on_reap,
             health,
             reaped: ReapSummary::default(),
+            terminal: None,
         }
+    }
+
+    /// The terminal handed to the main child, to take back when it exits.
+    pub fn with_terminal(mut self, terminal: Option<sys::Terminal>) -> Run {
+        self.terminal = terminal;
+        self
     }
 
     /// Supervises until it is time to exit: usher's exit status, and by when the rest (the
@@ -127,6 +136,9 @@ impl Run {
                     self.main_pid,
                     exit.code()
                 );
+                if let Some(terminal) = self.terminal.take() {
+                    take_back(&terminal);
+                }
             }
             if round.main_exit.is_some() || round.others > 0 || !round.children_left {
                 let event = Event::Reaped {
@@ -361,5 +373,23 @@ fn left_text(who: Left) -> &'static str {
     match who {
         Left::Everyone => "every process left",
         Left::OutsideGroup => "the processes outside its group",
+    }
+}
+
+/// Makes usher's group the terminal's foreground again, the main child being gone: the
+/// terminal goes back to whoever handed it to usher as it was (a shell above takes it back
+/// from there), and Ctrl-C no longer goes to what is left of the child's group.
+pub fn take_back(terminal: &sys::Terminal) {
+    let fd = terminal.found_on;
+    match terminal.take_back() {
+        Ok(()) => debug!(
+            terminal_taken_back,
+            fd, "usher's process group is the foreground of the terminal on fd {fd} again"
+        ),
+        // A terminal hung up (its other side closed) answers ENOTTY or EIO: nothing to take.
+        Err(e) => debug!(
+            terminal_not_taken_back,
+            fd, "cannot take back the terminal on fd {fd}: {e}"
+        ),
     }
 }
