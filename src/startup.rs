@@ -2,7 +2,8 @@
 //! fail on the configuration runs before the child starts (exit status 2, nothing started);
 //! after it starts, a failure kills its process group rather than leave it unsupervised.
 //!
-//! 1. take over signals (every signal queued from here on is forwarded once the child exists);
+//! 1. take over signals: blocked since load time (`sys`), so every signal sent since then is
+//!    pending and is forwarded once the child exists; here the signalfd that reads them;
 //! 2. read the image's /etc files, env files and secrets, plan privileges (`child::prepare`);
 //! 3. bind the health server's address;
 //! 4. become a subreaper when not PID 1, create the notify socket, spawn the child (the

@@ -7,6 +7,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -31,7 +32,8 @@ fn is_taken(signo: i32) -> bool {
         && !crate::supervise::signals::is_reserved_by_libc(signo)
 }
 
-/// The set of every signal usher takes over (see `is_taken`), real-time ones included.
+/// The set of every signal usher takes over (see `is_taken`), real-time ones included. Built
+/// without allocating: the load-time constructor below uses it before Rust's runtime exists.
 fn taken_signals() -> io::Result<SigSet> {
     let mut set: libc::sigset_t = *SigSet::empty().as_ref();
     for signo in (1..=libc::SIGRTMAX()).filter(|signo| is_taken(*signo)) {
@@ -43,6 +45,56 @@ fn taken_signals() -> io::Result<SigSet> {
     // SAFETY: `set` was initialised by sigemptyset and only changed by sigaddset.
     // nix: the only way to hand a set with real-time signals to nix's sigmask and signalfd.
     Ok(unsafe { SigSet::from_sigset_t_unchecked(set) })
+}
+
+/// The signal mask usher inherited, saved by `block_taken_signals_at_load` just before it
+/// replaced it. Unset if that did not run (unit tests) or could not block.
+static INHERITED_MASK: OnceLock<SigSet> = OnceLock::new();
+
+/// Blocks every signal usher takes over as the first thing the process does: glibc runs the
+/// functions of `.init_array` once the C library is set up, before Rust's runtime and `main`, in
+/// the only thread there is. As PID 1 of a namespace, a signal at its default disposition is
+/// dropped by the kernel when it is sent, unless blocked (then it stays pending): without this,
+/// a SIGTERM sent while Rust's runtime starts and `main` parses the command line was lost (issue
+/// 10). The window left is the exec itself and the C library's start-up (BENCHMARKS.md, "Signals
+/// right after exec").
+///
+/// What Rust's runtime does next meets the mask: it sets SIGPIPE to ignored, which discards a
+/// pending SIGPIPE (POSIX); its SIGSEGV and SIGBUS handlers leave those pending, to be read from
+/// the signalfd, and a real fault still kills (the kernel forces a fault signal through a block).
+///
+/// Only non-allocating, async-signal-safe code may run here: a sigset built on the stack, one
+/// sigprocmask, and a `OnceLock` set once without contention (an atomic state word, no lock
+/// taken, nothing allocated). Should any of it fail (none can with these arguments), usher
+/// blocks its signals in `take_over_signals`, as it did before.
+extern "C" fn block_taken_signals_at_load() {
+    let Ok(taken) = taken_signals() else {
+        return;
+    };
+    let mut inherited = SigSet::empty();
+    if sigprocmask(SigmaskHow::SIG_SETMASK, Some(&taken), Some(&mut inherited)).is_ok() {
+        let _ = INHERITED_MASK.set(inherited);
+    }
+}
+
+/// The constructor's place in `.init_array`. Not in unit tests: their harness (the same crate)
+/// must keep its signals.
+#[cfg(not(test))]
+#[used]
+// SAFETY: `.init_array` holds pointers to `extern "C"` functions that glibc calls once, in order,
+// before `main` (with argc, argv and envp, which a function without parameters may ignore under
+// the C calling convention); the function above is sound to run there (its comment says why).
+#[unsafe(link_section = ".init_array")]
+static BLOCK_TAKEN_SIGNALS_AT_LOAD: extern "C" fn() = block_taken_signals_at_load;
+
+/// Gives back the signal mask usher inherited, for what is not supervision (`usher probe`,
+/// `--help`, `--version`, a usage error): those run like any command, so SIGTERM ends a probe at
+/// once and a mask the caller set stays in force. Does nothing if the mask was never saved.
+pub fn restore_inherited_signal_mask() -> io::Result<()> {
+    match INHERITED_MASK.get() {
+        Some(inherited) => Ok(sigprocmask(SigmaskHow::SIG_SETMASK, Some(inherited), None)?),
+        None => Ok(()),
+    }
 }
 
 /// usher's signals, read synchronously from a signalfd instead of by handlers.
@@ -68,7 +120,9 @@ pub struct ReceivedSignal {
 /// Takes over every signal: un-ignores the ones inherited as ignored (a PID 1 never receives an
 /// ignored signal), blocks them all in this thread, which every later thread inherits, and
 /// opens a signalfd to read them. Must run before any thread exists, or a thread with an
-/// unblocked mask could take a signal with its default action.
+/// unblocked mask could take a signal with its default action. The block is normally in place
+/// since load time (`block_taken_signals_at_load`), and every signal sent since then is pending;
+/// it is set again here for when it is not (unit tests, a failed constructor).
 ///
 /// SIGSEGV, SIGBUS and the other fault signals are blocked too: one sent with kill(2) is read
 /// and forwarded, while a real fault inside usher is forced through the block by the kernel and
@@ -643,4 +697,40 @@ pub fn change_owner(fd: BorrowedFd<'_>, uid: u32, gid: Option<u32>) -> io::Resul
 /// pipe2(2) with O_CLOEXEC: (read end, write end).
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::signal::Signal;
+
+    /// The signals in this thread's mask, real-time ones included (nix's `SigSet` compares only
+    /// the standard ones). Masks are per thread: the test harness's other threads keep theirs.
+    fn thread_mask() -> Vec<i32> {
+        let mut mask = SigSet::empty();
+        sigprocmask(SigmaskHow::SIG_BLOCK, None, Some(&mut mask)).unwrap();
+        members(&mask)
+    }
+
+    fn members(set: &SigSet) -> Vec<i32> {
+        (1..=libc::SIGRTMAX())
+            // SAFETY: an initialised set and a valid signal number.
+            .filter(|&signo| unsafe { libc::sigismember(set.as_ref(), signo) } == 1)
+            .collect()
+    }
+
+    /// What the constructor does at load time, run in a test thread: the taken signals blocked
+    /// (all but KILL, STOP and glibc's 32 and 33), and the inherited mask (USR2 alone here) given
+    /// back by the restore, not an empty one.
+    #[test]
+    fn the_load_time_block_takes_every_signal_and_the_restore_gives_the_inherited_mask_back() {
+        let inherited = SigSet::from(Signal::SIGUSR2);
+        sigprocmask(SigmaskHow::SIG_SETMASK, Some(&inherited), None).unwrap();
+        block_taken_signals_at_load();
+        let blocked = thread_mask();
+        assert_eq!(blocked, members(&taken_signals().unwrap()));
+        assert_eq!(blocked.len(), 64 - 4, "{blocked:?}");
+        restore_inherited_signal_mask().unwrap();
+        assert_eq!(thread_mask(), [libc::SIGUSR2]);
+    }
 }
