@@ -22,9 +22,13 @@ pub struct Config {
     pub command: Vec<OsString>,
     pub grace: Duration,
     pub drain: Duration,
+    /// `--stop-signal`: the received signals that begin a graceful stop.
+    pub stop_signals: StopSignals,
     pub rewrites: Rewrites,
     pub single_child: bool,
     pub remap_exit: ExitRemap,
+    /// `--wait-all`: when the main child exits, stay while the processes it left live.
+    pub wait_all: bool,
     /// tini's `-p`: the signal usher receives (and so forwards) when its parent dies.
     pub parent_death_signal: Option<Signo>,
     pub verbosity: u8,
@@ -47,6 +51,9 @@ pub struct Config {
     pub secret_env: Option<SecretNames>,
     /// How the user wrote the options checked when the child is prepared, for its errors.
     pub given_as: GivenAs,
+    /// `USHER_*` variables in usher's environment that it does not know (main fills this from
+    /// the process environment): each is a warning once usher's event output is set up.
+    pub unknown_variables: Vec<String>,
 }
 
 /// The flag or variable that set each option read when the child is prepared (`--user` or
@@ -93,6 +100,56 @@ impl ExitRemap {
 
     pub fn apply(&self, code: u8) -> u8 {
         if self.0.contains(&code) { 0 } else { code }
+    }
+}
+
+/// `--grace` unless told otherwise. Docker's default stop timeout is 10 s (`docker stop -t`):
+/// a TERM-ignoring app gets SIGKILL from usher at 8 s, and usher's exit after it (reaping, the
+/// app's last output, usher's own events) is bounded by
+/// [`EXIT_AFTER_KILL`](crate::supervise::state::EXIT_AFTER_KILL) (1 s), so usher, not Docker's
+/// SIGKILL, ends the app, and its `grace_over` and `usher_exiting` events are written.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(8);
+
+/// `--stop-signal`: the signals whose receipt begins a graceful stop (drain, forward, grace,
+/// SIGKILL); any other signal is only forwarded. Default TERM (Docker, Kubernetes) and INT
+/// (Ctrl-C); an image whose `STOPSIGNAL` is QUIT (nginx) names QUIT here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StopSignals(Vec<Signo>);
+
+impl Default for StopSignals {
+    fn default() -> Self {
+        StopSignals(vec![Signo::TERM, Signo::INT])
+    }
+}
+
+impl StopSignals {
+    /// A comma list of signals (`TERM,QUIT`, `SIGQUIT`, `3`): at least one, each catchable and
+    /// not SIGCHLD (usher never sees KILL or STOP, and SIGCHLD is the reaper's).
+    pub fn parse(text: &str) -> Result<StopSignals, String> {
+        let mut signals = Vec::new();
+        for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let signal = Signo::parse(name)?;
+            if !signal.is_catchable() {
+                return Err(format!(
+                    "{signal} cannot be caught, so it can never begin a stop"
+                ));
+            }
+            if signal == Signo::CHLD {
+                return Err("SIGCHLD is never forwarded, so it cannot begin a stop".to_string());
+            }
+            if !signals.contains(&signal) {
+                signals.push(signal);
+            }
+        }
+        if signals.is_empty() {
+            return Err("no signal given (e.g. TERM,INT, or QUIT for nginx)".to_string());
+        }
+        Ok(StopSignals(signals))
+    }
+
+    /// Whether receiving `signal` begins a stop.
+    pub fn contains(&self, signal: Signo) -> bool {
+        self.0.contains(&signal)
     }
 }
 
@@ -163,6 +220,31 @@ impl ReadySource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stop_signals() {
+        let parsed = |text| StopSignals::parse(text).map(|s| s.0);
+        assert_eq!(StopSignals::default().0, [Signo::TERM, Signo::INT]);
+        let quit = Signo::parse("QUIT").unwrap();
+        assert_eq!(parsed("QUIT"), Ok(vec![quit]));
+        assert_eq!(parsed("sigquit, TERM,3"), Ok(vec![quit, Signo::TERM]));
+        assert_eq!(parsed("RTMIN+1").unwrap().len(), 1);
+        for (bad, why) in [
+            ("", "no signal"),
+            (" , ", "no signal"),
+            ("KILL", "cannot be caught"),
+            ("TERM,SIGSTOP", "cannot be caught"),
+            ("9", "cannot be caught"),
+            ("CHLD", "SIGCHLD"),
+            ("TERMINATE", "unknown signal"),
+            ("32", "reserved"),
+        ] {
+            let err = parsed(bad).unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
+        let set = StopSignals::parse("QUIT").unwrap();
+        assert!(set.contains(quit) && !set.contains(Signo::TERM));
+    }
 
     #[test]
     fn specs() {

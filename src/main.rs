@@ -22,11 +22,23 @@ const VERSION: &str = concat!("usher ", env!("CARGO_PKG_VERSION"), "\n");
 const LICENSE: &str = "usher is dual-licensed under MIT OR Apache-2.0.\n";
 
 fn main() -> ExitCode {
-    // `usher probe` and `--help` are answered before usher takes over signals: a probe must
-    // end at once on SIGTERM like any command.
     let args = std::env::args_os().skip(1).collect();
-    match cli::parse(args, &|name| std::env::var_os(name)) {
-        Ok(Invocation::Run(config)) => ExitCode::from(startup::run(*config)),
+    let invocation = cli::parse(args, &|name| std::env::var_os(name));
+    if !matches!(invocation, Ok(Invocation::Run(_))) {
+        // Every signal usher takes over is blocked since load time (sys.rs), for supervision
+        // only: a probe must end at once on SIGTERM like any command, in the mask it inherited.
+        if let Err(e) = sys::restore_inherited_signal_mask() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "usher: failed to restore the inherited signal mask: {e}"
+            );
+        }
+    }
+    match invocation {
+        Ok(Invocation::Run(mut config)) => {
+            config.unknown_variables = cli::unknown_variables(std::env::vars_os().map(|(k, _)| k));
+            ExitCode::from(startup::run(*config))
+        }
         Ok(Invocation::Probe(probe)) => ExitCode::from(probe::main(&probe)),
         Ok(Invocation::Help(text)) => print(&text),
         Ok(Invocation::Version) => print(VERSION),

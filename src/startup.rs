@@ -2,15 +2,18 @@
 //! fail on the configuration runs before the child starts (exit status 2, nothing started);
 //! after it starts, a failure kills its process group rather than leave it unsupervised.
 //!
-//! 1. take over signals (every signal queued from here on is forwarded once the child exists);
+//! 1. take over signals: blocked since load time (`sys`), so every signal sent since then is
+//!    pending and is forwarded once the child exists; here the signalfd that reads them;
 //! 2. read the image's /etc files, env files and secrets, plan privileges (`child::prepare`);
 //! 3. bind the health server's address;
-//! 4. become a subreaper when not PID 1, create the notify socket, spawn the child;
+//! 4. become a subreaper when not PID 1, create the notify socket, spawn the child (the
+//!    foreground of usher's terminal when it has one: design.md, "Terminals");
 //! 5. drop usher's own root;
 //! 6. start threads (event writer, log relays, health server, readiness watcher): only after the
 //!    drop, since capabilities are per thread;
 //! 7. set the parent-death signal (after the drop: a credential change clears it);
-//! 8. the event loop, then drain the child's output.
+//! 8. the event loop (which takes the terminal back when the main child exits), then drain the
+//!    child's output.
 
 use std::error::Error;
 use std::net::TcpListener;
@@ -24,7 +27,7 @@ use crate::health::{self, Health};
 use crate::log_io::events::{self, error, info, warn};
 use crate::log_io::relay;
 use crate::logs::{LogFormat, Stream};
-use crate::supervise::event_loop::Run;
+use crate::supervise::event_loop::{self, Run};
 use crate::supervise::signals::Signo;
 use crate::supervise::state::Policy;
 use crate::sys::{self, SignalInbox};
@@ -69,13 +72,28 @@ pub fn run(mut config: Config) -> u8 {
         Some(format) => events::use_json(config.verbosity, Arc::clone(format)),
         None => events::use_raw(config.verbosity),
     }
+    for name in &config.unknown_variables {
+        warn!(
+            unknown_variable,
+            name = name.as_str(),
+            "unknown variable {name} (ignored)"
+        );
+    }
     if let Some(addr) = listener.as_ref().and_then(|l| l.local_addr().ok()) {
         info!(health_listening, addr = %addr, "health server listening on {addr}");
     }
-    let code = supervise(config, child, log_format.as_ref(), listener, &inbox);
-    events::flush(Instant::now() + Duration::from_secs(2));
-    code
+    let supervised = supervise(config, child, log_format.as_ref(), listener, &inbox);
+    events::flush(Instant::now() + within(supervised.exit_by, FLUSH_LIMIT));
+    supervised.code
 }
+
+/// How long usher's own events may take to be written at exit (a stalled stderr must not keep
+/// it); after a stop, no later than its exit deadline.
+const FLUSH_LIMIT: Duration = Duration::from_secs(2);
+
+/// The least time the child's last output and usher's own events get at exit, even when a stop's
+/// exit deadline has already passed.
+const MIN_FINAL_WAIT: Duration = Duration::from_millis(100);
 
 /// One line on stderr, before usher's own event output is set up; exit status 2.
 fn configuration_error(message: &str) -> u8 {
@@ -103,7 +121,7 @@ fn supervise(
     log_format: Option<&Arc<LogFormat>>,
     listener: Option<TcpListener>,
     inbox: &SignalInbox,
-) -> u8 {
+) -> Supervised {
     let health = Arc::new(Health::new(config.ready_when.is_started()));
     let parent = sys::parent_pid();
     if std::process::id() != 1 {
@@ -126,7 +144,7 @@ fn supervise(
                     notify_socket_failed,
                     "--ready-when notify: cannot create the notify socket: {e}"
                 );
-                return 2;
+                return 2.into();
             }
         },
         _ => None,
@@ -135,10 +153,11 @@ fn supervise(
         Ok(started) => started,
         Err(e) => {
             error!(spawn_failed, "{}", chain(&e));
-            return e.exit_code();
+            return e.exit_code().into();
         }
     };
     let main_pid = started.pid;
+    let terminal = started.terminal;
     health.child_started(main_pid);
     info!(
         child_started,
@@ -146,6 +165,9 @@ fn supervise(
         "started {:?} as pid {main_pid}",
         child.argv.first().cloned().unwrap_or_default()
     );
+    if let Some(terminal) = &terminal {
+        child::say_terminal_handed(terminal, main_pid);
+    }
     // The child's environment holds its secrets: usher keeps no copy.
     let ChildSpec { privileges, .. } = child;
     // Root is needed no longer: neither the HTTP server nor the log relays may have it.
@@ -166,7 +188,7 @@ fn supervise(
                     "failed to drop usher's own privileges to uid {}: {e}",
                     user.uid
                 );
-                return abandon_child(main_pid);
+                return abandon_child(main_pid, terminal.as_ref()).into();
             }
         }
     }
@@ -187,7 +209,7 @@ fn supervise(
             Ok(started) => relays = Some(started),
             Err(e) => {
                 error!(log_relays_failed, "failed to start the log relays: {e}");
-                return abandon_child(main_pid);
+                return abandon_child(main_pid, terminal.as_ref()).into();
             }
         }
     }
@@ -198,14 +220,14 @@ fn supervise(
             health_server_failed,
             "failed to start the health server: {e}"
         );
-        return abandon_child(main_pid);
+        return abandon_child(main_pid, terminal.as_ref()).into();
     }
     if let Err(e) = readiness::start(config.ready_when.clone(), notify, Arc::clone(&health)) {
         error!(
             readiness_watch_failed,
             "failed to start watching readiness: {e}"
         );
-        return abandon_child(main_pid);
+        return abandon_child(main_pid, terminal.as_ref()).into();
     }
     // After the drop: the kernel clears the parent-death signal when credentials change.
     if let Some(signal) = config.parent_death_signal {
@@ -215,7 +237,7 @@ fn supervise(
                 signal = %signal,
                 "failed to set the parent-death signal {signal}: {e}"
             );
-            return abandon_child(main_pid);
+            return abandon_child(main_pid, terminal.as_ref()).into();
         }
         // The parent may have died before the kernel was told: then send it ourselves.
         if sys::parent_pid() != parent {
@@ -226,30 +248,64 @@ fn supervise(
     let policy = Policy {
         grace: config.grace,
         drain: config.drain,
+        stop_signals: config.stop_signals,
         rewrites: config.rewrites,
         single_child: config.single_child,
         remap_exit: config.remap_exit,
+        wait_all: config.wait_all,
     };
-    let code = Run::new(policy, main_pid, config.warn_on_reap, health).until_exit(inbox);
+    let ending = Run::new(policy, main_pid, config.warn_on_reap, health)
+        .with_terminal(terminal)
+        .until_exit(inbox);
+    let code = ending.status;
     // Drain the child's output before leaving: everything written is relayed. Only when nothing
     // has moved for the grace period (a process outside usher's reach holds a pipe open) does
-    // usher leave without the rest.
-    let idle = config.grace.max(Duration::from_secs(1));
+    // usher leave without the rest; after a stop, sooner if its exit deadline comes first.
+    let idle = within(ending.exit_by, config.grace.max(Duration::from_secs(1)));
     if let Some(relays) = &mut relays
         && !relays.wait(idle)
     {
         warn!(
             log_pipes_open,
-            "log pipes still open after {:?}: exiting without their last lines", config.grace
+            "log pipes still open after {idle:?}: exiting without their last lines"
         );
     }
     info!(usher_exiting, status = code, "exiting with status {code}");
-    code
+    Supervised {
+        code,
+        exit_by: ending.exit_by,
+    }
 }
 
-/// Set-up failed after the child started: kill its group rather than leave it unsupervised, and
-/// exit 2.
-fn abandon_child(main_pid: i32) -> u8 {
+/// What the supervision left to do: exit with `code`, usher's own events written by `exit_by`.
+struct Supervised {
+    code: u8,
+    exit_by: Option<Instant>,
+}
+
+/// Set-up failed before the event loop: no stop, no deadline.
+impl From<u8> for Supervised {
+    fn from(code: u8) -> Self {
+        Supervised {
+            code,
+            exit_by: None,
+        }
+    }
+}
+
+/// At most `limit`, and no later than `exit_by`, but never less than [`MIN_FINAL_WAIT`]: what
+/// the orchestrator allows is spent, but the last lines still get their chance.
+fn within(exit_by: Option<Instant>, limit: Duration) -> Duration {
+    let left = exit_by.map_or(limit, |by| by.saturating_duration_since(Instant::now()));
+    limit.min(left).max(MIN_FINAL_WAIT)
+}
+
+/// Set-up failed after the child started: kill its group rather than leave it unsupervised,
+/// take back the terminal it was given, and exit 2.
+fn abandon_child(main_pid: i32, terminal: Option<&sys::Terminal>) -> u8 {
     let _ = sys::send_signal(-main_pid, Signo::KILL.number());
+    if let Some(terminal) = terminal {
+        event_loop::take_back(terminal);
+    }
     2
 }

@@ -4,9 +4,10 @@
 //! capabilities and a few prctl and ioctl requests nix has no call for.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -31,7 +32,8 @@ fn is_taken(signo: i32) -> bool {
         && !crate::supervise::signals::is_reserved_by_libc(signo)
 }
 
-/// The set of every signal usher takes over (see `is_taken`), real-time ones included.
+/// The set of every signal usher takes over (see `is_taken`), real-time ones included. Built
+/// without allocating: the load-time constructor below uses it before Rust's runtime exists.
 fn taken_signals() -> io::Result<SigSet> {
     let mut set: libc::sigset_t = *SigSet::empty().as_ref();
     for signo in (1..=libc::SIGRTMAX()).filter(|signo| is_taken(*signo)) {
@@ -43,6 +45,56 @@ fn taken_signals() -> io::Result<SigSet> {
     // SAFETY: `set` was initialised by sigemptyset and only changed by sigaddset.
     // nix: the only way to hand a set with real-time signals to nix's sigmask and signalfd.
     Ok(unsafe { SigSet::from_sigset_t_unchecked(set) })
+}
+
+/// The signal mask usher inherited, saved by `block_taken_signals_at_load` just before it
+/// replaced it. Unset if that did not run (unit tests) or could not block.
+static INHERITED_MASK: OnceLock<SigSet> = OnceLock::new();
+
+/// Blocks every signal usher takes over as the first thing the process does: glibc runs the
+/// functions of `.init_array` once the C library is set up, before Rust's runtime and `main`, in
+/// the only thread there is. As PID 1 of a namespace, a signal at its default disposition is
+/// dropped by the kernel when it is sent, unless blocked (then it stays pending): without this,
+/// a SIGTERM sent while Rust's runtime starts and `main` parses the command line was lost (issue
+/// 10). The window left is the exec itself and the C library's start-up (BENCHMARKS.md, "Signals
+/// right after exec").
+///
+/// What Rust's runtime does next meets the mask: it sets SIGPIPE to ignored, which discards a
+/// pending SIGPIPE (POSIX); its SIGSEGV and SIGBUS handlers leave those pending, to be read from
+/// the signalfd, and a real fault still kills (the kernel forces a fault signal through a block).
+///
+/// Only non-allocating, async-signal-safe code may run here: a sigset built on the stack, one
+/// sigprocmask, and a `OnceLock` set once without contention (an atomic state word, no lock
+/// taken, nothing allocated). Should any of it fail (none can with these arguments), usher
+/// blocks its signals in `take_over_signals`, as it did before.
+extern "C" fn block_taken_signals_at_load() {
+    let Ok(taken) = taken_signals() else {
+        return;
+    };
+    let mut inherited = SigSet::empty();
+    if sigprocmask(SigmaskHow::SIG_SETMASK, Some(&taken), Some(&mut inherited)).is_ok() {
+        let _ = INHERITED_MASK.set(inherited);
+    }
+}
+
+/// The constructor's place in `.init_array`. Not in unit tests: their harness (the same crate)
+/// must keep its signals.
+#[cfg(not(test))]
+#[used]
+// SAFETY: `.init_array` holds pointers to `extern "C"` functions that glibc calls once, in order,
+// before `main` (with argc, argv and envp, which a function without parameters may ignore under
+// the C calling convention); the function above is sound to run there (its comment says why).
+#[unsafe(link_section = ".init_array")]
+static BLOCK_TAKEN_SIGNALS_AT_LOAD: extern "C" fn() = block_taken_signals_at_load;
+
+/// Gives back the signal mask usher inherited, for what is not supervision (`usher probe`,
+/// `--help`, `--version`, a usage error): those run like any command, so SIGTERM ends a probe at
+/// once and a mask the caller set stays in force. Does nothing if the mask was never saved.
+pub fn restore_inherited_signal_mask() -> io::Result<()> {
+    match INHERITED_MASK.get() {
+        Some(inherited) => Ok(sigprocmask(SigmaskHow::SIG_SETMASK, Some(inherited), None)?),
+        None => Ok(()),
+    }
 }
 
 /// usher's signals, read synchronously from a signalfd instead of by handlers.
@@ -68,7 +120,9 @@ pub struct ReceivedSignal {
 /// Takes over every signal: un-ignores the ones inherited as ignored (a PID 1 never receives an
 /// ignored signal), blocks them all in this thread, which every later thread inherits, and
 /// opens a signalfd to read them. Must run before any thread exists, or a thread with an
-/// unblocked mask could take a signal with its default action.
+/// unblocked mask could take a signal with its default action. The block is normally in place
+/// since load time (`block_taken_signals_at_load`), and every signal sent since then is pending;
+/// it is set again here for when it is not (unit tests, a failed constructor).
 ///
 /// SIGSEGV, SIGBUS and the other fault signals are blocked too: one sent with kill(2) is read
 /// and forwarded, while a real fault inside usher is forced through the block by the kernel and
@@ -264,28 +318,55 @@ pub struct ChildPrivileges {
     pub no_new_privs: bool,
 }
 
-/// Prepares the child between fork and exec: a clean signal mask (it would otherwise inherit
-/// usher's, with everything blocked: std's spawn does not reset it), a session of its own,
-/// which also makes it a process-group leader, so that signalling `-pid` reaches the child and
-/// everything it starts and nothing of usher's own session (and, with no controlling terminal,
-/// a dropped child cannot push input into usher's terminal with TIOCSTI). Then, in this order:
-/// supplementary groups, gid, uid, capabilities, no_new_privs. Dispositions need no reset:
-/// usher un-ignored every signal it takes over at start-up and exec resets the handlers Rust's
-/// runtime installed; only libc's reserved signals, which usher could not touch through libc,
-/// are reset here with the raw system call, in case usher itself inherited them ignored.
+/// Where the child runs: a session of its own, or a process group of its own in usher's
+/// session as the foreground of usher's terminal (design.md, "Terminals").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildSession {
+    /// setsid(2): the leader of a new session and process group, with no controlling terminal,
+    /// so signalling `-pid` reaches the child and everything it starts and nothing of usher's
+    /// own session, and a dropped child cannot push input into usher's terminal (TIOCSTI).
+    Own,
+    /// setpgid(0, 0), then tcsetpgrp(3) on this descriptor of usher's controlling terminal
+    /// ([`Terminal::raw_fd`]), as tini's `isolate_child` does: the child leads its own process
+    /// group (signalling `-pid` works the same) in usher's session, and is the terminal's
+    /// foreground group, so Ctrl-C, Ctrl-Z and Ctrl-\ reach it and not usher, job control
+    /// works, `/dev/tty` opens. Done in the child, before exec, while usher's mask still blocks
+    /// SIGTTOU: tty_check_change (drivers/tty/tty_jobctrl.c) lets a background group that
+    /// blocks or ignores SIGTTOU take the foreground, as POSIX tcsetpgrp(3) says. A failure is
+    /// left for the parent to notice ([`Terminal::is_foreground`]): the child still runs.
+    Foreground(i32),
+}
+
+/// Prepares the child between fork and exec: first its session ([`ChildSession`]), then a
+/// clean signal mask (it would otherwise inherit usher's, with everything blocked: std's spawn
+/// does not reset it). Then, in this order: supplementary groups, gid, uid, capabilities,
+/// no_new_privs. Dispositions need no reset: usher un-ignored every signal it takes over at
+/// start-up and exec resets the handlers Rust's runtime installed; only libc's reserved
+/// signals, which usher could not touch through libc, are reset here with the raw system
+/// call, in case usher itself inherited them ignored.
 ///
 /// std's own `Command::uid`/`gid` are not used: std runs them before this hook and drops the
 /// supplementary groups its own way; doing it all here keeps the order in one place.
-pub fn prepare_child(command: &mut Command, privileges: ChildPrivileges) {
+pub fn prepare_child(command: &mut Command, session: ChildSession, privileges: ChildPrivileges) {
     // SAFETY: the hook runs between fork and exec in a single-threaded child, where only
-    // async-signal-safe calls are allowed: nix's sigprocmask, setsid and prctl wrappers (each
-    // one system call, errno turned into an `io::Error` without allocating), raw system calls
-    // and prctl are; nothing allocates (the groups were collected before the fork) or takes a
-    // lock.
+    // async-signal-safe calls are allowed: nix's sigprocmask, setsid, setpgid, getpgrp,
+    // tcsetpgrp and prctl wrappers (each one system call, errno turned into an `io::Error`
+    // without allocating), raw system calls and prctl are; nothing allocates (the groups were
+    // collected before the fork) or takes a lock. The terminal's descriptor is usher's own,
+    // close-on-exec, and open until the spawn returns.
     // nix: this block is std's `pre_exec`, which nix cannot replace; the raw system calls
     // inside say where they are made why nix does not serve.
     unsafe {
         command.pre_exec(move || {
+            match session {
+                ChildSession::Own => drop(nix::unistd::setsid()?),
+                ChildSession::Foreground(fd) => {
+                    let own = nix::unistd::Pid::from_raw(0);
+                    nix::unistd::setpgid(own, own)?;
+                    let terminal = BorrowedFd::borrow_raw(fd);
+                    let _ = nix::unistd::tcsetpgrp(terminal, nix::unistd::getpgrp());
+                }
+            }
             sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
             // libc's reserved signals, which nix cannot name either, through the kernel's
             // struct sigaction, all zero: SIG_DFL, no flags, empty mask (32 bytes covers its
@@ -301,7 +382,6 @@ pub fn prepare_child(command: &mut Command, privileges: ChildPrivileges) {
                     return Err(io::Error::last_os_error());
                 }
             }
-            nix::unistd::setsid()?;
             if let Some((uid, gid, groups)) = &privileges.switch_to {
                 if privileges.keep_caps.is_some() {
                     // Keep the permitted set across setuid: the bounding set is dropped below,
@@ -471,10 +551,11 @@ pub fn in_bounding_set(cap: u32) -> bool {
     numeric_prctl(NumericPrctl::BoundingSetRead(cap)).is_ok_and(|answer| answer == 1)
 }
 
-/// Makes sure no terminal among fds 0-2 can become a dropped child's controlling terminal:
-/// a terminal that belongs to no session is claimed as usher's own (usher is usually a session
-/// leader: PID 1 of a container is). Returns the fds that stay unclaimed (usher is not a
-/// session leader): the child must not get those.
+/// Makes sure no terminal among fds 0-2 can become a dropped child's controlling terminal but
+/// by usher's choice: a terminal that belongs to no session is claimed as usher's own (usher
+/// is usually a session leader: PID 1 of a container is), and then goes to the child only as
+/// usher's terminal ([`ChildSession::Foreground`]). Returns the fds that stay unclaimed (usher
+/// is not a session leader): the child must not get those.
 pub fn claim_terminals() -> Vec<i32> {
     let (stdin, stdout, stderr) = (io::stdin(), io::stdout(), io::stderr());
     let mut unclaimed = Vec::new();
@@ -497,6 +578,61 @@ pub fn claim_terminals() -> Vec<i32> {
     unclaimed
 }
 
+/// usher's controlling terminal, found on one of fds 0-2 while usher's process group is its
+/// foreground group: the terminal usher can hand to the child ([`ChildSession::Foreground`])
+/// and take back. Holds a close-on-exec duplicate of its own, so that the child's stdio (pipes
+/// in JSON mode, `/dev/null`) does not matter and nothing of it outlives the exec.
+#[derive(Debug)]
+pub struct Terminal {
+    fd: OwnedFd,
+    /// Which of usher's fds 0-2 it was found on.
+    pub found_on: i32,
+}
+
+impl Terminal {
+    /// The first of fds 0-2 that is usher's controlling terminal (TIOCGSID answers only for
+    /// the caller's own, tty_ioctl(4)) with usher's process group in its foreground
+    /// (tcgetpgrp(3)). None without one, or when usher runs in the background of a shell's job
+    /// control: handing the terminal on from there would steal it from the shell.
+    pub fn find() -> Option<Terminal> {
+        let session = nix::unistd::getsid(None).ok()?;
+        let (stdin, stdout, stderr) = (io::stdin(), io::stdout(), io::stderr());
+        let fds = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
+        let (found_on, fd) = (0..).zip(fds).find(|(_, fd)| {
+            nix::unistd::isatty(fd).unwrap_or(false)
+                && nix::sys::termios::tcgetsid(fd).is_ok_and(|owner| owner == session)
+        })?;
+        let terminal = Terminal {
+            fd: fd.try_clone_to_owned().ok()?,
+            found_on,
+        };
+        terminal.is_foreground().then_some(terminal)
+    }
+
+    /// The descriptor for [`ChildSession::Foreground`]; valid while `self` lives.
+    pub fn raw_fd(&self) -> i32 {
+        self.fd.as_raw_fd()
+    }
+
+    /// Whether usher's own process group is the terminal's foreground group.
+    pub fn is_foreground(&self) -> bool {
+        nix::unistd::tcgetpgrp(&self.fd).is_ok_and(|group| group == nix::unistd::getpgrp())
+    }
+
+    /// Makes usher's own process group the foreground again, once the child has exited. usher
+    /// is a background group then; it blocks SIGTTOU (every thread does, from start-up), which
+    /// the kernel counts as ignoring it, so the call succeeds instead of stopping usher.
+    pub fn take_back(&self) -> io::Result<()> {
+        Ok(nix::unistd::tcsetpgrp(&self.fd, nix::unistd::getpgrp())?)
+    }
+}
+
+/// Whether usher leads its own session (getsid(2) is its pid): the case of PID 1 in a container,
+/// whose runtime makes the container's console the session's controlling terminal.
+pub fn leads_own_session() -> bool {
+    nix::unistd::getsid(None).is_ok_and(|session| session == nix::unistd::getpid())
+}
+
 /// Drops usher's own root once the child runs: groups, gid, then uid, for every thread (glibc's
 /// wrappers do that), then every capability, checked: nothing usher runs afterwards (the HTTP
 /// server, the log relays) may have root's powers, even with `--user 0` or a securebits
@@ -516,4 +652,85 @@ pub fn drop_own_privileges(uid: u32, gid: u32, groups: &[libc::gid_t]) -> io::Re
         return Err(io::Error::other("capabilities remain after dropping them"));
     }
     Ok(())
+}
+
+/// What a descriptor of the child's stdio is, for deciding whether its user may own it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StdioObject {
+    /// An anonymous pipe (pipefs): it exists only as open descriptors, nobody can open it by a
+    /// path of the file system.
+    Pipe,
+    /// The slave side of a pseudo-terminal (devpts), such as `docker run -t`'s console.
+    PtySlave,
+    /// Anything else: a regular file, a named FIFO, `/dev/null` or another device, a socket.
+    Other,
+}
+
+/// PIPEFS_MAGIC of linux/magic.h (neither libc nor nix names it).
+const PIPEFS_MAGIC: nix::sys::statfs::FsType = nix::sys::statfs::FsType(0x5049_5045);
+
+/// fstat(2) and fstatfs(2) of `fd`: its owner's uid and what it is.
+pub fn stdio_object(fd: BorrowedFd<'_>) -> io::Result<(u32, StdioObject)> {
+    use nix::sys::stat::SFlag;
+    let stat = nix::sys::stat::fstat(fd)?;
+    let file_system = nix::sys::statfs::fstatfs(fd)?.filesystem_type();
+    let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
+    let object = if kind == SFlag::S_IFIFO && file_system == PIPEFS_MAGIC {
+        StdioObject::Pipe
+    } else if kind == SFlag::S_IFCHR && file_system == nix::sys::statfs::DEVPTS_SUPER_MAGIC {
+        StdioObject::PtySlave
+    } else {
+        StdioObject::Other
+    };
+    Ok((stat.st_uid, object))
+}
+
+/// fchown(2) of `fd` to `uid` and, if given, `gid` (None keeps the group).
+pub fn change_owner(fd: BorrowedFd<'_>, uid: u32, gid: Option<u32>) -> io::Result<()> {
+    Ok(nix::unistd::fchown(
+        fd,
+        Some(Uid::from_raw(uid)),
+        gid.map(Gid::from_raw),
+    )?)
+}
+
+/// pipe2(2) with O_CLOEXEC: (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::signal::Signal;
+
+    /// The signals in this thread's mask, real-time ones included (nix's `SigSet` compares only
+    /// the standard ones). Masks are per thread: the test harness's other threads keep theirs.
+    fn thread_mask() -> Vec<i32> {
+        let mut mask = SigSet::empty();
+        sigprocmask(SigmaskHow::SIG_BLOCK, None, Some(&mut mask)).unwrap();
+        members(&mask)
+    }
+
+    fn members(set: &SigSet) -> Vec<i32> {
+        (1..=libc::SIGRTMAX())
+            // SAFETY: an initialised set and a valid signal number.
+            .filter(|&signo| unsafe { libc::sigismember(set.as_ref(), signo) } == 1)
+            .collect()
+    }
+
+    /// What the constructor does at load time, run in a test thread: the taken signals blocked
+    /// (all but KILL, STOP and glibc's 32 and 33), and the inherited mask (USR2 alone here) given
+    /// back by the restore, not an empty one.
+    #[test]
+    fn the_load_time_block_takes_every_signal_and_the_restore_gives_the_inherited_mask_back() {
+        let inherited = SigSet::from(Signal::SIGUSR2);
+        sigprocmask(SigmaskHow::SIG_SETMASK, Some(&inherited), None).unwrap();
+        block_taken_signals_at_load();
+        let blocked = thread_mask();
+        assert_eq!(blocked, members(&taken_signals().unwrap()));
+        assert_eq!(blocked.len(), 64 - 4, "{blocked:?}");
+        restore_inherited_signal_mask().unwrap();
+        assert_eq!(thread_mask(), [libc::SIGUSR2]);
+    }
 }

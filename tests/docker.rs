@@ -4,6 +4,8 @@
 //! removes every container and image it made. With CI set, a missing engine is a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/pty.rs"]
+mod pty;
 mod support;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -54,6 +56,11 @@ struct Image {
 
 impl Image {
     fn build(test: &str) -> Image {
+        Image::build_with(test, &[])
+    }
+
+    /// An image with more files: (where on this machine, where in the image).
+    fn build_with(test: &str, extra: &[(&Path, &str)]) -> Image {
         let tag = format!(
             "usher-e2e-{}-{}",
             test.replace('_', "-"),
@@ -74,6 +81,10 @@ impl Image {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/docker/Dockerfile.scratch");
         let mut text = std::fs::read_to_string(dockerfile).unwrap();
         text.push_str("COPY fixtures/ /fixtures/\n");
+        for (n, (from, to)) in extra.iter().enumerate() {
+            copy(from, &format!("extra{n}"));
+            text.push_str(&format!("COPY extra{n} {to}\n"));
+        }
         std::fs::write(context.dir.join("Dockerfile"), text).unwrap();
         let image = Image {
             tag,
@@ -358,4 +369,92 @@ fn an_app_ignoring_sigterm_is_killed_at_grace() {
         msgs.iter().any(|m| m.starts_with("grace period over")),
         "{msgs:#?}"
     );
+}
+
+/// `docker run -it IMAGE sh` with usher as the image's entrypoint (PID 1, the container's
+/// console as its controlling terminal) and a `FROM scratch` busybox as the shell: the shell
+/// has job control and `/dev/tty`, Ctrl-Z stops a job and `fg` resumes it, Ctrl-C interrupts it
+/// without being a stop request (usher's grace of 1 s would otherwise have ended the shell),
+/// and `exit 3` is the container's exit status, as with tini.
+#[test]
+fn docker_run_it_gives_the_shell_a_terminal() {
+    use pty::*;
+    if !engine_answers("docker_run_it_gives_the_shell_a_terminal") {
+        return;
+    }
+    let busybox = busybox().filter(|path| is_static(Path::new(path)));
+    let needs = "a static busybox (apt-get install busybox-static)";
+    if !require(
+        "docker_run_it_gives_the_shell_a_terminal",
+        needs,
+        busybox.is_some(),
+    ) {
+        return;
+    }
+    let busybox = busybox.unwrap_or_default();
+    let mut image = Image::build_with("tty", &[(Path::new(&busybox), "/bin/busybox")]);
+    let name = format!("{}-0", image.tag);
+    image.containers.push(name.clone());
+    let mut command = Command::new("docker");
+    command.args(["run", "-it", "--name", &name, "--label", LABEL]);
+    // The image says json; a terminal user's image would say nothing (auto: raw on a terminal).
+    command.args(["-e", "USHER_LOG_FORMAT=auto", "-e", "USHER_VERBOSE=1"]);
+    command.args(["-e", "USHER_GRACE=1s", &image.tag, "/bin/busybox", "sh"]);
+    let mut pty = Pty::start(command, true);
+    // usher, as the host sees it.
+    let mut init = 0;
+    wait_until("the container to run", || {
+        let output = docker(&["inspect", "-f", "{{.State.Pid}}", &name]);
+        init = String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        init != 0
+    });
+    let sleep = ["sleep", "31"];
+    pty.type_line("echo tty-$((6*7)) > /dev/tty");
+    pty.expect("tty-42");
+    pty.type_line("sleep 31");
+    wait_in_foreground(init, &sleep);
+    pty.type_text(CTRL_C);
+    wait_gone(init, &sleep);
+    pty.type_line("echo alive-$((1+1))");
+    pty.expect("alive-2");
+    // Sent after the Ctrl-C: usher would have read a SIGINT (a lower number) first.
+    docker_ok(&["kill", "-s", "WINCH", &name]);
+    pty.expect("forwarded SIGWINCH to process group");
+    let before = pty.take_shown().to_string();
+    assert!(!before.contains("stop requested"), "{before}");
+    pty.type_line("sleep 31");
+    wait_in_foreground(init, &sleep);
+    pty.type_text(CTRL_Z);
+    wait_stopped(init, &sleep);
+    pty.type_line("jobs");
+    pty.expect("Stopped");
+    pty.type_line("fg");
+    wait_in_foreground(init, &sleep);
+    pty.type_text(CTRL_C);
+    wait_gone(init, &sleep);
+    pty.type_line("exit 3");
+    assert_eq!(pty.wait(), 3, "{}", pty.shown);
+    assert!(!pty.shown.contains("job control"), "{}", pty.shown);
+    assert_eq!(exit_code(&name), 3);
+}
+
+/// Whether an ELF64 executable runs without a dynamic loader (no PT_INTERP program header),
+/// as a `FROM scratch` image needs.
+fn is_static(path: &Path) -> bool {
+    let Ok(elf) = std::fs::read(path) else {
+        return false;
+    };
+    let number = |at: usize, size: usize| -> usize {
+        let bytes = elf.get(at..at + size).unwrap_or_default();
+        bytes.iter().rev().fold(0, |n, b| n << 8 | usize::from(*b))
+    };
+    if elf.get(..5) != Some(b"\x7fELF\x02") {
+        return false;
+    }
+    let (offset, size, count) = (number(0x20, 8), number(0x36, 2), number(0x38, 2));
+    const PT_INTERP: usize = 3;
+    (0..count).all(|n| number(offset + n * size, 4) != PT_INTERP)
 }

@@ -92,7 +92,7 @@ fn term_ignoring_child_and_grandchild_are_killed_after_grace() {
     usher.line_starting("ready");
     let sent = std::time::Instant::now();
     usher.signal(libc::SIGTERM);
-    let mut got = vec![usher.next_line(), usher.next_line()];
+    let mut got = stop_signals_seen(&mut usher, 2);
     got.sort();
     assert_eq!(
         got,
@@ -108,6 +108,20 @@ fn term_ignoring_child_and_grandchild_are_killed_after_grace() {
         "killed after {:?}, before the grace period",
         sent.elapsed()
     );
+}
+
+/// The next `count` lines the fixtures print, but for the SIGCONT (18) usher sends after each
+/// stop signal.
+fn stop_signals_seen(usher: &mut Usher, count: usize) -> Vec<String> {
+    let cont = format!("signal {}", libc::SIGCONT);
+    let mut seen = Vec::new();
+    while seen.len() < count {
+        let line = usher.next_line();
+        if !line.ends_with(&cont) {
+            seen.push(line);
+        }
+    }
+    seen
 }
 
 #[test]
@@ -310,7 +324,7 @@ fn second_stop_signal_cuts_the_drain_short() {
     usher.signal(libc::SIGTERM);
     usher.stderr_containing("draining");
     usher.signal(libc::SIGINT);
-    let mut got = vec![usher.next_line(), usher.next_line()];
+    let mut got = stop_signals_seen(&mut usher, 2);
     got.sort();
     let expected = [libc::SIGTERM, libc::SIGINT].map(|s| format!("signal {s}"));
     assert_eq!(got, expected);
@@ -358,4 +372,177 @@ fn parent_death_signal() {
     shell.close_stdin();
     assert_eq!(shell.next_line(), format!("signal {}", libc::SIGUSR1));
     assert_eq!(shell.wait(), 0);
+}
+
+/// An app stopped with SIGSTOP (or Ctrl-Z) still acts on the stop signal: usher sends SIGCONT
+/// after it, to the group (or with `--single-child` to the child), so the app exits by itself
+/// with its own status instead of sitting out the grace period until SIGKILL (137).
+#[test]
+fn a_stopped_app_is_resumed_to_act_on_the_stop_signal() {
+    if !require_root("a_stopped_app_is_resumed_to_act_on_the_stop_signal") {
+        return;
+    }
+    let print_signals = fixture("print_signals");
+    for (flag, whom) in [("--grace=8s", "process group"), ("--single-child", "pid")] {
+        let args = ["-v", flag, "--", &print_signals, "--exit-on", "TERM"];
+        let mut usher = Usher::pid1(&args);
+        usher.line_starting("ready");
+        let app = children_of(usher.pid())[0];
+        send(app, libc::SIGSTOP);
+        wait_until("the app to stop", || {
+            status_field(app, "State").is_some_and(|s| s.starts_with('T'))
+        });
+        usher.signal(libc::SIGTERM);
+        assert_eq!(usher.wait(), 0, "{flag}: {:?}", usher.stderr_seen);
+        let resumed = format!("sent SIGCONT to {whom} ");
+        let lines: Vec<_> = usher
+            .stderr_seen
+            .iter()
+            .filter(|l| l.contains(&resumed) && l.contains("after SIGTERM"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{flag}: {:?}", usher.stderr_seen);
+    }
+}
+
+/// usher's own events of a stop that needs the SIGKILL, in JSON: each action said once (the
+/// SIGKILL too: once, by `grace_over`), and `usher_exiting` the last record.
+#[test]
+fn a_stop_ending_in_sigkill_is_told_once_and_in_order() {
+    if !require_root("a_stop_ending_in_sigkill_is_told_once_and_in_order") {
+        return;
+    }
+    let env = [("USHER_LOG_FORMAT", "json")];
+    let args = ["-v", "--grace", "1s", "--", &fixture("print_signals")];
+    let mut usher = Usher::pid1_with_env(&env, &args);
+    while !usher.next_line().contains("ready pid=") {}
+    usher.signal(libc::SIGTERM);
+    assert_eq!(usher.wait(), 137);
+    let records: Vec<serde_json::Value> = usher
+        .stderr_seen
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let events: Vec<&str> = records.iter().filter_map(|r| r["event"].as_str()).collect();
+    let position = |event: &str| {
+        events
+            .iter()
+            .position(|e| *e == event)
+            .unwrap_or_else(|| panic!("no {event} in {events:?}"))
+    };
+    let order = [
+        "stop_requested",
+        "signal_forwarded",
+        "continue_sent",
+        "grace_over",
+        "child_exited",
+        "usher_exiting",
+    ];
+    for pair in order.windows(2) {
+        assert!(
+            position(pair[0]) < position(pair[1]),
+            "{pair:?}: {events:?}"
+        );
+    }
+    assert_eq!(events.last(), Some(&"usher_exiting"), "{events:?}");
+    let grace_over = &records[position("grace_over")];
+    assert_eq!(grace_over["grace_ms"], 1000, "{grace_over}");
+    let kill_lines = records
+        .iter()
+        .filter(|r| {
+            r["msg"]
+                .as_str()
+                .is_some_and(|m| m.contains("SIGKILL to every process left"))
+        })
+        .count();
+    assert_eq!(kill_lines, 1, "{:?}", usher.stderr_seen);
+}
+
+/// `--wait-all`: a daemon that forks its replacement and exits 0 does not end the run. usher
+/// stays, passes signals to the replacement, forwards the stop signal to it, and exits with the
+/// status of the last process it reaped (the replacement's 3 here, not the main child's 0). In
+/// the main child's group or a session of its own; as PID 1 and as a subreaper.
+#[test]
+fn wait_all_stays_for_a_self_restarted_replacement() {
+    if !require_root("wait_all_stays_for_a_self_restarted_replacement") {
+        return;
+    }
+    let self_restart = fixture("self_restart");
+    for setsid in [false, true] {
+        for plain in [false, true] {
+            let mut args = vec!["-v", "--wait-all", "--", &self_restart, "--term-exit", "3"];
+            if setsid {
+                args.push("--setsid");
+            }
+            let mut usher = if plain {
+                Usher::plain(&args)
+            } else {
+                Usher::pid1(&args)
+            };
+            let case = format!("setsid={setsid} plain={plain}");
+            usher.line_starting("replacement ready");
+            usher.line_starting("main exiting");
+            usher.stderr_containing("--wait-all keeps usher running");
+            // Still there: a signal reaches the replacement, and nothing else did before it.
+            usher.signal(libc::SIGUSR1);
+            let usr1 = format!("replacement got signal {}", libc::SIGUSR1);
+            assert_eq!(usher.next_line(), usr1, "{case}");
+            usher.signal(libc::SIGTERM);
+            let term = format!("replacement got signal {}", libc::SIGTERM);
+            assert_eq!(usher.next_line(), term, "{case}");
+            assert_eq!(usher.wait(), 3, "{case}: {:?}", usher.stderr_seen);
+            let terms = usher.stdout_seen.iter().filter(|l| **l == term).count();
+            assert_eq!(terms, 1, "{case}: {:?}", usher.stdout_seen);
+        }
+    }
+}
+
+/// Without `--wait-all`, the same daemon's replacement gets SIGTERM as soon as the main child
+/// exits, and usher exits with the main child's 0.
+#[test]
+fn without_wait_all_the_replacement_is_stopped() {
+    if !require_root("without_wait_all_the_replacement_is_stopped") {
+        return;
+    }
+    let mut usher = Usher::pid1(&["--", &fixture("self_restart"), "--term-exit", "3"]);
+    usher.line_starting("main exiting");
+    let term = format!("replacement got signal {}", libc::SIGTERM);
+    assert_eq!(usher.next_line(), term);
+    assert_eq!(usher.wait(), 0);
+}
+
+/// While `--wait-all` keeps usher for the replacement, `/health` stays 200 (the replacement is
+/// the app now) and reports the main child's exit; `USHER_WAIT_ALL` sets it too.
+#[test]
+fn wait_all_keeps_health_up_while_the_replacement_lives() {
+    if !require_root("wait_all_keeps_health_up_while_the_replacement_lives") {
+        return;
+    }
+    let env = [
+        ("USHER_HEALTH_ADDR", "127.0.0.1:0"),
+        ("USHER_WAIT_ALL", "1"),
+    ];
+    let mut usher = Usher::pid1_with_env(&env, &["-v", "--", &fixture("self_restart")]);
+    let line = usher.stderr_containing("health server listening on ");
+    let port: u16 = line.rsplit(':').next().unwrap().trim().parse().unwrap();
+    usher.line_starting("main exiting");
+    usher.stderr_containing("--wait-all keeps usher running");
+    let (status, body) = http_get(port, "/health");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""last_exit":0"#), "{body}");
+    usher.signal(libc::SIGTERM);
+    assert_eq!(usher.wait(), 0);
+}
+
+/// One `GET` over a fresh connection: (status, body).
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
+    (status, body.unwrap_or_default())
 }

@@ -585,3 +585,207 @@ fn usher_gives_up_its_capabilities_even_as_uid_0() {
     usher.signal(libc::SIGTERM);
     assert_eq!(usher.wait(), 0);
 }
+
+/// What a dropped child runs to use its stdio by name, as nginx's `access_log /dev/stdout`
+/// does, then prints the variables that name its user (each `&&`: a refused open stops it).
+const OPENS_ITS_STDIO: &str = "echo out > /dev/stdout && echo err > /dev/stderr && \
+    echo fd > /proc/self/fd/1 && cat /dev/stdin && echo stdin opened && \
+    echo \"USER=${USER-unset} LOGNAME=${LOGNAME-unset} HOME=${HOME-unset}\"";
+
+/// The child's (stdout, stderr) lines from a run: as they are in raw mode, from the records'
+/// `msg` in JSON mode (usher's own records left out).
+fn child_output(usher: &Usher, json: bool) -> (Vec<String>, Vec<String>) {
+    if !json {
+        return (usher.stdout_seen.clone(), usher.stderr_seen.clone());
+    }
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    for line in usher.stdout_seen.iter().chain(&usher.stderr_seen) {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        let msg = record["msg"].as_str().unwrap().to_string();
+        match record["stream"].as_str() {
+            Some("stdout") => stdout.push(msg),
+            Some("stderr") => stderr.push(msg),
+            _ => {}
+        }
+    }
+    (stdout, stderr)
+}
+
+/// A dropped child opens `/dev/stdout`, `/dev/stderr`, `/dev/stdin` and `/proc/self/fd/1` by
+/// name, as under `docker run --user`: in JSON mode (usher's own pipes) and in raw mode (the
+/// pipes usher inherited, made by root, as a runtime's are). Its USER, LOGNAME and HOME are its
+/// passwd entry's, not the root ones usher was given.
+#[test]
+fn a_dropped_child_opens_its_own_stdio_by_name() {
+    if !require_root("a_dropped_child_opens_its_own_stdio_by_name") {
+        return;
+    }
+    let etc = EtcFiles::new("etc-stdio", PASSWD, GROUP);
+    let namespace = Namespace {
+        env: &[("USER", "root"), ("LOGNAME", "root"), ("HOME", "/root")],
+        etc: Some(&etc),
+        ..Namespace::default()
+    };
+    for format in ["raw", "json"] {
+        let args = [
+            "--log-format",
+            format,
+            "--user",
+            "app",
+            "--",
+            "sh",
+            "-c",
+            OPENS_ITS_STDIO,
+        ];
+        let mut usher = Usher::pid1_in(&namespace, &args);
+        usher.close_stdin();
+        let code = usher.wait();
+        let (stdout, stderr) = child_output(&usher, format == "json");
+        assert_eq!(code, 0, "{format}: {stdout:?} {stderr:?}");
+        assert_eq!(
+            stdout,
+            [
+                "out",
+                "fd",
+                "stdin opened",
+                "USER=app LOGNAME=app HOME=/home/app"
+            ],
+            "{format}"
+        );
+        assert_eq!(stderr, ["err"], "{format}");
+    }
+}
+
+/// A uid the image does not know has no name: USER and LOGNAME are not set (as with
+/// `docker run --user UID`) rather than root's passed on; HOME is `/`.
+#[test]
+fn a_uid_without_a_passwd_entry_gets_no_user_name() {
+    if !require_root("a_uid_without_a_passwd_entry_gets_no_user_name") {
+        return;
+    }
+    let etc = EtcFiles::new("etc-no-name", PASSWD, GROUP);
+    let namespace = Namespace {
+        env: &[("USER", "root"), ("LOGNAME", "root"), ("HOME", "/root")],
+        etc: Some(&etc),
+        ..Namespace::default()
+    };
+    let script = "echo \"USER=${USER-unset} LOGNAME=${LOGNAME-unset} HOME=${HOME-unset}\"";
+    let mut usher = Usher::pid1_in(&namespace, &["--user", "4242", "--", "sh", "-c", script]);
+    assert_eq!(usher.wait(), 0, "{:?}", usher.stderr_seen);
+    assert_eq!(usher.stdout_seen, ["USER=unset LOGNAME=unset HOME=/"]);
+    // Without --user the environment is usher's own, unchanged.
+    let mut usher = Usher::pid1_in(&namespace, &["--", "sh", "-c", script]);
+    assert_eq!(usher.wait(), 0, "{:?}", usher.stderr_seen);
+    assert_eq!(usher.stdout_seen, ["USER=root LOGNAME=root HOME=/root"]);
+}
+
+/// In raw mode only what exists for this run alone changes hands: a pipe does, while a root
+/// file that stdout is redirected to keeps its owner (the child writes through the descriptor
+/// it inherited, and cannot open the file by name).
+#[test]
+fn a_redirect_to_a_file_keeps_the_files_owner() {
+    if !require_root("a_redirect_to_a_file_keeps_the_files_owner") {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let temp = TempDir::new("stdio-file");
+    let log = temp.file("app.log", b"", 0o644);
+    let script = "echo through the descriptor; \
+        echo by name > /dev/stdout || echo stdout refused > /dev/stderr";
+    let output = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg(usher())
+        .args(["--log-format", "raw", "--user", "1234", "--", "sh", "-c"])
+        .arg(script)
+        .env("USHER_HEALTH_ADDR", "off")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let metadata = std::fs::metadata(&log).unwrap();
+    assert_eq!((metadata.uid(), metadata.gid()), (0, 0));
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "through the descriptor\n"
+    );
+    // stderr, a pipe, was the child's to open by name.
+    assert!(stderr.contains("stdout refused"), "{stderr}");
+}
+
+/// With a terminal (`docker run -t`): when usher is PID 1 the terminal is the container's
+/// console, and it becomes the dropped child's, as runc makes it its user's; when usher is not
+/// PID 1 it may be a login session's terminal, which keeps its owner.
+#[test]
+fn a_dropped_child_gets_the_containers_terminal() {
+    if !require_root("a_dropped_child_gets_the_containers_terminal") {
+        return;
+    }
+    use std::io::Read;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::fs::MetadataExt;
+    // (the terminal's owner afterwards, what the terminal showed)
+    let run = |pid1: bool| -> (u32, String) {
+        let (mut master, mut slave) = (0, 0);
+        // SAFETY: openpty writes two descriptors; null name/termios/winsize are allowed.
+        let ret = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(ret, 0);
+        // SAFETY: openpty just made both descriptors, and nothing else owns them.
+        let (mut master, slave) = unsafe {
+            (
+                std::fs::File::from(OwnedFd::from_raw_fd(master)),
+                std::fs::File::from(OwnedFd::from_raw_fd(slave)),
+            )
+        };
+        let terminal = std::fs::read_link(format!("/proc/self/fd/{}", slave.as_raw_fd())).unwrap();
+        let mut command = if pid1 {
+            let mut command = Command::new("unshare");
+            command.args(["--pid", "--fork", "--mount-proc", "--kill-child", "setsid"]);
+            command
+        } else {
+            Command::new("setsid")
+        };
+        // usher leads a session whose controlling terminal is the pty, as under `docker run -t`.
+        command
+            .arg("--ctty")
+            .arg(usher())
+            .args(["--log-format", "raw", "--user", "1234", "--", "sh", "-c"])
+            .arg("echo by name > /dev/stdout || echo refused")
+            .env("USHER_HEALTH_ADDR", "off")
+            .stdin(slave.try_clone().unwrap())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave);
+        let mut child = command.spawn().unwrap();
+        // Only the processes started keep the terminal open: reading it ends when they do.
+        drop(command);
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut shown = Vec::new();
+            let mut buffer = [0u8; 4096];
+            // EIO once every process holding the terminal has closed it.
+            while let Ok(read @ 1..) = master.read(&mut buffer) {
+                shown.extend_from_slice(&buffer[..read]);
+            }
+            // The master too: the terminal's node goes once it is closed.
+            let _ = sender.send((String::from_utf8_lossy(&shown).into_owned(), master));
+        });
+        let (shown, _master) = receiver.recv_timeout(DEADLINE).unwrap();
+        assert_eq!(child.wait().unwrap().code(), Some(0), "{shown}");
+        (std::fs::metadata(&terminal).unwrap().uid(), shown)
+    };
+    let (owner, shown) = run(true);
+    assert_eq!(owner, 1234, "{shown}");
+    assert!(shown.contains("by name"), "{shown}");
+    let (owner, shown) = run(false);
+    assert_eq!(owner, 0, "{shown}");
+    assert!(shown.contains("refused"), "{shown}");
+}

@@ -49,3 +49,85 @@ fn pid1_does_not_claim_to_be_a_subreaper() {
         usher.stderr_seen
     );
 }
+
+/// One GET over a fresh connection to usher's health server: the body.
+fn get_body(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default()
+}
+
+/// The value of a series in /metrics text.
+fn metric(metrics: &str, series: &str) -> Option<u64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+}
+
+/// Reaping is summarised, not logged a line per round: 3000 orphans reaped over many rounds
+/// give a few `orphans_reaped` records (one at once, the rest held to the minute's end or to
+/// exit) whose counts add up to 3000, and /metrics counts every one.
+#[test]
+fn reaping_is_summarised_in_the_log_and_counted_in_metrics() {
+    if !require_root("reaping_is_summarised_in_the_log_and_counted_in_metrics") {
+        return;
+    }
+    let script = format!(
+        "{} zombies 3000 && exec {} --exit-on TERM",
+        fixture("orphans"),
+        fixture("print_signals")
+    );
+    let env = [
+        ("USHER_HEALTH_ADDR", "127.0.0.1:0"),
+        ("USHER_LOG_FORMAT", "json"),
+    ];
+    let mut usher = Usher::pid1_with_env(&env, &["--", "sh", "-c", &script]);
+    let listening = usher.stderr_containing(r#""event":"health_listening""#);
+    let listening: serde_json::Value = serde_json::from_str(&listening).unwrap();
+    let addr = listening["addr"].as_str().unwrap();
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    // The fixture's lines, as JSON records: every orphan is reaped before print_signals runs.
+    while !usher.next_line().contains(r#""msg":"ready "#) {}
+    assert!(
+        usher
+            .stdout_seen
+            .iter()
+            .any(|l| l.contains(r#""msg":"no zombies left""#)),
+        "{:?}",
+        usher.stdout_seen
+    );
+    // The counter is updated once the reaping round ends, a moment after the last waitpid.
+    let mut metrics = String::new();
+    wait_until("usher_zombies_reaped_total to reach 3000", || {
+        metrics = get_body(port, "/metrics");
+        metric(&metrics, "usher_zombies_reaped_total") == Some(3000)
+    });
+    usher.signal(libc::SIGTERM);
+    assert_eq!(usher.wait(), 0, "{:?}", usher.stderr_seen);
+    let summaries: Vec<u64> = usher
+        .stderr_seen
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|record| record["event"] == "orphans_reaped")
+        .map(|record| record["count"].as_u64().unwrap())
+        .collect();
+    assert!(
+        (1..=3).contains(&summaries.len()),
+        "{} orphans_reaped records, the first: {:?}",
+        summaries.len(),
+        &summaries[..summaries.len().min(10)]
+    );
+    assert_eq!(summaries.iter().sum::<u64>(), 3000, "{summaries:?}");
+    // After the last orphan: the summary of the held count comes before usher's last record.
+    let last = usher.stderr_seen.last().unwrap();
+    assert!(last.contains(r#""event":"usher_exiting""#), "{last}");
+}

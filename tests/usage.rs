@@ -39,6 +39,11 @@ fn bad_flags_exit_2_naming_the_flag_before_anything_starts() {
         (&["--remap-exit", "300"], "--remap-exit"),
         (&["-p", "BOGUS"], "-p"),
         (&["--log-format", "xml"], "--log-format"),
+        (&["--stop-signal", "KILL"], "--stop-signal"),
+        (&["--stop-signal", "STOP"], "--stop-signal"),
+        (&["--stop-signal", "TERM,NOSUCH"], "--stop-signal"),
+        (&["--stop-signal", ""], "--stop-signal"),
+        (&["--stop-signal", ","], "--stop-signal"),
         (&["--user", "app"], "--user"),
         (&["--health-addr", "localhost:80"], "--health-addr"),
         (&["--ready-when", "grpc:80"], "--ready-when"),
@@ -67,6 +72,9 @@ fn bad_environment_exits_2_naming_the_variable() {
         ("USHER_REMAP_EXIT", "1,x"),
         ("USHER_READY_WHEN", "file:"),
         ("USHER_HEALTH_ADDR", "8558"),
+        ("USHER_STOP_SIGNAL", "SIGKILL"),
+        ("USHER_STOP_SIGNAL", ""),
+        ("USHER_WAIT_ALL", "maybe"),
     ] {
         let stderr = rejected(&[], &[(var, value)]);
         assert!(stderr.contains(var), "{var}: {stderr}");
@@ -96,7 +104,11 @@ fn help_and_version() {
         "--rewrite",
         "--single-child",
         "--remap-exit",
+        "--stop-signal",
+        "--wait-all",
         "USHER_GRACE",
+        "USHER_STOP_SIGNAL",
+        "USHER_WAIT_ALL",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
@@ -129,4 +141,106 @@ fn argv_is_passed_on_exactly() {
         String::from_utf8(output.stdout).unwrap(),
         "[a  b][][--grace][*]"
     );
+}
+
+#[test]
+fn bad_tini_and_dumb_init_variables_exit_2_naming_the_variable() {
+    for (var, value) in [
+        ("TINI_VERBOSITY", "x"),
+        ("TINI_VERBOSITY", "-1"),
+        ("DUMB_INIT_SETSID", "maybe"),
+    ] {
+        let stderr = rejected(&[], &[(var, value)]);
+        assert!(stderr.starts_with("usher: "), "{stderr}");
+        assert!(stderr.contains(var), "{var}: {stderr}");
+    }
+}
+
+/// usher's own stderr lines when it forwards USR1 to print_signals, with `env`: raw mode, so
+/// which lines show depends on the verbosity, and `forwarded SIGUSR1 to pid N` or `to process
+/// group N` says whether only the child was signalled.
+fn forwarding_lines(env: &[(&str, &str)]) -> Vec<String> {
+    let fixture = fixture("print_signals");
+    let mut usher = Usher::pid1_with_env(env, &["--", &fixture, "--exit-on", "USR1"]);
+    usher.line_starting("ready");
+    usher.signal(libc::SIGUSR1);
+    assert_eq!(usher.wait(), 0, "{env:?}: {:?}", usher.stderr_seen);
+    usher.stderr_seen.clone()
+}
+
+fn has(lines: &[String], text: &str) -> bool {
+    lines.iter().any(|line| line.contains(text))
+}
+
+/// tini's and dumb-init's variables (design section 1): `TINI_VERBOSITY=N` is `-v` N-1 times,
+/// `DUMB_INIT_SETSID=0` is `--single-child`, tini's subreaper and group variables are accepted;
+/// the `USHER_*` variable of the same setting wins.
+#[test]
+fn tini_and_dumb_init_variables_take_effect_and_usher_variables_win() {
+    if !require_root("tini_and_dumb_init_variables_take_effect_and_usher_variables_win") {
+        return;
+    }
+    let lines = forwarding_lines(&[
+        ("DUMB_INIT_SETSID", "0"),
+        ("TINI_VERBOSITY", "3"),
+        ("TINI_SUBREAPER", "1"),
+        ("TINI_KILL_PROCESS_GROUP", "1"),
+    ]);
+    // Info and debug lines, as with -vv; the signal to the child alone.
+    assert!(has(&lines, "usher: forwarded SIGUSR1 to pid "), "{lines:?}");
+    assert!(has(&lines, "usher: received SIGUSR1"), "{lines:?}");
+    assert!(!has(&lines, "warning"), "{lines:?}");
+    let lines = forwarding_lines(&[
+        ("DUMB_INIT_SETSID", "0"),
+        ("USHER_SINGLE_CHILD", "0"),
+        ("TINI_VERBOSITY", "3"),
+        ("USHER_VERBOSE", "1"),
+    ]);
+    assert!(
+        has(&lines, "usher: forwarded SIGUSR1 to process group "),
+        "{lines:?}"
+    );
+    assert!(!has(&lines, "received SIGUSR1"), "{lines:?}");
+}
+
+/// A `USHER_*` variable usher does not know (a typo, a setting of another version) is a
+/// warning naming it, once, through usher's event output; the command still runs. The
+/// variables usher knows are not named.
+#[test]
+fn unknown_usher_variables_are_warned_about() {
+    let unknown = ["USHER_GRACE_PERIOD", "USHER_FOO"];
+    let run = |format: &str| {
+        let output = usher_command()
+            .env("USHER_LOG_FORMAT", format)
+            .env("USHER_GRACE", "5s")
+            .envs(unknown.map(|name| (name, "1")))
+            .args(["--", "true"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0));
+        String::from_utf8(output.stderr).unwrap()
+    };
+    let stderr = run("raw");
+    let mut warned: Vec<&str> = stderr.lines().filter(|l| l.contains("USHER_")).collect();
+    warned.sort_unstable();
+    assert_eq!(
+        warned,
+        [
+            "usher: warning: unknown variable USHER_FOO (ignored)",
+            "usher: warning: unknown variable USHER_GRACE_PERIOD (ignored)",
+        ],
+        "{stderr}"
+    );
+    let stderr = run("json");
+    let mut named: Vec<String> = stderr
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|record| record["event"] == "unknown_variable")
+        .map(|record| {
+            assert_eq!(record["level"], "warn", "{record}");
+            record["name"].as_str().unwrap().to_string()
+        })
+        .collect();
+    named.sort_unstable();
+    assert_eq!(named, ["USHER_FOO", "USHER_GRACE_PERIOD"], "{stderr}");
 }

@@ -1,5 +1,6 @@
 //! Starting the command: usher runs it itself (no shell, no helper process in between), in a
-//! session and process group of its own, with a clean signal mask and default dispositions.
+//! process group of its own (in a session of its own, or as the foreground of usher's
+//! terminal: [`placement`]), with a clean signal mask and default dispositions.
 
 pub mod environment;
 pub mod privileges;
@@ -10,12 +11,12 @@ use std::io;
 use std::process::{Command, Stdio};
 
 use std::fs::File;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use crate::config::{Config, GivenAs, LogMode};
 use crate::log_io::events;
-use crate::sys;
+use crate::sys::{self, StdioObject};
 use environment::EnvError;
 use privileges::{CapSet, Identity, NEEDED_TO_SWITCH, PrivilegeError, Privileges};
 use user::UserError;
@@ -153,10 +154,8 @@ impl ChildSpec {
                 }
             })?;
         }
-        // gosu's rule: the child's HOME is its user's, whatever usher's own was (root's).
         if let Some(user) = &privileges.user {
-            environment.retain(|(name, _)| name != "HOME");
-            environment.push(("HOME".into(), user.home.clone().into()));
+            set_user_variables(&mut environment, user);
         }
         Ok(ChildSpec {
             argv: config.command.clone(),
@@ -164,6 +163,20 @@ impl ChildSpec {
             environment,
             privileges,
         })
+    }
+}
+
+/// The variables that name the user, set from its passwd entry whatever usher's own were
+/// (root's): gosu's rule for HOME, login(1)'s for USER and LOGNAME. A uid with no entry has no
+/// name: USER and LOGNAME are then left unset, as `docker run --user UID` does, rather than
+/// pass root's on; its HOME is `/` (see [`user::Credentials::home`]).
+fn set_user_variables(environment: &mut Vec<(OsString, OsString)>, user: &user::Credentials) {
+    const FROM_PASSWD: [&str; 3] = ["HOME", "USER", "LOGNAME"];
+    environment.retain(|(name, _)| !FROM_PASSWD.iter().any(|from| name == *from));
+    environment.push(("HOME".into(), user.home.clone().into()));
+    if let Some(name) = &user.name {
+        environment.push(("USER".into(), name.clone().into()));
+        environment.push(("LOGNAME".into(), name.clone().into()));
     }
 }
 
@@ -209,6 +222,61 @@ pub struct Started {
     pub pid: i32,
     pub stdout: Option<File>,
     pub stderr: Option<File>,
+    /// usher's terminal, when the child was made its foreground group: usher takes it back
+    /// when the child exits.
+    pub terminal: Option<sys::Terminal>,
+}
+
+/// Where the child runs with respect to usher's terminal (design.md, "Terminals").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Placement {
+    /// In its own process group in usher's session, as the terminal's foreground group.
+    Foreground,
+    /// In a session of its own: usher has no terminal (`docker run -d`, Kubernetes without
+    /// `tty`), or it runs in the background of a shell.
+    OwnSession,
+    /// In a session of its own although usher has a terminal: the child runs as another user,
+    /// and the terminal's other readers may be more privileged and outlive usher (usher was
+    /// started from someone's shell, not as a container's PID 1). With the terminal as its
+    /// controlling terminal the child could push input into it (TIOCSTI, tty_ioctl(4)) that
+    /// such a reader would take as typed once usher is gone.
+    Withheld,
+}
+
+/// Decides [`Placement`]: `terminal` when usher has a controlling terminal in the foreground
+/// ([`sys::Terminal::find`]), `other_user` with `--user`, `container_console` when usher is
+/// PID 1 and leads its own session: then the terminal is the container's console, and every
+/// process that has it as controlling terminal dies with the container, as under
+/// `docker run -it --user` without an init.
+fn placement(terminal: bool, other_user: bool, container_console: bool) -> Placement {
+    match (terminal, other_user, container_console) {
+        (false, _, _) => Placement::OwnSession,
+        (true, false, _) | (true, true, true) => Placement::Foreground,
+        (true, true, false) => Placement::Withheld,
+    }
+}
+
+/// Finds usher's terminal and decides whether the child gets it: the terminal to hand over, if
+/// any; says so when it is withheld.
+fn terminal_for_child(other_user: bool) -> Option<sys::Terminal> {
+    let terminal = sys::Terminal::find();
+    let container_console = std::process::id() == 1 && sys::leads_own_session();
+    match placement(terminal.is_some(), other_user, container_console) {
+        Placement::Foreground => terminal,
+        Placement::OwnSession => None,
+        Placement::Withheld => {
+            let fd = terminal.map_or(0, |t| t.found_on);
+            events::warn!(
+                terminal_withheld,
+                fd,
+                "fd {fd} is a terminal that may have more privileged readers than the child \
+                 after usher is gone (usher is not a container's PID 1): the child, as another \
+                 user, gets no controlling terminal (no job control), so that it cannot type \
+                 into it"
+            );
+            None
+        }
+    }
 }
 
 /// Spawns the command and returns its pid (and its output pipes when captured). std's spawn reports an exec
@@ -228,6 +296,8 @@ pub fn spawn(spec: &ChildSpec) -> Result<Started, SpawnError> {
         .env_clear()
         .envs(spec.environment.iter().map(|(k, v)| (k, v)));
     let privileges = &spec.privileges;
+    // Which of usher's own fds 0-2 the child gets as they are.
+    let mut inherited = [true; 3];
     if privileges.switch_to.is_some() {
         // A terminal no session owns could become the dropped child's controlling terminal,
         // and with it a way to type into whatever reads that terminal (TIOCSTI).
@@ -242,13 +312,45 @@ pub fn spawn(spec: &ChildSpec) -> Result<Started, SpawnError> {
                 1 => command.stdout(Stdio::null()),
                 _ => command.stderr(Stdio::null()),
             };
+            if let Some(slot) = usize::try_from(fd)
+                .ok()
+                .and_then(|fd| inherited.get_mut(fd))
+            {
+                *slot = false;
+            }
         }
     }
+    // After claiming: a terminal usher has just claimed is usher's controlling terminal now.
+    let terminal = terminal_for_child(privileges.switch_to.is_some());
+    // The child's stdio must be its user's too when it runs as another uid than usher's.
+    let new_owner = privileges
+        .switch_to
+        .as_ref()
+        .filter(|user| user.uid != sys::effective_ids().0);
+    let spawn_error = |source| SpawnError {
+        program: program.clone(),
+        source,
+    };
+    let (mut stdout, mut stderr) = (None, None);
     if spec.capture_output {
-        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let (read, write) = output_pipe(1, new_owner).map_err(spawn_error)?;
+        command.stdout(write);
+        stdout = Some(read);
+        let (read, write) = output_pipe(2, new_owner).map_err(spawn_error)?;
+        command.stderr(write);
+        stderr = Some(read);
+        inherited[1] = false;
+        inherited[2] = false;
     }
+    if let Some(user) = new_owner {
+        hand_inherited_stdio(inherited, user.uid);
+    }
+    let session = terminal.as_ref().map_or(sys::ChildSession::Own, |t| {
+        sys::ChildSession::Foreground(t.raw_fd())
+    });
     sys::prepare_child(
         &mut command,
+        session,
         sys::ChildPrivileges {
             switch_to: privileges
                 .switch_to
@@ -258,26 +360,189 @@ pub fn spawn(spec: &ChildSpec) -> Result<Started, SpawnError> {
             no_new_privs: privileges.no_new_privs,
         },
     );
-    let mut child = command.spawn().map_err(|source| SpawnError {
-        program: program.clone(),
-        source,
-    })?;
+    let child = command.spawn().map_err(spawn_error)?;
+    // The command holds the pipes' write ends: usher must not keep them open, or the relays
+    // would never see the end of the child's output.
+    drop(command);
     // std's Child never waits on drop: the reaper alone owns waitpid.
     let pid = i32::try_from(child.id()).map_err(|_| SpawnError {
         program: program.clone(),
         source: io::Error::new(io::ErrorKind::InvalidData, "pid out of range"),
     })?;
-    let stdout = child
-        .stdout
-        .take()
-        .map(|pipe| File::from(OwnedFd::from(pipe)));
-    let stderr = child
-        .stderr
-        .take()
-        .map(|pipe| File::from(OwnedFd::from(pipe)));
     Ok(Started {
         pid,
         stdout,
         stderr,
+        terminal,
     })
+}
+
+/// Says whether the child `pid` became the foreground of `terminal`. It took the foreground
+/// before its exec, which std's spawn waited for: if usher still has it, the hand-off failed
+/// (the child cannot say so itself).
+pub fn say_terminal_handed(terminal: &sys::Terminal, pid: i32) {
+    let fd = terminal.found_on;
+    if terminal.is_foreground() {
+        events::warn!(
+            terminal_not_handed_over,
+            fd,
+            pid,
+            "could not make pid {pid} the foreground of the terminal on fd {fd}: Ctrl-C and \
+             Ctrl-Z reach usher, not the child"
+        );
+    } else {
+        events::info!(
+            terminal_handed_over,
+            fd,
+            pid,
+            "pid {pid} runs as the foreground process group of the terminal on fd {fd}"
+        );
+    }
+}
+
+/// How the child opens its fds 0, 1 and 2 by name.
+const STDIO_PATHS: [&str; 3] = ["/dev/stdin", "/dev/stdout", "/dev/stderr"];
+
+/// A pipe for the child's fd `number` (1 or 2) in JSON mode: (usher's read end, the child's
+/// write end). A pipe is mode 0600 and belongs to whoever made it: with `new_owner` it is given
+/// to the child's user and group, as if the child had made it, so that it can open
+/// `/dev/stdout` or `/proc/self/fd/1` by name.
+fn output_pipe(
+    number: usize,
+    new_owner: Option<&user::Credentials>,
+) -> io::Result<(File, OwnedFd)> {
+    let (read, write) = sys::pipe()?;
+    if let Some(user) = new_owner
+        && let Err(e) = sys::change_owner(write.as_fd(), user.uid, Some(user.gid))
+    {
+        let path = STDIO_PATHS.get(number).unwrap_or(&"its stdio");
+        events::warn!(
+            stdio_not_handed_over,
+            fd = number,
+            uid = user.uid,
+            "cannot give the pipe of fd {number} to uid {} ({e}): the child cannot open {path} \
+             by name",
+            user.uid
+        );
+    }
+    Ok((File::from(read), write))
+}
+
+/// Gives the stdio descriptors the child inherits from usher (`inherited[fd]`) to `uid`, as
+/// runc's fixStdioPermissions does for a container's user: opening `/dev/stdout` and the like
+/// goes through the object's own permission check, and a pipe is mode 0600, owned by whoever
+/// made it (the runtime's shim: root). Only what belongs to this container alone changes
+/// hands: an anonymous pipe, and a pseudo-terminal when usher is PID 1 (the container's
+/// console, `docker run -t`). A regular file, a named FIFO, a device such as `/dev/null` and a
+/// terminal of a session outside keep their owner: the change would outlast usher, on the
+/// file system or in someone's login session. As with runc, only the owner changes, not the
+/// group (a terminal's is `tty`). Failures are warnings: the child still has its descriptors.
+fn hand_inherited_stdio(inherited: [bool; 3], uid: u32) {
+    let (stdin, stdout, stderr) = (io::stdin(), io::stdout(), io::stderr());
+    let fds = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
+    let pid1 = std::process::id() == 1;
+    for (number, ((fd, inherited), path)) in
+        fds.into_iter().zip(inherited).zip(STDIO_PATHS).enumerate()
+    {
+        if !inherited {
+            continue;
+        }
+        let what = match sys::stdio_object(fd) {
+            Ok((owner, _)) if owner == uid => continue,
+            Ok((_, StdioObject::Pipe)) => "a pipe",
+            Ok((_, StdioObject::PtySlave)) if pid1 => "the container's terminal",
+            Ok((owner, _)) => {
+                events::debug!(
+                    stdio_kept,
+                    fd = number,
+                    uid = owner,
+                    "fd {number} is not a pipe or the container's terminal: it stays uid \
+                     {owner}'s, and the child opens {path} only if its mode allows"
+                );
+                continue;
+            }
+            Err(e) => {
+                events::debug!(
+                    stdio_kept,
+                    fd = number,
+                    "fd {number}: cannot tell what it is ({e}): left as it is"
+                );
+                continue;
+            }
+        };
+        match sys::change_owner(fd, uid, None) {
+            Ok(()) => events::debug!(
+                stdio_handed_over,
+                fd = number,
+                uid,
+                "fd {number} ({what}) now belongs to uid {uid}"
+            ),
+            Err(e) => events::warn!(
+                stdio_not_handed_over,
+                fd = number,
+                uid,
+                "cannot give fd {number} ({what}) to uid {uid} ({e}): the child cannot open \
+                 {path} by name"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn environment(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()
+    }
+
+    fn user(name: Option<&str>, home: &str) -> user::Credentials {
+        user::Credentials {
+            uid: 1000,
+            gid: 1000,
+            groups: vec![1000],
+            home: home.into(),
+            name: name.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn the_child_gets_the_terminal_unless_a_privileged_reader_could_outlive_usher() {
+        use Placement::*;
+        // (usher has a terminal, --user, usher is PID 1 leading its session) -> placement
+        let cases = [
+            ((false, false, false), OwnSession),
+            ((false, true, true), OwnSession),
+            ((true, false, false), Foreground),
+            ((true, false, true), Foreground),
+            ((true, true, true), Foreground),
+            ((true, true, false), Withheld),
+        ];
+        for ((terminal, other_user, console), expected) in cases {
+            let got = placement(terminal, other_user, console);
+            assert_eq!(got, expected, "{terminal} {other_user} {console}");
+        }
+    }
+
+    #[test]
+    fn the_users_variables_replace_usher_s_own() {
+        let mut env = environment(&[
+            ("USER", "root"),
+            ("PATH", "/bin"),
+            ("LOGNAME", "root"),
+            ("HOME", "/root"),
+        ]);
+        set_user_variables(&mut env, &user(Some("app"), "/home/app"));
+        let expected = [
+            ("PATH", "/bin"),
+            ("HOME", "/home/app"),
+            ("USER", "app"),
+            ("LOGNAME", "app"),
+        ];
+        assert_eq!(env, environment(&expected));
+        // No passwd entry, no name: root's are not passed on.
+        let mut env = environment(&[("USER", "root"), ("LOGNAME", "root")]);
+        set_user_variables(&mut env, &user(None, "/"));
+        assert_eq!(env, environment(&[("HOME", "/")]));
+    }
 }

@@ -140,7 +140,8 @@ pub enum PrivilegeError {
          groups {:?}",
         me.uid, me.gid, me.groups, to.uid, to.gid, to.groups
     )]
-    CannotSwitch { me: Identity, to: Credentials },
+    /// Boxed: the error stays small beside the `Ok` of the functions returning it.
+    CannotSwitch { me: Identity, to: Box<Credentials> },
 }
 
 impl PrivilegeError {
@@ -174,7 +175,7 @@ pub fn plan(
         Some(creds) => {
             return Err(PrivilegeError::CannotSwitch {
                 me,
-                to: creds.clone(),
+                to: Box::new(creds.clone()),
             });
         }
         None => None,
@@ -211,6 +212,7 @@ mod tests {
             gid: 1000,
             groups: vec![1000, 50],
             home: "/home/app".into(),
+            name: Some("app".into()),
         }
     }
 

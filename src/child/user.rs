@@ -43,6 +43,8 @@ pub struct Credentials {
     pub groups: Vec<u32>,
     /// HOME for the child: the passwd entry's home, or "/" when the user has no entry or an empty home.
     pub home: String,
+    /// USER and LOGNAME for the child: the passwd entry's name, None when the uid has no entry.
+    pub name: Option<String>,
 }
 
 /// One usable /etc/passwd line.
@@ -82,6 +84,7 @@ pub fn resolve(
         .filter(|home| !home.is_empty())
         .unwrap_or("/")
         .to_string();
+    let name = entry.map(|entry| entry.name.to_string());
     if let Some(group_spec) = group_spec {
         // An explicit group replaces the user's groups entirely, as with docker and gosu.
         let gid = find_group(group_spec, group)?;
@@ -90,6 +93,7 @@ pub fn resolve(
             gid,
             groups: vec![gid],
             home,
+            name,
         });
     }
     let Some(entry) = entry else {
@@ -99,6 +103,7 @@ pub fn resolve(
             gid: 0,
             groups: vec![0],
             home,
+            name,
         });
     };
     let mut groups = vec![entry.gid];
@@ -112,6 +117,7 @@ pub fn resolve(
         gid: entry.gid,
         groups,
         home,
+        name,
     })
 }
 
@@ -250,18 +256,52 @@ mod tests {
     use crate::startup::chain;
     use std::error::Error;
 
-    /// `super::resolve`, its error as usher prints it (with its sources).
+    /// `super::resolve`, its error as usher prints it (with its sources), and without the
+    /// user's name, which `the_name_is_the_passwd_entrys` checks on its own.
     fn resolve(
         spec: &str,
         passwd: Option<&str>,
         group: Option<&str>,
     ) -> Result<Credentials, String> {
-        super::resolve(spec, passwd, group).map_err(|e| chain(&e))
+        super::resolve(spec, passwd, group)
+            .map(nameless)
+            .map_err(|e| chain(&e))
     }
 
-    /// `super::resolve_in`, its error as usher prints it (with its sources).
+    /// `super::resolve_in`, as `resolve` above.
     fn resolve_in(spec: &str, root: &Path) -> Result<Credentials, String> {
-        super::resolve_in(spec, root).map_err(|e| chain(&e))
+        super::resolve_in(spec, root)
+            .map(nameless)
+            .map_err(|e| chain(&e))
+    }
+
+    fn nameless(credentials: Credentials) -> Credentials {
+        Credentials {
+            name: None,
+            ..credentials
+        }
+    }
+
+    /// The name for USER and LOGNAME: the entry found for the uid, whichever way it was given.
+    #[test]
+    fn the_name_is_the_passwd_entrys() {
+        let name = |spec: &str| {
+            super::resolve(spec, Some(PASSWD), Some(GROUP))
+                .unwrap()
+                .name
+        };
+        assert_eq!(name("app").as_deref(), Some("app"));
+        assert_eq!(name("1000").as_deref(), Some("app"));
+        assert_eq!(name("app:staff").as_deref(), Some("app"));
+        assert_eq!(name("0:4343").as_deref(), Some("root"));
+        // A uid the image does not know has no name.
+        assert_eq!(name("4242"), None);
+        assert_eq!(name("4242:video"), None);
+        let passwd = "1000:x:5:5::/home/five:/bin/sh\n";
+        assert_eq!(
+            super::resolve("1000", Some(passwd), None).unwrap().name,
+            None
+        );
     }
 
     const PASSWD: &str = "\
@@ -287,6 +327,7 @@ wheel:x:10:app
             gid,
             groups: groups.to_vec(),
             home: home.to_string(),
+            name: None,
         }
     }
 

@@ -113,6 +113,8 @@ pub fn usher() -> String {
         "\nDurations: 250ms, 10s, 2m, 1h (a bare number means seconds; at most 24h).\n",
         "Signals: TERM, SIGTERM or 15. Switches given as variables: 1/0, true/false, yes/no, on/off.\n",
         "Options end at the first word that is not one, or at --.\n",
+        "Also read: TINI_VERBOSITY, TINI_SUBREAPER, TINI_KILL_PROCESS_GROUP, DUMB_INIT_SETSID\n",
+        "(below USHER_* and flags); an unknown USHER_* variable is a warning.\n",
         "Exit status: the child's; 128+N if it was killed by signal N; 2 usage error;\n",
         "126 command not executable; 127 command not found.\n",
     ));

@@ -1,12 +1,15 @@
 //! The command line and `USHER_*` environment -> an [`Invocation`] (a validated [`Config`]).
 //!
 //! Every error is found here, before anything is started, and is one line naming the flag or
-//! variable the user wrote. A flag always wins over its variable. Only `main` imports this
-//! module.
+//! variable the user wrote. A flag always wins over its variable, and a `USHER_*` variable over
+//! tini's and dumb-init's (`migration`). Only `main` imports this module.
 
 mod help;
+mod migration;
 mod options;
 mod values;
+
+pub use migration::unknown_variables;
 
 use std::ffi::{OsStr, OsString};
 use std::net::{IpAddr, Ipv4Addr};
@@ -16,7 +19,10 @@ use lexopt::prelude::*;
 
 use crate::child::environment::SecretNames;
 use crate::child::privileges::CapSet;
-use crate::config::{Config, DEFAULT_HEALTH_ADDR, ExitRemap, GivenAs, LogMode, ReadySource};
+use crate::config::{
+    Config, DEFAULT_GRACE, DEFAULT_HEALTH_ADDR, ExitRemap, GivenAs, LogMode, ReadySource,
+    StopSignals,
+};
 use crate::http_check;
 use crate::logs::Level;
 use crate::probe::Probe;
@@ -130,19 +136,25 @@ impl Settings<'_> {
 
     /// A switch: given as a flag, on; as a variable, a boolean.
     fn take_switch(&mut self, opt: &'static Opt) -> Result<bool, UsageError> {
+        Ok(self.take_switch_given(opt)?.unwrap_or(false))
+    }
+
+    /// `take_switch`, None when neither the flag nor the variable is given.
+    fn take_switch_given(&mut self, opt: &'static Opt) -> Result<Option<bool>, UsageError> {
         match self.take_one(opt)? {
-            Some(raw) if raw.from_env => raw.parse(values::boolean),
-            Some(_) => Ok(true),
-            None => Ok(false),
+            Some(raw) if raw.from_env => raw.parse(values::boolean).map(Some),
+            Some(_) => Ok(Some(true)),
+            None => Ok(None),
         }
     }
 
-    /// A count: the flag's uses, else the variable as a number.
-    fn take_count(&mut self, opt: &'static Opt) -> Result<u8, UsageError> {
+    /// A count: the flag's uses, else the variable as a number; None when neither is given.
+    fn take_count_given(&mut self, opt: &'static Opt) -> Result<Option<u8>, UsageError> {
         let given = self.take(opt)?;
         match given.first() {
-            Some(raw) if raw.from_env => raw.parse(values::verbosity),
-            _ => Ok(u8::try_from(given.len()).unwrap_or(u8::MAX)),
+            Some(raw) if raw.from_env => raw.parse(values::verbosity).map(Some),
+            Some(_) => Ok(Some(u8::try_from(given.len()).unwrap_or(u8::MAX))),
+            None => Ok(None),
         }
     }
 
@@ -287,20 +299,30 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
     use options::*;
     let grace = settings
         .take_parsed(&GRACE, values::duration)?
-        .unwrap_or(Duration::from_secs(10));
+        .unwrap_or(DEFAULT_GRACE);
     let drain = settings
         .take_parsed(&DRAIN, values::duration)?
         .unwrap_or(Duration::ZERO);
+    let stop_signals = settings
+        .take_parsed(&STOP_SIGNAL, StopSignals::parse)?
+        .unwrap_or_default();
     let mut rewrites = Rewrites::default();
     for raw in settings.take(&REWRITE)? {
         raw.parse(|rule| rewrites.add_rule(rule))?;
     }
-    let single_child = settings.take_switch(&SINGLE_CHILD)?;
+    let single_child = match settings.take_switch_given(&SINGLE_CHILD)? {
+        Some(single_child) => single_child,
+        None => migration::dumb_init_single_child(settings.env)?.unwrap_or(false),
+    };
+    let wait_all = settings.take_switch(&WAIT_ALL)?;
     let mut remap = Vec::new();
     for raw in settings.take(&REMAP_EXIT)? {
         remap.push(raw.parse(values::exit_code)?);
     }
-    let verbosity = settings.take_count(&VERBOSE)?;
+    let verbosity = match settings.take_count_given(&VERBOSE)? {
+        Some(verbosity) => verbosity,
+        None => migration::tini_verbosity(settings.env)?.unwrap_or(0),
+    };
     let parent_death_signal = settings.take_parsed(&PARENT_DEATH_SIGNAL, Signo::parse)?;
     let warn_on_reap = settings.take_switch(&WARN_ON_REAP)?;
     let health_addr = settings
@@ -361,9 +383,11 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
         command,
         grace,
         drain,
+        stop_signals,
         rewrites,
         single_child,
         remap_exit: ExitRemap::new(remap),
+        wait_all,
         parent_death_signal,
         verbosity,
         warn_on_reap,
@@ -379,6 +403,7 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
         env_files,
         secret_env,
         given_as,
+        unknown_variables: Vec::new(),
     })))
 }
 
@@ -422,9 +447,11 @@ mod tests {
     #[test]
     fn defaults() {
         let config = run(&["true"]).unwrap();
-        assert_eq!(config.grace, Duration::from_secs(10));
+        assert_eq!(config.grace, Duration::from_secs(8));
         assert_eq!(config.drain, Duration::ZERO);
+        assert_eq!(config.stop_signals, StopSignals::default());
         assert!(!config.single_child);
+        assert!(!config.wait_all);
         assert_eq!(config.rewrites, Rewrites::default());
         assert_eq!(config.verbosity, 0);
     }
@@ -457,6 +484,63 @@ mod tests {
             .unwrap_err()
             .0;
         assert!(err.starts_with("USHER_SINGLE_CHILD:"), "{err}");
+    }
+
+    /// Docker's default stop timeout is 10 s: the default grace, and the bounded exit after its
+    /// SIGKILL, end a TERM-ignoring app before Docker's own SIGKILL, with room to spare.
+    #[test]
+    fn the_default_grace_fits_docker_s_stop_timeout() {
+        let docker_stop_timeout = Duration::from_secs(10);
+        let shown = options::GRACE.default.unwrap();
+        assert_eq!(
+            values::duration(shown),
+            Ok(DEFAULT_GRACE),
+            "--help shows {shown}"
+        );
+        let worst = DEFAULT_GRACE + crate::supervise::state::EXIT_AFTER_KILL;
+        assert!(
+            worst + Duration::from_millis(500) <= docker_stop_timeout,
+            "{worst:?}"
+        );
+        let shown = options::STOP_SIGNAL.default.unwrap();
+        assert_eq!(StopSignals::parse(shown), Ok(StopSignals::default()));
+    }
+
+    #[test]
+    fn stop_signal_and_wait_all() {
+        let quit = Signo::parse("QUIT").unwrap();
+        let config = run(&["--stop-signal", "QUIT", "--wait-all", "x"]).unwrap();
+        assert!(config.stop_signals.contains(quit));
+        assert!(!config.stop_signals.contains(Signo::TERM));
+        assert!(config.wait_all);
+        let env = [
+            ("USHER_STOP_SIGNAL", "SIGQUIT, TERM"),
+            ("USHER_WAIT_ALL", "yes"),
+        ];
+        let config = run_env(&["x"], &env).unwrap();
+        assert!(config.stop_signals.contains(quit) && config.stop_signals.contains(Signo::TERM));
+        assert!(config.wait_all);
+        // The flag wins over the variable.
+        let config = run_env(&["--stop-signal", "HUP", "x"], &env).unwrap();
+        assert_eq!(config.stop_signals, StopSignals::parse("HUP").unwrap());
+        let config = run_env(&["x"], &[("USHER_WAIT_ALL", "0")]).unwrap();
+        assert!(!config.wait_all);
+        for (args, env, culprit) in [
+            (
+                &["--stop-signal", "KILL", "x"][..],
+                &[][..],
+                "--stop-signal:",
+            ),
+            (&["--stop-signal", "TERM,STOP", "x"], &[], "--stop-signal:"),
+            (&["--stop-signal", "", "x"], &[], "--stop-signal:"),
+            (&["--stop-signal", "NOPE", "x"], &[], "--stop-signal:"),
+            (&["x"], &[("USHER_STOP_SIGNAL", "")], "USHER_STOP_SIGNAL:"),
+            (&["x"], &[("USHER_STOP_SIGNAL", "9")], "USHER_STOP_SIGNAL:"),
+            (&["x"], &[("USHER_WAIT_ALL", "maybe")], "USHER_WAIT_ALL:"),
+        ] {
+            let err = run_env(args, env).unwrap_err().0;
+            assert!(err.starts_with(culprit), "{args:?} {env:?}: {err}");
+        }
     }
 
     #[test]
@@ -662,6 +746,34 @@ mod tests {
             .unwrap_err()
             .0;
         assert!(err.starts_with("USHER_ALLOW_NEW_PRIVS:"), "{err}");
+    }
+
+    #[test]
+    fn tini_and_dumb_init_variables_yield_to_flags_and_usher_variables() {
+        let verbosity = |args: &[&str], env: &[(&str, &str)]| run_env(args, env).unwrap().verbosity;
+        assert_eq!(verbosity(&["x"], &[("TINI_VERBOSITY", "3")]), 2);
+        assert_eq!(verbosity(&["x"], &[("TINI_VERBOSITY", "1")]), 0);
+        assert_eq!(verbosity(&["-v", "x"], &[("TINI_VERBOSITY", "3")]), 1);
+        let env = [("TINI_VERBOSITY", "3"), ("USHER_VERBOSE", "0")];
+        assert_eq!(verbosity(&["x"], &env), 0);
+        // A variable that a flag or USHER_* overrides is not read, as USHER_* under a flag.
+        assert_eq!(verbosity(&["-v", "x"], &[("TINI_VERBOSITY", "x")]), 1);
+        let single = |args: &[&str], env: &[(&str, &str)]| run_env(args, env).unwrap().single_child;
+        assert!(single(&["x"], &[("DUMB_INIT_SETSID", "0")]));
+        assert!(!single(&["x"], &[("DUMB_INIT_SETSID", "1")]));
+        let env = [("DUMB_INIT_SETSID", "0"), ("USHER_SINGLE_CHILD", "false")];
+        assert!(!single(&["x"], &env));
+        assert!(single(&["-c", "x"], &[("DUMB_INIT_SETSID", "1")]));
+        // tini's subreaper and group variables are accepted, whatever their value, and change
+        // nothing: usher's default is already the group.
+        let env = [("TINI_SUBREAPER", ""), ("TINI_KILL_PROCESS_GROUP", "0")];
+        let config = run_env(&["x"], &env).unwrap();
+        assert!(!config.single_child);
+        assert_eq!(config.verbosity, 0);
+        for (name, value) in [("TINI_VERBOSITY", "loud"), ("DUMB_INIT_SETSID", "no way")] {
+            let err = run_env(&["x"], &[(name, value)]).unwrap_err().0;
+            assert!(err.starts_with(&format!("{name}:")), "{err}");
+        }
     }
 
     #[test]

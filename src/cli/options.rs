@@ -105,7 +105,7 @@ pub const GRACE: Opt = Opt::new(One, Main)
     .long("grace")
     .env("USHER_GRACE")
     .value("DURATION")
-    .default("10s")
+    .default("8s")
     .help("after the stop signal is forwarded, how long before everything left gets SIGKILL");
 
 pub const DRAIN: Opt = Opt::new(One, Main)
@@ -113,9 +113,14 @@ pub const DRAIN: Opt = Opt::new(One, Main)
     .env("USHER_DRAIN")
     .value("DURATION")
     .default("0s")
-    .help(
-        "on SIGTERM/SIGINT, /ready turns 503 at once and the signal is forwarded after this long",
-    );
+    .help("on a stop signal, /ready turns 503 at once and the signal is forwarded after this long");
+
+pub const STOP_SIGNAL: Opt = Opt::new(One, Main)
+    .long("stop-signal")
+    .env("USHER_STOP_SIGNAL")
+    .value("SIGS")
+    .default("TERM,INT")
+    .help("signals that begin a graceful stop (comma list; QUIT for nginx); others are forwarded");
 
 pub const REWRITE: Opt = Opt::new(List, Main)
     .long("rewrite")
@@ -136,6 +141,11 @@ pub const REMAP_EXIT: Opt = Opt::new(List, Main)
     .env("USHER_REMAP_EXIT")
     .value("CODE")
     .help("report child exit CODE as 0 (repeatable, comma lists)");
+
+pub const WAIT_ALL: Opt = Opt::new(Switch, Main)
+    .long("wait-all")
+    .env("USHER_WAIT_ALL")
+    .help("when the main child exits, stay while processes it left live (self-restarting daemons)");
 
 pub const HEALTH_ADDR: Opt = Opt::new(One, Main)
     .long("health-addr")
@@ -251,9 +261,11 @@ pub const PROBE_TIMEOUT: Opt = Opt::new(One, Main)
 pub const ALL: &[&Opt] = &[
     &GRACE,
     &DRAIN,
+    &STOP_SIGNAL,
     &REWRITE,
     &SINGLE_CHILD,
     &REMAP_EXIT,
+    &WAIT_ALL,
     &HEALTH_ADDR,
     &READY_WHEN,
     &LOG_FORMAT,

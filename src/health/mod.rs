@@ -115,6 +115,13 @@ impl Health {
         self.last_exit.store(i32::from(status), Ordering::Relaxed);
     }
 
+    /// The main child exited, but `--wait-all` keeps usher for the processes it left: they are
+    /// the app now, so `/health` stays 200 and `/ready` follows the readiness source until
+    /// [`Health::child_exited`] at the end; only its status is recorded.
+    pub fn child_outlived(&self, status: u8) {
+        self.last_exit.store(i32::from(status), Ordering::Relaxed);
+    }
+
     /// A stop began: /ready answers 503 from now on, even while the child drains.
     pub fn stop_begun(&self) {
         self.stopping.store(true, Ordering::Relaxed);

@@ -207,6 +207,26 @@ mod tests {
         );
     }
 
+    /// `--wait-all`: the processes the main child left are the app, alive and ready as their
+    /// source says, while the main child's status is already reported.
+    #[test]
+    fn an_outlived_main_child_keeps_health_up() {
+        let health = Health::default();
+        health.child_started(7);
+        health.child_outlived(0);
+        for path in ["/health", "/ready"] {
+            let response = route("GET", path, &health);
+            assert_eq!(response.status, 200, "{path}");
+            assert!(
+                response.body.contains(r#""last_exit":0"#),
+                "{}",
+                response.body
+            );
+        }
+        health.child_exited(0);
+        assert_eq!(route("GET", "/health", &health).status, 503);
+    }
+
     #[test]
     fn a_readiness_source_decides_ready_and_its_words_are_escaped() {
         let health = Health::new(false);

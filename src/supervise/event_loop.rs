@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::health::Health;
 use crate::log_io::events::{debug, error, info, warn};
 use crate::supervise::process_table;
-use crate::supervise::reaper;
+use crate::supervise::reaper::{self, ReapSummary};
 use crate::supervise::signals::Signo;
 use crate::supervise::state::{Action, Event, Left, Policy, Scope, Supervisor};
 use crate::sys::{self, SignalInbox};
@@ -18,6 +18,16 @@ use crate::sys::{self, SignalInbox};
 /// bouncing them back) cannot hold off reaping and the grace deadline.
 const SIGNALS_PER_WAKE: usize = 64;
 
+/// How the supervision ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ending {
+    /// usher's exit status.
+    pub status: u8,
+    /// Once a stop was under way: when usher must be gone (see
+    /// [`Supervisor::exit_deadline`]).
+    pub exit_by: Option<Instant>,
+}
+
 /// The running supervision: the state machine and what the loop needs to carry out its actions.
 pub struct Run {
     supervisor: Supervisor,
@@ -25,6 +35,9 @@ pub struct Run {
     is_pid1: bool,
     warn_on_reap: bool,
     health: Arc<Health>,
+    reaped: ReapSummary,
+    /// usher's terminal while the main child is its foreground group.
+    terminal: Option<sys::Terminal>,
 }
 
 impl Run {
@@ -35,12 +48,25 @@ impl Run {
             is_pid1: std::process::id() == 1,
             warn_on_reap,
             health,
+            reaped: ReapSummary::default(),
+            terminal: None,
         }
     }
 
-    /// Supervises until it is time to exit, and returns usher's exit status.
-    pub fn until_exit(mut self, inbox: &SignalInbox) -> u8 {
-        match self.event_loop(inbox) {
+    /// The terminal handed to the main child, to take back when it exits.
+    pub fn with_terminal(mut self, terminal: Option<sys::Terminal>) -> Run {
+        self.terminal = terminal;
+        self
+    }
+
+    /// Supervises until it is time to exit: usher's exit status, and by when the rest (the
+    /// child's last output, usher's own events) must be done.
+    pub fn until_exit(mut self, inbox: &SignalInbox) -> Ending {
+        let result = self.event_loop(inbox);
+        if let Some(count) = self.reaped.rest() {
+            reaper::say_reaped(count);
+        }
+        let status = match result {
             Ok(code) => code,
             Err(e) => {
                 // Without its signal inbox usher can neither forward nor reap: end everything
@@ -52,16 +78,22 @@ impl Run {
                 self.signal_left(Signo::KILL, Left::Everyone);
                 2
             }
+        };
+        Ending {
+            status,
+            exit_by: self.supervisor.exit_deadline(),
         }
     }
 
     fn event_loop(&mut self, inbox: &SignalInbox) -> io::Result<u8> {
         let my_pid = std::process::id();
         loop {
-            let timeout = self
-                .supervisor
-                .deadline()
-                .map(|d| d.saturating_duration_since(Instant::now()));
+            // The reaping summary's deadline is the loop's own, beside the state machine's.
+            let deadline = [self.supervisor.deadline(), self.reaped.deadline()]
+                .into_iter()
+                .flatten()
+                .min();
+            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             inbox.wait(timeout)?;
             // Signals are carried out before reaping: a forward to the main child's pid must
             // happen while that pid is still its own (a zombie at worst), never after.
@@ -92,8 +124,10 @@ impl Run {
             if round.others > 0 {
                 self.health.reaped(round.others);
             }
+            if let Some(count) = self.reaped.reaped(round.others, Instant::now()) {
+                reaper::say_reaped(count);
+            }
             if let Some(exit) = round.main_exit {
-                self.health.child_exited(exit.code());
                 info!(
                     child_exited,
                     pid = self.main_pid,
@@ -102,13 +136,26 @@ impl Run {
                     self.main_pid,
                     exit.code()
                 );
+                if let Some(terminal) = self.terminal.take() {
+                    take_back(&terminal);
+                }
             }
             if round.main_exit.is_some() || round.others > 0 || !round.children_left {
                 let event = Event::Reaped {
                     main: round.main_exit,
+                    last: round.last,
                     children_left: round.children_left,
                 };
-                if let Some(code) = self.feed(event) {
+                let actions = self.supervisor.handle(event, Instant::now());
+                if let Some(exit) = round.main_exit {
+                    // Under --wait-all the processes it left are the app now: /health stays up.
+                    if self.supervisor.outlived() {
+                        self.health.child_outlived(exit.code());
+                    } else {
+                        self.health.child_exited(exit.code());
+                    }
+                }
+                if let Some(code) = self.carry_out(actions) {
                     return Ok(code);
                 }
             }
@@ -126,6 +173,11 @@ impl Run {
     /// exit status when it is time to exit.
     fn feed(&mut self, event: Event) -> Option<u8> {
         let actions = self.supervisor.handle(event, Instant::now());
+        self.carry_out(actions)
+    }
+
+    /// Carries out actions in order; returns usher's exit status when it is time to exit.
+    fn carry_out(&mut self, actions: Vec<Action>) -> Option<u8> {
         actions.into_iter().find_map(|action| self.execute(action))
     }
 
@@ -145,11 +197,22 @@ impl Run {
                     );
                 }
             }
+            Action::Forward {
+                signal,
+                scope: Scope::Left(who),
+            } => {
+                self.health.forwarded(signal.number());
+                info!(
+                    signal_forwarded,
+                    signal = %signal,
+                    group = false,
+                    "forwarded {signal} to {}",
+                    left_text(who)
+                );
+                self.signal_left(signal, who);
+            }
             Action::Forward { signal, scope } => {
-                let (target, whom) = match scope {
-                    Scope::Group => (-self.main_pid, "process group"),
-                    Scope::Child => (self.main_pid, "pid"),
-                };
+                let (target, whom) = self.target(scope);
                 match sys::send_signal(target, signal.number()) {
                     Ok(()) => {
                         self.health.forwarded(signal.number());
@@ -182,34 +245,76 @@ impl Run {
                     ),
                 }
             }
+            Action::Continue {
+                after,
+                scope: Scope::Left(who),
+            } => {
+                info!(
+                    continue_sent,
+                    signal = "SIGCONT",
+                    after = %after,
+                    group = false,
+                    "sent SIGCONT to {} after {after}, so that a stopped process acts on it",
+                    left_text(who)
+                );
+                self.signal_left(Signo::CONT, who);
+            }
+            Action::Continue { after, scope } => {
+                let (target, whom) = self.target(scope);
+                match sys::send_signal(target, Signo::CONT.number()) {
+                    Ok(()) => info!(
+                        continue_sent,
+                        signal = "SIGCONT",
+                        after = %after,
+                        pid = self.main_pid,
+                        group = matches!(scope, Scope::Group),
+                        "sent SIGCONT to {whom} {} after {after}, so that a stopped app acts on it",
+                        self.main_pid
+                    ),
+                    // The app already exited on the stop signal: nothing to resume.
+                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                    Err(e) => warn!(
+                        signal_send_failed,
+                        signal = "SIGCONT",
+                        pid = self.main_pid,
+                        "failed to send SIGCONT to {whom} {}: {e}",
+                        self.main_pid
+                    ),
+                }
+            }
             Action::SignalLeft { signal, who } => {
                 match (signal, who) {
+                    // After the grace period's SIGKILL (said by `grace_over`), after each round
+                    // of reaping that still finds processes.
                     (Signo::KILL, _) => debug!(
                         remaining_signalled,
                         signal = %signal,
-                        "sending SIGKILL to every process left"
+                        "SIGKILL again: processes still alive after a round of reaping"
                     ),
-                    (_, Left::Everyone) => {
-                        info!(
-                            remaining_signalled,
-                            signal = %signal,
-                            "main child gone: sending {signal} to every process left"
-                        )
-                    }
-                    (_, Left::OutsideGroup) => info!(
+                    (_, who) => info!(
                         remaining_signalled,
                         signal = %signal,
-                        "main child gone: sending {signal} to the processes outside its group"
+                        "main child gone: sending {signal} to {}",
+                        left_text(who)
                     ),
                 }
                 self.signal_left(signal, who);
             }
-            Action::GraceOver => {
+            Action::Outlived => info!(
+                waiting_for_others,
+                pid = self.main_pid,
+                "main child {} gone, processes left: --wait-all keeps usher running until the \
+                 last one exits",
+                self.main_pid
+            ),
+            Action::GraceOver { grace } => {
                 warn!(
                     grace_over,
                     signal = "SIGKILL",
-                    "grace period over: sending SIGKILL to every process left"
-                )
+                    grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
+                    "grace period over ({grace:?}): sending SIGKILL to every process left"
+                );
+                self.signal_left(Signo::KILL, Left::Everyone);
             }
             Action::AbandonUnreaped => {
                 warn!(
@@ -219,9 +324,24 @@ impl Run {
             }
             // `usher_exiting` is said by startup once the child's output is drained: it is
             // the last record.
-            Action::Exit(code) => return Some(code),
+            Action::Exit(code) => {
+                // The processes the main child left are gone too: /health says so from now on.
+                if self.supervisor.outlived() {
+                    let main = self.supervisor.main_exit().map_or(0, |exit| exit.code());
+                    self.health.child_exited(main);
+                }
+                return Some(code);
+            }
         }
         None
+    }
+
+    /// The kill(2) target of a scope aimed at the main child, and how to name it.
+    fn target(&self, scope: Scope) -> (i32, &'static str) {
+        match scope {
+            Scope::Child => (self.main_pid, "pid"),
+            Scope::Group | Scope::Left(_) => (-self.main_pid, "process group"),
+        }
     }
 
     /// Signals the processes left, each once. As PID 1 every process in the namespace is
@@ -245,5 +365,31 @@ impl Run {
                 ),
             }
         }
+    }
+}
+
+/// The processes a [`Left`] reaches, in words.
+fn left_text(who: Left) -> &'static str {
+    match who {
+        Left::Everyone => "every process left",
+        Left::OutsideGroup => "the processes outside its group",
+    }
+}
+
+/// Makes usher's group the terminal's foreground again, the main child being gone: the
+/// terminal goes back to whoever handed it to usher as it was (a shell above takes it back
+/// from there), and Ctrl-C no longer goes to what is left of the child's group.
+pub fn take_back(terminal: &sys::Terminal) {
+    let fd = terminal.found_on;
+    match terminal.take_back() {
+        Ok(()) => debug!(
+            terminal_taken_back,
+            fd, "usher's process group is the foreground of the terminal on fd {fd} again"
+        ),
+        // A terminal hung up (its other side closed) answers ENOTTY or EIO: nothing to take.
+        Err(e) => debug!(
+            terminal_not_taken_back,
+            fd, "cannot take back the terminal on fd {fd}: {e}"
+        ),
     }
 }

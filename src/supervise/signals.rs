@@ -66,6 +66,7 @@ impl Signo {
     pub const CHLD: Signo = Signo(libc::SIGCHLD);
     pub const PIPE: Signo = Signo(libc::SIGPIPE);
     pub const STOP: Signo = Signo(libc::SIGSTOP);
+    pub const CONT: Signo = Signo(libc::SIGCONT);
 
     /// The highest signal number this system knows (64 on Linux).
     pub fn max() -> i32 {
@@ -84,12 +85,6 @@ impl Signo {
     /// SIGKILL and SIGSTOP cannot be caught, so usher never sees them to forward.
     pub fn is_catchable(self) -> bool {
         self != Self::KILL && self != Self::STOP
-    }
-
-    /// Whether receiving this signal starts a graceful stop (Docker and Kubernetes send TERM,
-    /// a terminal sends INT on Ctrl-C).
-    pub fn starts_stop(self) -> bool {
-        self == Self::TERM || self == Self::INT
     }
 
     /// Parses `TERM`, `SIGTERM`, `sigterm`, `15`, `RTMIN+2`, `SIGRTMAX-1`.
