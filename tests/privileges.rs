@@ -296,18 +296,7 @@ fn a_dropped_child_cannot_inject_into_the_terminal() {
         SessionMember,
     }
     let run = |start: Start, user_args: &[&str]| -> (Option<i32>, String) {
-        let (mut master, mut slave) = (0, 0);
-        // SAFETY: openpty writes two descriptors; null name/termios/winsize are allowed.
-        let ret = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(ret, 0);
+        let (master, slave) = open_pty();
         let mut command = if start == Start::SessionMember {
             // sh leads the session; usher is its child and not a session leader.
             let mut command = Command::new("sh");
@@ -319,10 +308,8 @@ fn a_dropped_child_cannot_inject_into_the_terminal() {
         };
         command.env("USHER_LOG_FORMAT", "raw");
         command.args(user_args).args(["--", &fixture("tiocsti")]);
-        use std::os::fd::FromRawFd;
         use std::os::unix::process::CommandExt;
-        // SAFETY: the slave descriptor is ours; the Stdio takes it over.
-        command.stdin(unsafe { std::process::Stdio::from_raw_fd(slave) });
+        command.stdin(slave);
         command.stdout(std::process::Stdio::piped());
         // usher leads a session whose controlling terminal is the pty, as in `docker run -t`.
         // SAFETY: setsid and ioctl are async-signal-safe.
@@ -336,8 +323,7 @@ fn a_dropped_child_cannot_inject_into_the_terminal() {
             });
         }
         let output = command.output().unwrap();
-        // SAFETY: closing our master descriptor.
-        unsafe { libc::close(master) };
+        drop(master);
         (
             output.status.code(),
             String::from_utf8_lossy(&output.stdout).trim().to_string(),
@@ -723,29 +709,11 @@ fn a_dropped_child_gets_the_containers_terminal() {
         return;
     }
     use std::io::Read;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
     // (the terminal's owner afterwards, what the terminal showed)
     let run = |pid1: bool| -> (u32, String) {
-        let (mut master, mut slave) = (0, 0);
-        // SAFETY: openpty writes two descriptors; null name/termios/winsize are allowed.
-        let ret = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(ret, 0);
-        // SAFETY: openpty just made both descriptors, and nothing else owns them.
-        let (mut master, slave) = unsafe {
-            (
-                std::fs::File::from(OwnedFd::from_raw_fd(master)),
-                std::fs::File::from(OwnedFd::from_raw_fd(slave)),
-            )
-        };
+        let (mut master, slave) = open_pty();
         let terminal = std::fs::read_link(format!("/proc/self/fd/{}", slave.as_raw_fd())).unwrap();
         let mut command = if pid1 {
             let mut command = Command::new("unshare");

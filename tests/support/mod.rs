@@ -504,3 +504,9 @@ pub fn forwardable_signals() -> Vec<i32> {
         .filter(|&s| !(32..libc::SIGRTMIN()).contains(&s))
         .collect()
 }
+
+/// A new pseudo-terminal, (master, slave), from openpty(3) through nix.
+pub fn open_pty() -> (std::fs::File, std::fs::File) {
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    (pty.master.into(), pty.slave.into())
+}
