@@ -627,6 +627,12 @@ impl Terminal {
     }
 }
 
+/// Whether `fd` is the controlling terminal of the session usher leads: tcgetsid(3) names
+/// usher's own pid.
+pub fn is_own_session_terminal(fd: BorrowedFd<'_>) -> bool {
+    nix::sys::termios::tcgetsid(fd).is_ok_and(|session| session == nix::unistd::getpid())
+}
+
 /// Whether usher leads its own session (getsid(2) is its pid): the case of PID 1 in a container,
 /// whose runtime makes the container's console the session's controlling terminal.
 pub fn leads_own_session() -> bool {

@@ -712,19 +712,14 @@ fn a_dropped_child_gets_the_containers_terminal() {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
     // (the terminal's owner afterwards, what the terminal showed)
-    let run = |pid1: bool| -> (u32, String) {
+    // `launcher` starts usher: the pty is the controlling terminal of the session `setsid
+    // --ctty` makes, led by usher itself or by the process before it.
+    let run = |launcher: &[&str]| -> (u32, String) {
         let (mut master, slave) = open_pty();
         let terminal = std::fs::read_link(format!("/proc/self/fd/{}", slave.as_raw_fd())).unwrap();
-        let mut command = if pid1 {
-            let mut command = Command::new("unshare");
-            command.args(["--pid", "--fork", "--mount-proc", "--kill-child", "setsid"]);
-            command
-        } else {
-            Command::new("setsid")
-        };
-        // usher leads a session whose controlling terminal is the pty, as under `docker run -t`.
+        let mut command = Command::new(launcher[0]);
+        command.args(&launcher[1..]);
         command
-            .arg("--ctty")
             .arg(usher())
             .args(["--log-format", "raw", "--user", "1234", "--", "sh", "-c"])
             .arg("echo by name > /dev/stdout || echo refused")
@@ -750,10 +745,18 @@ fn a_dropped_child_gets_the_containers_terminal() {
         assert_eq!(child.wait().unwrap().code(), Some(0), "{shown}");
         (std::fs::metadata(&terminal).unwrap().uid(), shown)
     };
-    let (owner, shown) = run(true);
+    let unshare = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"];
+    // As under `docker run -t`: usher is PID 1 and leads the session of the pty.
+    let (owner, shown) = run(&[&unshare[..], &["setsid", "--ctty"]].concat());
     assert_eq!(owner, 1234, "{shown}");
     assert!(shown.contains("by name"), "{shown}");
-    let (owner, shown) = run(false);
+    // Not PID 1: a login's terminal keeps its owner.
+    let (owner, shown) = run(&["setsid", "--ctty"]);
+    assert_eq!(owner, 0, "{shown}");
+    assert!(shown.contains("refused"), "{shown}");
+    // PID 1 of a namespace started from someone's session (`unshare --pid` in a root shell):
+    // the terminal is that session's, and outlives usher: it keeps its owner too.
+    let (owner, shown) = run(&[&["setsid", "--ctty"][..], &unshare[..]].concat());
     assert_eq!(owner, 0, "{shown}");
     assert!(shown.contains("refused"), "{shown}");
 }

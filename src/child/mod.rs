@@ -432,8 +432,9 @@ fn output_pipe(
 /// runc's fixStdioPermissions does for a container's user: opening `/dev/stdout` and the like
 /// goes through the object's own permission check, and a pipe is mode 0600, owned by whoever
 /// made it (the runtime's shim: root). Only what belongs to this container alone changes
-/// hands: an anonymous pipe, and a pseudo-terminal when usher is PID 1 (the container's
-/// console, `docker run -t`). A regular file, a named FIFO, a device such as `/dev/null` and a
+/// hands: an anonymous pipe, and a pseudo-terminal that is the controlling terminal of the
+/// session usher leads as PID 1 (the container's console, `docker run -t`; the same test as
+/// the terminal hand-off's). A regular file, a named FIFO, a device such as `/dev/null` and a
 /// terminal of a session outside keep their owner: the change would outlast usher, on the
 /// file system or in someone's login session. As with runc, only the owner changes, not the
 /// group (a terminal's is `tty`). Failures are warnings: the child still has its descriptors.
@@ -441,6 +442,9 @@ fn hand_inherited_stdio(inherited: [bool; 3], uid: u32) {
     let (stdin, stdout, stderr) = (io::stdin(), io::stdout(), io::stderr());
     let fds = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
     let pid1 = std::process::id() == 1;
+    // PID 1 alone is not enough: `unshare --pid` from a root shell makes usher PID 1 of a
+    // namespace while the terminal stays that shell's session's, and outlives usher.
+    let container_console = |fd| pid1 && sys::is_own_session_terminal(fd);
     for (number, ((fd, inherited), path)) in
         fds.into_iter().zip(inherited).zip(STDIO_PATHS).enumerate()
     {
@@ -450,7 +454,7 @@ fn hand_inherited_stdio(inherited: [bool; 3], uid: u32) {
         let what = match sys::stdio_object(fd) {
             Ok((owner, _)) if owner == uid => continue,
             Ok((_, StdioObject::Pipe)) => "a pipe",
-            Ok((_, StdioObject::PtySlave)) if pid1 => "the container's terminal",
+            Ok((_, StdioObject::PtySlave)) if container_console(fd) => "the container's terminal",
             Ok((owner, _)) => {
                 events::debug!(
                     stdio_kept,

@@ -16,11 +16,14 @@ use super::values;
 /// `TINI_VERBOSITY=N`: tini says fatal errors at 0, warnings too at 1 (its default), info at 2,
 /// debug at 3 and more (its `-v` adds one each time). usher's default says warnings, and each
 /// `-v` adds a level, so N is usher's `-v` given N-1 times (0 and 1 both mean usher's default:
-/// usher has no quieter level). None when the variable is unset.
+/// usher has no quieter level). None when the variable is unset or empty (tini's atoi reads an
+/// empty value as 0, which is usher's default: an image's `ENV TINI_VERBOSITY=` keeps working).
 pub fn tini_verbosity(env: &dyn Fn(&str) -> Option<OsString>) -> Result<Option<u8>, UsageError> {
-    read(env, "TINI_VERBOSITY", |text| {
-        values::verbosity(text).map(|level| level.saturating_sub(1))
-    })
+    let level = read(env, "TINI_VERBOSITY", |text| match text {
+        "" => Ok(None),
+        text => values::verbosity(text).map(|level| Some(level.saturating_sub(1))),
+    })?;
+    Ok(level.flatten())
 }
 
 /// `DUMB_INIT_SETSID=0` is dumb-init's `--single-child`; `1` (or another true value) is its
@@ -96,7 +99,8 @@ mod tests {
             assert_eq!(tini_verbosity(&env), Ok(Some(expected)), "{value}");
         }
         assert_eq!(tini_verbosity(&env_of(&[])), Ok(None));
-        for bad in ["x", "", "-1", "1.5", "999"] {
+        assert_eq!(tini_verbosity(&env_of(&[("TINI_VERBOSITY", "")])), Ok(None));
+        for bad in ["x", "-1", "1.5", "999"] {
             let env = move |name: &str| (name == "TINI_VERBOSITY").then(|| bad.into());
             let err = tini_verbosity(&env).unwrap_err().0;
             assert!(err.starts_with("TINI_VERBOSITY:"), "{bad:?}: {err}");
