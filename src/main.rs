@@ -4,6 +4,7 @@
 mod child;
 mod cli;
 mod config;
+mod container;
 mod health;
 mod http_check;
 mod log_io;
