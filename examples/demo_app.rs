@@ -8,6 +8,15 @@
 //! level word, to show both kinds of line under usher. SIGTERM or SIGINT: it stops taking new
 //! connections, lets the request in progress finish, says goodbye and exits 0. SIGHUP: it says
 //! it would reload.
+//!
+//! SIGUSR2 (`docker kill -s USR2 CONTAINER`: usher forwards it) makes the app hang, as a
+//! deadlocked HTTP handler does, and the next SIGUSR2 ends the hang. It says `WARN received
+//! SIGUSR2: hanging` and `INFO received SIGUSR2: answering again`. While hanging, a request is
+//! read but never answered, and its handler blocks the accept loop: the port still accepts
+//! connections (the kernel's backlog), so a `tcp:` check passes, while `/healthz` gets no
+//! answer, so an `http://...` check (usher's `--live-when`, `--ready-when`, `usher probe`)
+//! fails. A SIGTERM while a request hangs waits for it, as for any request in progress: the
+//! app does not end until the hang does, or usher's grace period runs out.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -17,14 +26,14 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 use support::*;
 
 fn main() {
     // First, before any other thread: signal-hook's advice, and a TERM that comes during
-    // start-up is then a graceful stop too. QUIT and USR1/2 are caught to be logged and ignored
-    // rather than to end the app.
+    // start-up is then a graceful stop too. QUIT and USR1 are caught to be logged and ignored
+    // rather than to end the app; USR2 toggles the hang.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2])
         .expect("install signal handlers");
     let (signal_sender, received) = channel();
@@ -61,21 +70,27 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // The address bound, not the one asked for: `--listen 127.0.0.1:0` says its port.
+    let bound = listener
+        .local_addr()
+        .map_or_else(|_| listen.clone(), |addr| addr.to_string());
     say(&format!(
-        "INFO demo app listening on {listen} as pid {} (uid {})",
+        "INFO demo app listening on {bound} as pid {} (uid {})",
         std::process::id(),
         nix::unistd::getuid()
     ));
     // Held while a request is served: shutting down takes it, so a request is never cut off.
     let in_flight = Arc::new(Mutex::new(()));
     let served = Arc::new(AtomicU64::new(0));
+    let hang = Arc::new(Hang::default());
     {
         let (in_flight, served) = (Arc::clone(&in_flight), Arc::clone(&served));
+        let hang = Arc::clone(&hang);
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let _serving = in_flight.lock().unwrap();
-                serve(stream, token.as_deref());
+                serve(stream, token.as_deref(), &hang);
                 served.fetch_add(1, Ordering::Relaxed);
             }
         });
@@ -95,6 +110,15 @@ fn main() {
                 std::process::exit(0);
             }
             Ok(SIGHUP) => say("INFO received SIGHUP: would reload the configuration"),
+            Ok(SIGUSR2) => {
+                if hang.toggle() {
+                    say(
+                        "WARN received SIGUSR2: hanging: requests get no answer until the next SIGUSR2",
+                    );
+                } else {
+                    say("INFO received SIGUSR2: answering again");
+                }
+            }
             Ok(signo) => say(&format!("WARN received signal {signo}, ignoring it")),
             Err(RecvTimeoutError::Timeout) => say(&format!(
                 "DEBUG still serving ({} requests so far)",
@@ -105,7 +129,29 @@ fn main() {
     }
 }
 
-fn serve(stream: TcpStream, token: Option<&str>) {
+/// The hang SIGUSR2 toggles: a handler waits here, request read and unanswered, while it is on.
+#[derive(Default)]
+struct Hang {
+    on: Mutex<bool>,
+    ended: Condvar,
+}
+
+impl Hang {
+    /// Turns the hang on or off; returns whether it is now on.
+    fn toggle(&self) -> bool {
+        let mut on = self.on.lock().unwrap();
+        *on = !*on;
+        self.ended.notify_all();
+        *on
+    }
+
+    fn wait_while_on(&self) {
+        let on = self.on.lock().unwrap();
+        drop(self.ended.wait_while(on, |on| *on).unwrap());
+    }
+}
+
+fn serve(stream: TcpStream, token: Option<&str>, hang: &Hang) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let mut reader = BufReader::new(&stream);
     let mut request_line = String::new();
@@ -140,6 +186,8 @@ fn serve(stream: TcpStream, token: Option<&str>) {
             })
             .collect()
     };
+    // A deadlocked handler: the request is read, and the answer never comes while hanging.
+    hang.wait_while_on();
     let mut words = request_line.split_whitespace();
     let method = printable(words.next().unwrap_or(""));
     let path = printable(words.next().unwrap_or(""));

@@ -36,6 +36,9 @@ pub struct Config {
     pub warn_on_reap: bool,
     /// `--health-addr`: None when `off`.
     pub health_addr: Option<SocketAddr>,
+    /// The flag or variable that set `health_addr`, None for the default address: only the
+    /// default one may be found taken and left (another usher in the network namespace).
+    pub health_addr_given_as: Option<String>,
     pub ready_when: ReadySource,
     pub log_format: LogMode,
     /// `--log-field K=V`: static fields added to every record.

@@ -5,7 +5,7 @@
 //! 1. take over signals: blocked since load time (`sys`), so every signal sent since then is
 //!    pending and is forwarded once the child exists; here the signalfd that reads them;
 //! 2. read the image's /etc files, env files and secrets, plan privileges (`child::prepare`);
-//! 3. bind the health server's address;
+//! 3. bind the health server's address (the default one, when taken, is left: a warning);
 //! 4. become a subreaper when not PID 1, create the notify socket, spawn the child (the
 //!    foreground of usher's terminal when it has one: design.md, "Terminals");
 //! 5. drop usher's own root;
@@ -49,16 +49,28 @@ pub fn run(mut config: Config) -> u8 {
         Ok(child) => child,
         Err(e) => return configuration_error(&chain(&e)),
     };
-    // Bound before anything starts: a port in use is a configuration error.
-    let listener = match config.health_addr.map(health::server::bind).transpose() {
-        Ok(listener) => listener,
-        Err(e) => {
-            let addr = config
-                .health_addr
-                .map(|a| a.to_string())
-                .unwrap_or_default();
-            return configuration_error(&format!("--health-addr {addr}: cannot listen there: {e}"));
-        }
+    // Bound before anything starts: an address that cannot be bound is a configuration error,
+    // but for the default one taken by another usher in the network namespace (sidecars): then
+    // usher runs without its server, and says so once its events are set up.
+    let mut server_off = None;
+    let listener = match config.health_addr {
+        None => None,
+        Some(addr) => match health::server::bind(addr) {
+            Ok(listener) => Some(listener),
+            Err(e) if config.health_addr_given_as.is_none() && health::server::taken(&e) => {
+                server_off = Some((addr, e));
+                None
+            }
+            Err(e) => {
+                return configuration_error(&match &config.health_addr_given_as {
+                    Some(given_as) => format!("{given_as} {addr}: cannot listen there: {e}"),
+                    None => format!(
+                        "the default health address {addr}: cannot listen there: {e} (set \
+                         USHER_HEALTH_ADDR to another address, or to off)"
+                    ),
+                });
+            }
+        },
     };
     let log_format = (config.log_format == LogMode::Json).then(|| {
         let fields = std::mem::take(&mut config.log_fields);
@@ -81,6 +93,16 @@ pub fn run(mut config: Config) -> u8 {
     }
     if let Some(addr) = listener.as_ref().and_then(|l| l.local_addr().ok()) {
         info!(health_listening, addr = %addr, "health server listening on {addr}");
+    }
+    if let Some((addr, e)) = server_off {
+        warn!(
+            health_server_off,
+            addr = %addr,
+            reason = %e,
+            "health server off: the default address {addr} is taken ({e}), likely by another \
+             usher in this network namespace; running without /health, /ready and /metrics (set \
+             USHER_HEALTH_ADDR, e.g. 0.0.0.0:8559, to give this container a port of its own)"
+        );
     }
     let supervised = supervise(config, child, log_format.as_ref(), listener, &inbox);
     events::flush(Instant::now() + within(supervised.exit_by, FLUSH_LIMIT));

@@ -458,3 +458,89 @@ fn is_static(path: &Path) -> bool {
     const PT_INTERP: usize = 3;
     (0..count).all(|n| number(offset + n * size, 4) != PT_INTERP)
 }
+
+/// Two usher containers in one network namespace (`--network container:`, as two containers
+/// of a pod or Compose's `network_mode: service:`), both on the image's default health address:
+/// the first serves on 8558; the second warns `health_server_off` and runs its app without a
+/// server, and its bare `usher probe` with `USHER_HEALTH_ADDR=off` refuses (exit 2) rather
+/// than ask the first container's usher. A third container given `USHER_HEALTH_ADDR` of its own
+/// serves there, and its bare probe follows the variable; one given the taken address
+/// explicitly exits 2 naming it, its app never started.
+#[test]
+fn two_ushers_in_one_network_namespace() {
+    if !engine_answers("two_ushers_in_one_network_namespace") {
+        return;
+    }
+    let mut image = Image::build("sidecars");
+    let first = image.run(&[], &[]);
+    let (_first_logs, first_lines) = follow_logs(&first);
+    wait_for_line(&first_lines, "health server listening on 0.0.0.0:8558");
+    wait_for_line(&first_lines, "demo app listening");
+    let network = format!("container:{first}");
+    let app = ["/fixtures/print_signals", "--exit-on", "TERM"];
+
+    let second = image.run(&["--network", &network], &app);
+    let (_second_logs, second_lines) = follow_logs(&second);
+    let warning = wait_for_line(&second_lines, "health_server_off");
+    let record: serde_json::Value = serde_json::from_str(&warning).unwrap();
+    assert_eq!(record["level"], "warn", "{record}");
+    assert_eq!(record["logger"], "usher", "{record}");
+    assert_eq!(record["addr"], "0.0.0.0:8558", "{record}");
+    assert!(
+        record["reason"].as_str().unwrap().contains("in use"),
+        "{record}"
+    );
+    wait_for_line(&second_lines, "ready pid=");
+    let off = docker(&[
+        "exec",
+        "-e",
+        "USHER_HEALTH_ADDR=off",
+        &second,
+        "/usher",
+        "probe",
+    ]);
+    let stderr = String::from_utf8_lossy(&off.stderr);
+    assert_eq!(off.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("USHER_HEALTH_ADDR is off"), "{stderr}");
+
+    let own = [
+        "--network",
+        &network,
+        "-e",
+        "USHER_HEALTH_ADDR=0.0.0.0:8559",
+    ];
+    let third = image.run(&own, &app);
+    let (_third_logs, third_lines) = follow_logs(&third);
+    wait_for_line(&third_lines, "health server listening on 0.0.0.0:8559");
+    wait_for_line(&third_lines, "ready pid=");
+    // `docker exec` gets the container's environment: the bare probe asks 127.0.0.1:8559.
+    docker_ok(&["exec", &third, "/usher", "probe"]);
+    docker_ok(&[
+        "exec",
+        &first,
+        "/usher",
+        "probe",
+        "http://127.0.0.1:8559/health",
+    ]);
+
+    let taken = [
+        "--network",
+        &network,
+        "-e",
+        "USHER_HEALTH_ADDR=0.0.0.0:8558",
+    ];
+    let fourth = image.run(&taken, &app);
+    assert_eq!(docker_ok(&["wait", &fourth]), "2");
+    let logs = docker(&["logs", &fourth]);
+    let stderr = String::from_utf8_lossy(&logs.stderr);
+    assert!(
+        stderr.contains("usher: USHER_HEALTH_ADDR 0.0.0.0:8558: cannot listen there"),
+        "{stderr}"
+    );
+    assert!(logs.stdout.is_empty(), "the app started: {logs:?}");
+
+    for container in [&third, &second, &first] {
+        docker_ok(&["stop", container]);
+        assert_eq!(exit_code(container), 0, "{container}");
+    }
+}

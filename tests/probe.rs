@@ -204,3 +204,94 @@ fn probe_help_exits_0_and_lists_its_options() {
         assert!(text.contains("--timeout DURATION"), "{args:?}: {text}");
     }
 }
+
+/// The demo app, killed when dropped, with its stdout as lines.
+struct DemoApp {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl DemoApp {
+    fn start() -> DemoApp {
+        let mut child = std::process::Command::new(fixture("demo_app"))
+            .args(["--listen", "127.0.0.1:0"])
+            .env_remove("DEMO_TOKEN")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = lines_of(child.stdout.take().unwrap());
+        DemoApp { child, lines }
+    }
+
+    /// Skips lines until one contains `text`, and returns it.
+    fn line_with(&self, text: &str) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("the demo app never said {text:?} ({e:?})"),
+            }
+        }
+    }
+}
+
+impl Drop for DemoApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The demo app's hang (SIGUSR2), which the examples' liveness checks are for, is a deadlocked
+/// HTTP handler: its port still accepts connections (a `tcp://` probe passes) but `/healthz`
+/// gets no answer, so `usher probe` fails with exit 1; the next SIGUSR2 ends the hang, the
+/// request left waiting is answered, and the probe passes again.
+#[test]
+fn the_demo_app_hangs_on_sigusr2_and_its_http_probe_fails() {
+    let app = DemoApp::start();
+    let line = app.line_with("demo app listening on 127.0.0.1:");
+    let port = line
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|port| port.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    let healthz = format!("http://127.0.0.1:{port}/healthz");
+    let (code, stderr) = probe(&["--timeout", "1s", &healthz]);
+    assert_eq!(code, Some(0), "before the hang: {stderr}");
+
+    let pid = app.child.id() as i32;
+    send(pid, libc::SIGUSR2);
+    app.line_with("received SIGUSR2: hanging");
+    let (code, stderr) = probe(&["--timeout", "1s", &healthz]);
+    assert_eq!(code, Some(1), "while hanging: {stderr}");
+    assert!(stderr.contains("no answer within 1s"), "{stderr}");
+    let (code, stderr) = probe(&["--timeout", "1s", &format!("tcp://127.0.0.1:{port}")]);
+    assert_eq!(code, Some(0), "the port still accepts: {stderr}");
+
+    send(pid, libc::SIGUSR2);
+    app.line_with("received SIGUSR2: answering again");
+    let (code, stderr) = probe(&["--timeout", "5s", &healthz]);
+    assert_eq!(code, Some(0), "after the hang: {stderr}");
+}
+
+/// With `USHER_HEALTH_ADDR=off` there is no server of this container's usher: a bare `usher
+/// probe` says so and exits 2 rather than ask port 8558, where another container's usher may
+/// answer (a sidecar in the same network namespace). With a TARGET it probes the target.
+#[test]
+fn a_bare_probe_with_the_server_off_is_a_usage_error() {
+    let (code, stderr) = probe(&[]); // usher_command() sets USHER_HEALTH_ADDR=off
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("usher: probe: USHER_HEALTH_ADDR is off"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("TARGET"), "{stderr}");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (code, stderr) = probe(&[&format!("tcp://127.0.0.1:{port}")]);
+    assert_eq!(code, Some(0), "{stderr}");
+}

@@ -244,3 +244,87 @@ fn unknown_usher_variables_are_warned_about() {
     named.sort_unstable();
     assert_eq!(named, ["USHER_FOO", "USHER_GRACE_PERIOD"], "{stderr}");
 }
+
+/// The listening TCP sockets on `port` in the network namespace of `pid`, from
+/// /proc/PID/net/tcp (state 0A is LISTEN).
+fn listeners_on(pid: i32, port: u16) -> usize {
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap();
+    let local = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|fields| fields.get(1).is_some_and(|addr| addr.ends_with(&local)))
+        .filter(|fields| fields.get(3) == Some(&"0A"))
+        .count()
+}
+
+/// Two ushers in one network namespace (two containers of a pod, Compose's `network_mode:
+/// service:`), both with the default address: the first serves on 0.0.0.0:8558; the second
+/// warns that its server is off and runs its app without one. The same address given
+/// explicitly, by flag or variable, stays exit 2 naming what was given, nothing started. Run in
+/// a network namespace of their own: port 8558 on the host may be anyone's.
+#[test]
+fn a_second_usher_on_the_default_address_runs_without_the_server() {
+    if !require_root("a_second_usher_on_the_default_address_runs_without_the_server") {
+        return;
+    }
+    // `unshare --net` and `nsenter` exec usher in their own process: its pid is the launcher's.
+    let mut first = Usher::shell(
+        r#"unset USHER_HEALTH_ADDR; exec unshare --net "$0" -- "$1/print_signals" --exit-on TERM"#,
+    );
+    first.line_starting("ready");
+    let netns = format!("/proc/{}/ns/net", first.pid());
+    assert_eq!(listeners_on(first.pid(), 8558), 1);
+
+    let mut second = Usher::shell(&format!(
+        r#"unset USHER_HEALTH_ADDR; exec nsenter --net={netns} "$0" -- "$1/print_signals" --exit-on TERM"#
+    ));
+    let warning = second.stderr_containing("health server off");
+    assert!(
+        warning.starts_with(
+            "usher: warning: health server off: the default address 0.0.0.0:8558 is taken"
+        ),
+        "{warning}"
+    );
+    assert!(warning.contains("USHER_HEALTH_ADDR"), "{warning}");
+    second.line_starting("ready");
+    // Still the first usher's one listener: the second has none.
+    assert_eq!(listeners_on(first.pid(), 8558), 1);
+
+    let temp = TempDir::new("taken");
+    for (args, env, named) in [
+        (
+            &["--health-addr", "0.0.0.0:8558"][..],
+            None,
+            "--health-addr",
+        ),
+        (&[], Some("0.0.0.0:8558"), "USHER_HEALTH_ADDR"),
+    ] {
+        let marker = temp.dir.join(format!("started-{named}"));
+        let mut command = std::process::Command::new("nsenter");
+        command
+            .arg(format!("--net={netns}"))
+            .arg(usher())
+            .args(args)
+            .args(["--", "touch", marker.to_str().unwrap()])
+            .env_remove("USHER_HEALTH_ADDR");
+        if let Some(value) = env {
+            command.env("USHER_HEALTH_ADDR", value);
+        }
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(2), "{named}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with(&format!("usher: {named} 0.0.0.0:8558: cannot listen there")),
+            "{stderr}"
+        );
+        assert!(!marker.exists(), "{named}: the command was started");
+    }
+
+    for usher in [&mut second, &mut first] {
+        usher.signal(libc::SIGTERM);
+        assert_eq!(usher.wait(), 0, "{:?}", usher.stderr_seen);
+    }
+}

@@ -129,7 +129,7 @@ pub fn probe() -> String {
            usher probe [--timeout DURATION] [TARGET]\n\n\
          TARGET is http://HOST:PORT/PATH or tcp://HOST:PORT, HOST an IP address or localhost\n\
          (no DNS). Without TARGET: usher's own /health, at the port USHER_HEALTH_ADDR names\n\
-         (http://127.0.0.1:8558/health by default).\n",
+         (http://127.0.0.1:8558/health by default; with USHER_HEALTH_ADDR=off, a usage error).\n",
     );
     section(&mut out, "Options:", options::PROBE, Section::Main);
     out.push_str(

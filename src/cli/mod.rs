@@ -277,15 +277,24 @@ fn parse_probe(
 }
 
 /// usher's own /health, where `USHER_HEALTH_ADDR` puts the server (on loopback when it names
-/// all addresses); the default address when the variable is unset or `off`.
+/// all addresses); the default address when the variable is unset. Errors: the variable is not
+/// an address, or it is `off`: then there is no server of this container's usher to ask, and
+/// the default port may be another container's usher (a sidecar in the same network
+/// namespace), whose answer would be about the wrong app.
 fn own_health_url(env: &dyn Fn(&str) -> Option<OsString>) -> Result<String, UsageError> {
     let value = env("USHER_HEALTH_ADDR").map(|v| v.to_string_lossy().into_owned());
-    let configured = match value {
+    let mut addr = match value {
         Some(value) => values::health_addr(&value)
-            .map_err(|why| UsageError(format!("probe: USHER_HEALTH_ADDR: {why}")))?,
-        None => None,
+            .map_err(|why| UsageError(format!("probe: USHER_HEALTH_ADDR: {why}")))?
+            .ok_or_else(|| {
+                UsageError(
+                    "probe: USHER_HEALTH_ADDR is off, so usher serves no /health here: name a \
+                     TARGET (usher probe http://127.0.0.1:PORT/PATH)"
+                        .to_string(),
+                )
+            })?,
+        None => DEFAULT_HEALTH_ADDR,
     };
-    let mut addr = configured.unwrap_or(DEFAULT_HEALTH_ADDR);
     if addr.ip().is_unspecified() {
         addr.set_ip(match addr.ip() {
             IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -325,9 +334,10 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
     };
     let parent_death_signal = settings.take_parsed(&PARENT_DEATH_SIGNAL, Signo::parse)?;
     let warn_on_reap = settings.take_switch(&WARN_ON_REAP)?;
-    let health_addr = settings
-        .take_parsed(&HEALTH_ADDR, values::health_addr)?
-        .unwrap_or(Some(DEFAULT_HEALTH_ADDR));
+    let (health_addr, health_addr_given_as) = match settings.take_one(&HEALTH_ADDR)? {
+        Some(raw) => (raw.parse(values::health_addr)?, Some(raw.source)),
+        None => (Some(DEFAULT_HEALTH_ADDR), None),
+    };
     let ready_when = settings
         .take_parsed(&READY_WHEN, ReadySource::parse)?
         .unwrap_or_default();
@@ -392,6 +402,7 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
         verbosity,
         warn_on_reap,
         health_addr,
+        health_addr_given_as,
         ready_when,
         log_format,
         log_fields,
@@ -817,18 +828,22 @@ mod tests {
         assert_eq!(target("0.0.0.0:9000"), Ok(http("127.0.0.1:9000")));
         assert_eq!(target("[::]:9000"), Ok(http("[::1]:9000")));
         assert_eq!(target("10.1.2.3:8558"), Ok(http("10.1.2.3:8558")));
-        assert_eq!(target("off"), Ok(http("127.0.0.1:8558")));
+        // Off: no server of this usher to ask (8558 may be another container's usher).
+        let err = target("off").unwrap_err().to_string();
+        assert!(err.contains("USHER_HEALTH_ADDR is off"), "{err}");
         let err = target("nine").unwrap_err().to_string();
         assert!(err.contains("USHER_HEALTH_ADDR"), "{err}");
-        // An explicit TARGET wins.
-        let env = |_: &str| Some("0.0.0.0:9000".into());
-        let explicit = probe_env(&["tcp://127.0.0.1:1"], &env).unwrap();
-        assert_eq!(
-            explicit.target,
-            Target::Tcp {
-                addr: "127.0.0.1:1".parse().unwrap()
-            }
-        );
+        // An explicit TARGET wins, over an address or `off`.
+        for value in ["0.0.0.0:9000", "off"] {
+            let env = |_: &str| Some(value.into());
+            let explicit = probe_env(&["tcp://127.0.0.1:1"], &env).unwrap();
+            assert_eq!(
+                explicit.target,
+                Target::Tcp {
+                    addr: "127.0.0.1:1".parse().unwrap()
+                }
+            );
+        }
     }
 
     #[test]
@@ -891,5 +906,21 @@ mod tests {
             panic!("{help:?}")
         };
         assert!(text.starts_with("usher probe"), "{text}");
+    }
+
+    /// Only the default address may be left when taken: the config says whether it was given,
+    /// and by which name, for the error.
+    #[test]
+    fn the_health_address_knows_whether_it_was_given() {
+        assert_eq!(run(&["x"]).unwrap().health_addr_given_as, None);
+        let given =
+            |args: &[&str], env: &[(&str, &str)]| run_env(args, env).unwrap().health_addr_given_as;
+        let flag = ["--health-addr", "0.0.0.0:8558", "x"];
+        assert_eq!(given(&flag, &[]).as_deref(), Some("--health-addr"));
+        let env = [("USHER_HEALTH_ADDR", "0.0.0.0:8558")];
+        assert_eq!(given(&["x"], &env).as_deref(), Some("USHER_HEALTH_ADDR"));
+        assert_eq!(given(&flag, &env).as_deref(), Some("--health-addr"));
+        let off = [("USHER_HEALTH_ADDR", "off")];
+        assert_eq!(given(&["x"], &off).as_deref(), Some("USHER_HEALTH_ADDR"));
     }
 }

@@ -32,11 +32,21 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// No connection lives longer than this, idle keep-alive included.
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
 
-/// Binds the address before anything starts (a port in use is a configuration error).
+/// Binds the address before anything starts (a port in use is a configuration error, but see
+/// [`taken`]).
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     let listener = TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     Ok(listener)
+}
+
+/// Whether a [`bind`] error says the address is taken (`EADDRINUSE`, bind(2)): with the
+/// default address, another usher in the same network namespace (two containers of one pod,
+/// Compose `network_mode: service:`) serves there, and usher runs without its own server.
+/// Any other error (`EACCES` from a security policy, `EADDRNOTAVAIL`) says the environment is
+/// not what usher expects, and stays a configuration error even for the default address.
+pub fn taken(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::AddrInUse
 }
 
 /// Serves on `listener` from a thread of its own. Started once usher has dropped its
