@@ -40,6 +40,12 @@ pub struct Config {
     /// default one may be found taken and left (another usher in the network namespace).
     pub health_addr_given_as: Option<String>,
     pub ready_when: ReadySource,
+    /// `--live-when`: what `/health` checks besides the child running.
+    pub live_when: LiveCheck,
+    /// `--live-threshold`: failed `tcp:`/`http:` liveness checks in a row that make the app
+    /// unhealthy.
+    pub live_threshold: u32,
+    pub on_unhealthy: OnUnhealthy,
     pub log_format: LogMode,
     /// `--log-field K=V`: static fields added to every record.
     pub log_fields: Vec<(String, String)>,
@@ -154,6 +160,12 @@ impl StopSignals {
     pub fn contains(&self, signal: Signo) -> bool {
         self.0.contains(&signal)
     }
+
+    /// The first of them: what usher sends when it stops the app itself, as `docker stop`
+    /// sends the image's STOPSIGNAL (`--on-unhealthy stop`).
+    pub fn first(&self) -> Signo {
+        self.0.first().copied().unwrap_or(Signo::TERM)
+    }
 }
 
 /// Where the health server listens unless told otherwise.
@@ -185,22 +197,10 @@ impl ReadySource {
             return Ok(ReadySource::Notify);
         }
         if let Some(rest) = spec.strip_prefix("tcp:") {
-            let addr = match rest.parse::<u16>() {
-                Ok(port) => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
-                Err(_) => http_check::parse_authority(rest.strip_prefix("//").unwrap_or(rest))?,
-            };
-            if addr.port() == 0 {
-                return Err("port 0 cannot be connected to".to_string());
-            }
-            return Ok(ReadySource::Tcp(addr));
+            return parse_tcp(rest).map(ReadySource::Tcp);
         }
         if let Some(rest) = spec.strip_prefix("http:") {
-            // Both `http:http://127.0.0.1:8080/ready` and `http://127.0.0.1:8080/ready`.
-            let url = if rest.starts_with("//") { spec } else { rest };
-            return match http_check::parse_target(url)? {
-                target @ Target::Http { .. } => Ok(ReadySource::Http(target)),
-                Target::Tcp { .. } => Err(format!("\"{url}\" is not an http:// URL")),
-            };
+            return parse_http(spec, rest).map(ReadySource::Http);
         }
         if let Some(path) = spec.strip_prefix("file:") {
             if path.is_empty() {
@@ -217,6 +217,129 @@ impl ReadySource {
     /// The child is ready as soon as it runs.
     pub fn is_started(&self) -> bool {
         *self == ReadySource::Started
+    }
+}
+
+/// The rest of `tcp:[HOST:]PORT` (`tcp://HOST:PORT` too): a bare port is on 127.0.0.1.
+fn parse_tcp(rest: &str) -> Result<SocketAddr, String> {
+    let addr = match rest.parse::<u16>() {
+        Ok(port) => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+        Err(_) => http_check::parse_authority(rest.strip_prefix("//").unwrap_or(rest))?,
+    };
+    if addr.port() == 0 {
+        return Err("port 0 cannot be connected to".to_string());
+    }
+    Ok(addr)
+}
+
+/// `spec` is `http:URL` or the URL itself (`rest` follows `http:`): both
+/// `http:http://127.0.0.1:8080/ready` and `http://127.0.0.1:8080/ready`.
+fn parse_http(spec: &str, rest: &str) -> Result<Target, String> {
+    let url = if rest.starts_with("//") { spec } else { rest };
+    match http_check::parse_target(url)? {
+        target @ Target::Http { .. } => Ok(target),
+        Target::Tcp { .. } => Err(format!("\"{url}\" is not an http:// URL")),
+    }
+}
+
+/// `--live-when watchdog` without an interval: the child must say `WATCHDOG=1` at least this
+/// often (sd_watchdog_enabled(3): libraries ping at half of it).
+pub const DEFAULT_WATCHDOG: Duration = Duration::from_secs(10);
+
+/// `--live-when watchdog:DURATION`: no shorter interval (a ping every 50 ms is a busy loop).
+pub const MIN_WATCHDOG: Duration = Duration::from_millis(100);
+
+/// `--live-threshold` unless told otherwise: Kubernetes' `failureThreshold` default.
+pub const DEFAULT_LIVE_THRESHOLD: u32 = 3;
+
+/// `--live-when`: what `/health` checks, besides the child running.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum LiveCheck {
+    /// The child runs (usher's meaning of `/health` before `--live-when`).
+    #[default]
+    Running,
+    /// A TCP connection to the address is accepted.
+    Tcp(SocketAddr),
+    /// An HTTP GET answers 200-399.
+    Http(Target),
+    /// The child says `WATCHDOG=1` on `NOTIFY_SOCKET` at least once per interval (systemd's
+    /// `WatchdogSec=`, sd_notify(3)).
+    Watchdog(Duration),
+}
+
+impl LiveCheck {
+    /// `running`, `tcp:[HOST:]PORT`, `http:URL` (or the URL itself), `watchdog` or
+    /// `watchdog:DURATION`; `duration` parses the interval (`cli`'s duration syntax).
+    pub fn parse(
+        spec: &str,
+        duration: impl Fn(&str) -> Result<Duration, String>,
+    ) -> Result<LiveCheck, String> {
+        if spec == "running" {
+            return Ok(LiveCheck::Running);
+        }
+        if spec == "watchdog" {
+            return Ok(LiveCheck::Watchdog(DEFAULT_WATCHDOG));
+        }
+        if let Some(interval) = spec.strip_prefix("watchdog:") {
+            let interval = duration(interval)?;
+            if interval < MIN_WATCHDOG {
+                return Err(format!(
+                    "the watchdog interval must be at least {}ms",
+                    MIN_WATCHDOG.as_millis()
+                ));
+            }
+            return Ok(LiveCheck::Watchdog(interval));
+        }
+        if let Some(rest) = spec.strip_prefix("tcp:") {
+            return parse_tcp(rest).map(LiveCheck::Tcp);
+        }
+        if let Some(rest) = spec.strip_prefix("http:") {
+            return parse_http(spec, rest).map(LiveCheck::Http);
+        }
+        Err(format!(
+            "unknown liveness check \"{spec}\" (running, tcp:[HOST:]PORT, http:URL, watchdog \
+             or watchdog:DURATION)"
+        ))
+    }
+
+    /// The check's name in events and bodies.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LiveCheck::Running => "running",
+            LiveCheck::Tcp(_) => "tcp",
+            LiveCheck::Http(_) => "http",
+            LiveCheck::Watchdog(_) => "watchdog",
+        }
+    }
+
+    /// The watchdog interval, for `--live-when watchdog`.
+    pub fn watchdog(&self) -> Option<Duration> {
+        match self {
+            LiveCheck::Watchdog(interval) => Some(*interval),
+            _ => None,
+        }
+    }
+}
+
+/// `--on-unhealthy`: what usher does when the liveness check fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OnUnhealthy {
+    /// `/health` answers 503; the orchestrator decides (Kubernetes restarts the container).
+    #[default]
+    Report,
+    /// A graceful stop, then exit status
+    /// [`UNHEALTHY_EXIT`](crate::supervise::state::UNHEALTHY_EXIT), so that a restart policy
+    /// (Docker's `on-failure`, `unless-stopped`) starts the app again.
+    Stop,
+}
+
+impl OnUnhealthy {
+    pub fn parse(text: &str) -> Result<OnUnhealthy, String> {
+        match text {
+            "report" => Ok(OnUnhealthy::Report),
+            "stop" => Ok(OnUnhealthy::Stop),
+            other => Err(format!("unknown action \"{other}\" (report or stop)")),
+        }
     }
 }
 
@@ -247,6 +370,75 @@ mod tests {
         }
         let set = StopSignals::parse("QUIT").unwrap();
         assert!(set.contains(quit) && !set.contains(Signo::TERM));
+    }
+
+    #[test]
+    fn liveness_specs() {
+        // cli's duration syntax, for the values below.
+        let duration = |text: &str| match text {
+            "30s" => Ok(Duration::from_secs(30)),
+            "100ms" => Ok(Duration::from_millis(100)),
+            "99ms" => Ok(Duration::from_millis(99)),
+            "0" => Ok(Duration::ZERO),
+            _ => Err(format!("invalid duration \"{text}\"")),
+        };
+        let parse = |spec| LiveCheck::parse(spec, duration);
+        let local = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+        assert_eq!(parse("running"), Ok(LiveCheck::Running));
+        assert_eq!(parse("tcp:8080"), Ok(LiveCheck::Tcp(local(8080))));
+        assert_eq!(
+            parse("tcp:10.0.0.1:53"),
+            Ok(LiveCheck::Tcp("10.0.0.1:53".parse().unwrap()))
+        );
+        let Ok(LiveCheck::Http(Target::Http { addr, path, .. })) =
+            parse("http://127.0.0.1:8080/healthz")
+        else {
+            panic!()
+        };
+        assert_eq!((addr, path.as_str()), (local(8080), "/healthz"));
+        assert!(matches!(
+            parse("http:http://[::1]:80/"),
+            Ok(LiveCheck::Http(_))
+        ));
+        assert_eq!(parse("watchdog"), Ok(LiveCheck::Watchdog(DEFAULT_WATCHDOG)));
+        assert_eq!(
+            parse("watchdog:30s"),
+            Ok(LiveCheck::Watchdog(Duration::from_secs(30)))
+        );
+        assert_eq!(
+            parse("watchdog:100ms").map(|c| c.watchdog()),
+            Ok(Some(MIN_WATCHDOG))
+        );
+        for (bad, why) in [
+            ("bogus", "unknown liveness check"),
+            ("started", "unknown liveness check"),
+            ("notify", "unknown liveness check"),
+            ("file:/tmp/x", "unknown liveness check"),
+            ("", "unknown liveness check"),
+            ("tcp:", "not HOST:PORT"),
+            ("tcp:0", "port 0"),
+            ("tcp:70000", "not HOST:PORT"),
+            ("tcp:db:5432", "no DNS"),
+            ("http://example.com:80/x", "no DNS"),
+            ("http://127.0.0.1/x", "not HOST:PORT"),
+            ("http:tcp://127.0.0.1:5", "not an http:// URL"),
+            ("watchdog:", "invalid duration"),
+            ("watchdog:soon", "invalid duration"),
+            ("watchdog:0", "at least 100ms"),
+            ("watchdog:99ms", "at least 100ms"),
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
+        assert_eq!(OnUnhealthy::parse("report"), Ok(OnUnhealthy::Report));
+        assert_eq!(OnUnhealthy::parse("stop"), Ok(OnUnhealthy::Stop));
+        for bad in ["", "restart", "STOP", "kill"] {
+            assert!(
+                OnUnhealthy::parse(bad)
+                    .unwrap_err()
+                    .contains("report or stop")
+            );
+        }
     }
 
     #[test]

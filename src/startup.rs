@@ -6,11 +6,12 @@
 //!    pending and is forwarded once the child exists; here the signalfd that reads them;
 //! 2. read the image's /etc files, env files and secrets, plan privileges (`child::prepare`);
 //! 3. bind the health server's address (the default one, when taken, is left: a warning);
-//! 4. become a subreaper when not PID 1, create the notify socket, spawn the child (the
-//!    foreground of usher's terminal when it has one: design.md, "Terminals");
+//! 4. become a subreaper when not PID 1, create the notify socket (`--ready-when notify`,
+//!    `--live-when watchdog`), spawn the child (the foreground of usher's terminal when it has
+//!    one: design.md, "Terminals");
 //! 5. drop usher's own root;
-//! 6. start threads (event writer, log relays, health server, readiness watcher): only after the
-//!    drop, since capabilities are per thread;
+//! 6. start threads (event writer, log relays, health server, readiness and liveness watchers,
+//!    notify listener): only after the drop, since capabilities are per thread;
 //! 7. set the parent-death signal (after the drop: a credential change clears it);
 //! 8. the event loop (which takes the terminal back when the main child exits), then drain the
 //!    child's output.
@@ -21,9 +22,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::child::{self, ChildSpec};
-use crate::config::{Config, LogMode, ReadySource};
-use crate::health::readiness::{self, NotifySocket};
-use crate::health::{self, Health};
+use crate::config::{Config, LiveCheck, LogMode, OnUnhealthy, ReadySource};
+use crate::health::liveness::{self, Alarm, AlarmReceiver};
+use crate::health::notify::{self, NotifySocket, Roles};
+use crate::health::{self, Health, readiness};
 use crate::log_io::events::{self, error, info, warn};
 use crate::log_io::relay;
 use crate::logs::{LogFormat, Stream};
@@ -144,7 +146,11 @@ fn supervise(
     listener: Option<TcpListener>,
     inbox: &SignalInbox,
 ) -> Supervised {
-    let health = Arc::new(Health::new(config.ready_when.is_started()));
+    let health = Arc::new(Health::new(
+        &config.ready_when,
+        &config.live_when,
+        config.live_threshold,
+    ));
     let parent = sys::parent_pid();
     if std::process::id() != 1 {
         // Orphans of the child come to usher, not to the real init, so they are reaped and
@@ -158,18 +164,39 @@ fn supervise(
         }
     }
     // The child must find NOTIFY_SOCKET in its environment: the socket exists before it does.
-    let notify = match config.ready_when {
-        ReadySource::Notify => match NotifySocket::create(&mut child.environment) {
+    let roles = Roles {
+        ready: config.ready_when == ReadySource::Notify,
+        watchdog: config.live_when.watchdog(),
+    };
+    let notify = if roles.ready || roles.watchdog.is_some() {
+        match NotifySocket::create(&mut child.environment, roles.watchdog) {
             Ok(socket) => Some(socket),
             Err(e) => {
+                let option = if roles.ready {
+                    "--ready-when notify"
+                } else {
+                    "--live-when watchdog"
+                };
                 error!(
                     notify_socket_failed,
-                    "--ready-when notify: cannot create the notify socket: {e}"
+                    "{option}: cannot create the notify socket: {e}"
                 );
                 return 2.into();
             }
-        },
-        _ => None,
+        }
+    } else {
+        None
+    };
+    // The liveness watchers wake the event loop through it when the check fails.
+    let (alarm, alarm_receiver) = match liveness_alarm(&config) {
+        Ok(pair) => pair,
+        Err(e) => {
+            error!(
+                liveness_watch_failed,
+                "--on-unhealthy stop: cannot create the liveness alarm: {e}"
+            );
+            return 2.into();
+        }
     };
     let started = match child::spawn(&child) {
         Ok(started) => started,
@@ -244,10 +271,33 @@ fn supervise(
         );
         return abandon_child(main_pid, terminal.as_ref()).into();
     }
-    if let Err(e) = readiness::start(config.ready_when.clone(), notify, Arc::clone(&health)) {
+    if let Err(e) = readiness::start(config.ready_when.clone(), Arc::clone(&health)) {
         error!(
             readiness_watch_failed,
             "failed to start watching readiness: {e}"
+        );
+        return abandon_child(main_pid, terminal.as_ref()).into();
+    }
+    // One of the two watchers takes the alarm: the poller (tcp:, http:) or the notify listener
+    // (watchdog).
+    let (poller_alarm, notify_alarm) = match config.live_when {
+        LiveCheck::Watchdog(_) => (None, alarm),
+        _ => (alarm, None),
+    };
+    let watchers = liveness::start(
+        config.live_when.clone(),
+        config.live_threshold,
+        Arc::clone(&health),
+        poller_alarm,
+    )
+    .and_then(|()| match notify {
+        Some(notify) => notify::start(notify, roles, Arc::clone(&health), notify_alarm),
+        None => Ok(()),
+    });
+    if let Err(e) = watchers {
+        error!(
+            liveness_watch_failed,
+            "failed to start watching liveness or the notify socket: {e}"
         );
         return abandon_child(main_pid, terminal.as_ref()).into();
     }
@@ -275,9 +325,11 @@ fn supervise(
         single_child: config.single_child,
         remap_exit: config.remap_exit,
         wait_all: config.wait_all,
+        on_unhealthy: config.on_unhealthy,
     };
     let ending = Run::new(policy, main_pid, config.warn_on_reap, health)
         .with_terminal(terminal)
+        .with_alarm(alarm_receiver)
         .until_exit(inbox);
     let code = ending.status;
     // Drain the child's output before leaving: everything written is relayed. Only when nothing
@@ -297,6 +349,16 @@ fn supervise(
         code,
         exit_by: ending.exit_by,
     }
+}
+
+/// The liveness alarm, when a failed check must reach the event loop: `--on-unhealthy stop`
+/// with a check other than `running` (whose failure is the child's exit, which the loop sees).
+fn liveness_alarm(config: &Config) -> std::io::Result<(Option<Alarm>, Option<AlarmReceiver>)> {
+    if config.on_unhealthy != OnUnhealthy::Stop || config.live_when == LiveCheck::Running {
+        return Ok((None, None));
+    }
+    let (alarm, receiver) = liveness::alarm()?;
+    Ok((Some(alarm), Some(receiver)))
 }
 
 /// What the supervision left to do: exit with `code`, usher's own events written by `exit_by`.

@@ -153,9 +153,13 @@ pub fn take_over_signals() -> io::Result<SignalInbox> {
 }
 
 impl SignalInbox {
-    /// Waits until a signal is pending or `timeout` passes (`None`: forever).
-    /// Returns whether a signal is waiting.
-    pub fn wait(&self, timeout: Option<Duration>) -> io::Result<bool> {
+    /// Waits until a signal is pending, `also` is readable, or `timeout` passes (`None`:
+    /// forever). Returns whether something is waiting.
+    pub fn wait(
+        &self,
+        also: Option<BorrowedFd<'_>>,
+        timeout: Option<Duration>,
+    ) -> io::Result<bool> {
         let timeout = match timeout {
             // Round up: waking a little early would only spin until the deadline.
             Some(t) => {
@@ -163,7 +167,8 @@ impl SignalInbox {
             }
             None => PollTimeout::NONE,
         };
-        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+        let mut fds = vec![PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+        fds.extend(also.map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
         match nix::poll::poll(&mut fds, timeout) {
             Ok(ready) => Ok(ready > 0),
             Err(nix::errno::Errno::EINTR) => Ok(false),

@@ -428,3 +428,340 @@ fn a_stalled_stdout_does_not_stall_health() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+fn health_body(port: u16) -> (u16, serde_json::Value) {
+    let (status, body) = get(port, "GET", "/health");
+    (status, serde_json::from_str(&body).unwrap())
+}
+
+/// The main child's pid as the test sees it (outside usher's PID namespace).
+fn main_child(usher: &Usher) -> i32 {
+    let mut child = 0;
+    wait_until("usher's child", || {
+        child = children_of(usher.pid()).first().copied().unwrap_or(0);
+        child != 0
+    });
+    child
+}
+
+/// A variable of a process's environment, from /proc/PID/environ.
+fn environment_of(pid: i32) -> Vec<(String, String)> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    environ
+        .split(|b| *b == 0)
+        .filter_map(|entry| {
+            let (k, v) = std::str::from_utf8(entry).ok()?.split_once('=')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+fn variable_of(pid: i32, name: &str) -> Option<String> {
+    environment_of(pid)
+        .into_iter()
+        .find_map(|(k, v)| (k == name).then_some(v))
+}
+
+/// `usher probe` against usher's own /health: its exit status and what it said.
+fn probe_health(port: u16) -> (Option<i32>, String) {
+    let output = usher_command()
+        .args(["probe", &format!("http://127.0.0.1:{port}/health")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), stderr)
+}
+
+/// `/health` is 503 and names the failed liveness check and why; `usher probe` exits 1.
+fn assert_unhealthy(port: u16, kind: &str, why: &str) -> serde_json::Value {
+    let (status, body) = health_body(port);
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "unavailable", "{body}");
+    let live = &body["checks"]["live"];
+    assert_eq!(live["kind"], kind, "{body}");
+    assert_eq!(live["state"], "failed", "{body}");
+    let result = live["result"].as_str().unwrap();
+    assert!(result.contains(why), "{why:?} not in {body}");
+    assert!(live["time"].as_str().unwrap().ends_with('Z'), "{body}");
+    let (code, said) = probe_health(port);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("status 503"), "{said}");
+    body
+}
+
+fn assert_healthy(port: u16, kind: &str) -> serde_json::Value {
+    let (status, body) = health_body(port);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["live"]["kind"], kind, "{body}");
+    assert_eq!(body["checks"]["live"]["state"], "ok", "{body}");
+    assert_eq!(probe_health(port).0, Some(0));
+    body
+}
+
+/// `--live-when http://...`: an app stopped with SIGSTOP, then one whose handler never answers,
+/// turns /health 503 after three failed checks in a row, and back to 200 once it answers again;
+/// /ready is not liveness and stays 200.
+#[test]
+fn liveness_http_fails_on_a_hung_app_and_recovers() {
+    if !require_root("liveness_http_fails_on_a_hung_app_and_recovers") {
+        return;
+    }
+    let port = free_port().to_string();
+    let live = format!("http://127.0.0.1:{port}/healthz");
+    let (mut usher, health_port) = serving_app(
+        &["--live-when", &live],
+        &[&fixture("live_app"), "http", &port],
+        "serving",
+    );
+    usher.stderr_containing("child is live (http)");
+    let body = assert_healthy(health_port, "http");
+    assert_eq!(body["checks"]["live"]["threshold"], 3, "{body}");
+    assert_eq!(body["checks"]["live"]["result"], "ok", "{body}");
+
+    let child = main_child(&usher);
+    let stopped = Instant::now();
+    send(child, libc::SIGSTOP);
+    usher.stderr_containing("child is unhealthy (http)");
+    // Three checks of 1 s each, 1 s apart: not the first failure.
+    assert!(
+        stopped.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        stopped.elapsed()
+    );
+    let body = assert_unhealthy(health_port, "http", "no answer within 1s");
+    assert!(
+        body["checks"]["live"]["failures"].as_u64().unwrap() >= 3,
+        "{body}"
+    );
+    assert_eq!(ready_body(health_port).0, 200, "readiness is not liveness");
+    send(child, libc::SIGCONT);
+    usher.stderr_containing("child is live (http)");
+    assert_healthy(health_port, "http");
+
+    usher.signal(libc::SIGUSR1);
+    usher.line_starting("hanging");
+    usher.stderr_containing("child is unhealthy (http)");
+    assert_unhealthy(health_port, "http", "no answer within 1s");
+    usher.signal(libc::SIGUSR2);
+    usher.line_starting("answering");
+    usher.stderr_containing("child is live (http)");
+    assert_healthy(health_port, "http");
+
+    usher.signal(libc::SIGTERM);
+    usher.line_starting("stopping on SIGTERM");
+    assert_eq!(usher.wait(), 0);
+}
+
+/// `--live-when watchdog:1s`: the child gets WATCHDOG_USEC (no WATCHDOG_PID) and
+/// NOTIFY_SOCKET; pings keep /health at 200 past the interval, silence turns it 503 and the
+/// next ping back; WATCHDOG=trigger turns it 503 at once.
+#[test]
+fn watchdog_pings_keep_health_and_silence_fails_it() {
+    if !require_root("watchdog_pings_keep_health_and_silence_fails_it") {
+        return;
+    }
+    let (mut usher, port) = serving_app(
+        &["--live-when", "watchdog:1s"],
+        &[&fixture("live_app"), "watchdog"],
+        "watchdog",
+    );
+    assert_eq!(
+        usher.stdout_seen.last().unwrap(),
+        "watchdog 1000000 pid=unset"
+    );
+    usher.stderr_containing("child is live (watchdog)");
+    // Eight pings a quarter second apart: twice the interval.
+    for _ in 0..8 {
+        usher.line_starting("ping");
+    }
+    let body = assert_healthy(port, "watchdog");
+    assert_eq!(body["checks"]["live"]["result"], "WATCHDOG=1", "{body}");
+
+    usher.signal(libc::SIGUSR1);
+    usher.line_starting("paused");
+    usher.stderr_containing("child is unhealthy (watchdog)");
+    assert_unhealthy(port, "watchdog", "no WATCHDOG=1 within 1s");
+    usher.signal(libc::SIGUSR2);
+    usher.line_starting("pinging");
+    usher.stderr_containing("child is live (watchdog)");
+    assert_healthy(port, "watchdog");
+
+    usher.signal(libc::SIGHUP);
+    usher.line_starting("triggered");
+    let line = usher.stderr_containing("child is unhealthy (watchdog)");
+    assert!(line.contains("WATCHDOG=trigger"), "{line}");
+    usher.stderr_containing("child is live (watchdog)");
+
+    usher.signal(libc::SIGTERM);
+    usher.line_starting("stopping on SIGTERM");
+    assert_eq!(usher.wait(), 0);
+}
+
+/// `--ready-when notify` and `--live-when watchdog` together: one socket, both heard.
+#[test]
+fn watchdog_and_notify_readiness_share_one_socket() {
+    if !require_root("watchdog_and_notify_readiness_share_one_socket") {
+        return;
+    }
+    let (mut usher, port) = serving_app(
+        &["--ready-when", "notify", "--live-when", "watchdog:1s"],
+        &[&fixture("live_app"), "watchdog", "ready"],
+        "watchdog",
+    );
+    usher.stderr_containing("child is ready (notify)");
+    usher.stderr_containing("child is live (watchdog)");
+    for _ in 0..8 {
+        usher.line_starting("ping");
+    }
+    let (status, body) = ready_body(port);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["detail"], "ready and pinging", "{body}");
+    assert_eq!(body["checks"]["ready"]["kind"], "notify", "{body}");
+    assert_eq!(body["checks"]["ready"]["state"], "ok", "{body}");
+    assert_eq!(body["checks"]["ready"]["result"], "READY=1", "{body}");
+    assert_eq!(body["checks"]["live"]["state"], "ok", "{body}");
+    assert_healthy(port, "watchdog");
+    let environment = environment_of(main_child(&usher));
+    let named = |name: &str| environment.iter().filter(|(k, _)| k == name).count();
+    assert_eq!(named("NOTIFY_SOCKET"), 1, "{environment:?}");
+    assert_eq!(named("WATCHDOG_USEC"), 1, "{environment:?}");
+    assert_eq!(named("WATCHDOG_PID"), 0, "{environment:?}");
+    usher.signal(libc::SIGTERM);
+    assert_eq!(usher.wait(), 0);
+}
+
+/// One datagram to the abstract socket `@name` (NOTIFY_SOCKET's form).
+fn send_notification(socket: &str, message: &str) {
+    use std::os::linux::net::SocketAddrExt;
+    let name = socket.strip_prefix('@').unwrap();
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let sender = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    sender.send_to_addr(message.as_bytes(), &addr).unwrap();
+}
+
+/// Anyone in the network namespace can write to the abstract socket: usher acts only on the
+/// app's messages. Refused: this test process (outside usher's PID namespace), and a process
+/// inside it that is not the app's (what `docker exec` starts; here `nsenter`), each said once.
+#[test]
+fn foreign_senders_on_the_notify_socket_are_ignored() {
+    if !require_root("foreign_senders_on_the_notify_socket_are_ignored") {
+        return;
+    }
+    let (mut usher, port) = serving_app(
+        &["--ready-when", "notify", "--live-when", "watchdog:1h"],
+        &[&fixture("ready_app"), "notify"],
+        "waiting",
+    );
+    let socket = variable_of(main_child(&usher), "NOTIFY_SOCKET").unwrap();
+
+    send_notification(&socket, "READY=1\nSTATUS=forged\nWATCHDOG=trigger");
+    let line = usher.stderr_containing("ignored a message on NOTIFY_SOCKET");
+    assert!(line.contains("outside usher's PID namespace"), "{line}");
+
+    let mut nsenter = std::process::Command::new("nsenter")
+        .args(["--target", &usher.pid().to_string(), "--pid", "--"])
+        .args([&fixture("live_app"), "send", "READY=1\\nSTATUS=forged"])
+        .env("NOTIFY_SOCKET", &socket)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let said = lines_of(nsenter.stdout.take().unwrap());
+    assert_eq!(said.recv_timeout(DEADLINE).unwrap(), "sent");
+    let line = usher.stderr_containing("ignored a message on NOTIFY_SOCKET");
+    assert!(line.contains("is not the main child"), "{line}");
+
+    let (status, body) = ready_body(port);
+    assert_eq!(status, 503, "{body}");
+    assert_ne!(body["detail"], "forged", "{body}");
+    assert_eq!(body["checks"]["ready"]["state"], "starting", "{body}");
+    assert_eq!(
+        health_body(port).0,
+        200,
+        "WATCHDOG=trigger was not the app's"
+    );
+    for sender in children_of(nsenter.id() as i32) {
+        send(sender, libc::SIGTERM);
+    }
+    nsenter.wait().unwrap();
+
+    // The app itself is still heard.
+    usher.signal(libc::SIGUSR1);
+    usher.stderr_containing("child is ready (notify)");
+    assert_eq!(ready_body(port).0, 200);
+    usher.signal(libc::SIGTERM);
+    assert_eq!(usher.wait(), 0);
+}
+
+/// A descendant of the main child (not the main child itself) is the app's: heard.
+#[test]
+fn a_descendant_of_the_main_child_is_heard_on_the_notify_socket() {
+    if !require_root("a_descendant_of_the_main_child_is_heard_on_the_notify_socket") {
+        return;
+    }
+    let script = r#""$0" send 'READY=1\nSTATUS=from a descendant' & exec "$1" notify"#;
+    let (mut usher, port) = serving_app(
+        &["--ready-when", "notify"],
+        &[
+            "sh",
+            "-c",
+            script,
+            &fixture("live_app"),
+            &fixture("ready_app"),
+        ],
+        "waiting",
+    );
+    usher.stderr_containing("child is ready (notify)");
+    let (status, body) = ready_body(port);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["detail"], "from a descendant", "{body}");
+    usher.signal(libc::SIGTERM);
+    assert_eq!(usher.wait(), 0);
+}
+
+/// Bad `--live-when`, `--live-threshold` and `--on-unhealthy` values: exit 2, one line naming
+/// the flag or variable, nothing started.
+#[test]
+fn bad_liveness_settings_are_usage_errors() {
+    for (args, env, culprit) in [
+        (&["--live-when", "grpc:80"][..], None, "--live-when:"),
+        (
+            &["--live-when", "http://db:8080/healthz"],
+            None,
+            "--live-when:",
+        ),
+        (
+            &["--live-when", "http://127.0.0.1/healthz"],
+            None,
+            "--live-when:",
+        ),
+        (&["--live-when", "tcp:99999"], None, "--live-when:"),
+        (&["--live-when", "watchdog:0"], None, "--live-when:"),
+        (
+            &[],
+            Some(("USHER_LIVE_WHEN", "watchdog:soon")),
+            "USHER_LIVE_WHEN:",
+        ),
+        (&["--live-threshold", "0"], None, "--live-threshold:"),
+        (&["--on-unhealthy", "restart"], None, "--on-unhealthy:"),
+        (
+            &[],
+            Some(("USHER_ON_UNHEALTHY", "kill")),
+            "USHER_ON_UNHEALTHY:",
+        ),
+    ] {
+        let mut command = usher_command();
+        command.args(args).args(["--", "sh", "-c", "echo started"]);
+        if let Some((name, value)) = env {
+            command.env(name, value);
+        }
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("usher: {culprit}")),
+            "{args:?} {env:?}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(output.stdout.is_empty(), "nothing started");
+    }
+}

@@ -546,3 +546,108 @@ fn http_get(port: u16, path: &str) -> (u16, String) {
     let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
     (status, body.unwrap_or_default())
 }
+
+/// A free loopback port below the kernel's ephemeral range (see tests/health.rs).
+fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % 1000) as u16 * 10 + 5;
+    loop {
+        let port = 20_000 + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// `--on-unhealthy stop`: a handler that never answers fails liveness; usher stops the app
+/// gracefully (it gets SIGTERM and exits 0 on it) and exits 70, so that a restart policy
+/// (`on-failure`) starts it again.
+#[test]
+fn on_unhealthy_stop_stops_a_hung_app_gracefully_and_exits_70() {
+    if !require_root("on_unhealthy_stop_stops_a_hung_app_gracefully_and_exits_70") {
+        return;
+    }
+    let port = free_port().to_string();
+    let live = format!("http://127.0.0.1:{port}/healthz");
+    let mut usher = Usher::pid1(&[
+        "-v",
+        "--live-when",
+        &live,
+        "--live-threshold",
+        "2",
+        "--on-unhealthy",
+        "stop",
+        "--",
+        &fixture("live_app"),
+        "http",
+        &port,
+    ]);
+    usher.line_starting("serving");
+    usher.stderr_containing("child is live (http)");
+    usher.signal(libc::SIGUSR1);
+    usher.line_starting("hanging");
+    let line = usher.stderr_containing("child is unhealthy (http)");
+    assert!(line.contains("2 failed checks in a row"), "{line}");
+    let line = usher.stderr_containing("stopping the app gracefully");
+    assert!(line.contains("SIGTERM"), "{line}");
+    usher.line_starting("stopping on SIGTERM");
+    assert_eq!(usher.wait(), 70);
+}
+
+/// `--on-unhealthy stop` with the watchdog: an app stopped with SIGSTOP stops pinging; usher's
+/// SIGTERM is followed by SIGCONT, so the app wakes to act on it; the status is 70 all the same.
+#[test]
+fn on_unhealthy_stop_with_the_watchdog_stops_a_frozen_app() {
+    if !require_root("on_unhealthy_stop_with_the_watchdog_stops_a_frozen_app") {
+        return;
+    }
+    let mut usher = Usher::pid1(&[
+        "-v",
+        "--live-when",
+        "watchdog:500ms",
+        "--on-unhealthy",
+        "stop",
+        "--",
+        &fixture("live_app"),
+        "watchdog",
+    ]);
+    usher.line_starting("watchdog 500000");
+    usher.stderr_containing("child is live (watchdog)");
+    let mut child = 0;
+    wait_until("usher's child", || {
+        child = children_of(usher.pid()).first().copied().unwrap_or(0);
+        child != 0
+    });
+    send(child, libc::SIGSTOP);
+    usher.stderr_containing("no WATCHDOG=1 within 500ms");
+    usher.stderr_containing("stopping the app gracefully");
+    usher.line_starting("stopping on SIGTERM");
+    assert_eq!(usher.wait(), 70);
+}
+
+/// `--on-unhealthy report` (the default) only reports: the app runs on, usher with it.
+#[test]
+fn on_unhealthy_report_leaves_the_app_running() {
+    if !require_root("on_unhealthy_report_leaves_the_app_running") {
+        return;
+    }
+    let mut usher = Usher::pid1(&[
+        "-v",
+        "--live-when",
+        "watchdog:200ms",
+        "--",
+        &fixture("live_app"),
+        "watchdog",
+    ]);
+    usher.line_starting("watchdog 200000");
+    usher.signal(libc::SIGUSR1);
+    usher.line_starting("paused");
+    usher.stderr_containing("child is unhealthy (watchdog)");
+    usher.signal(libc::SIGUSR2);
+    usher.line_starting("pinging");
+    usher.stderr_containing("child is live (watchdog)");
+    usher.signal(libc::SIGTERM);
+    usher.line_starting("stopping on SIGTERM");
+    assert_eq!(usher.wait(), 0);
+}

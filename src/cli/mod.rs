@@ -20,8 +20,8 @@ use lexopt::prelude::*;
 use crate::child::environment::SecretNames;
 use crate::child::privileges::CapSet;
 use crate::config::{
-    Config, DEFAULT_GRACE, DEFAULT_HEALTH_ADDR, ExitRemap, GivenAs, LogMode, ReadySource,
-    StopSignals,
+    Config, DEFAULT_GRACE, DEFAULT_HEALTH_ADDR, DEFAULT_LIVE_THRESHOLD, ExitRemap, GivenAs,
+    LogMode, OnUnhealthy, ReadySource, StopSignals,
 };
 use crate::http_check;
 use crate::logs::Level;
@@ -341,6 +341,15 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
     let ready_when = settings
         .take_parsed(&READY_WHEN, ReadySource::parse)?
         .unwrap_or_default();
+    let live_when = settings
+        .take_parsed(&LIVE_WHEN, values::live_when)?
+        .unwrap_or_default();
+    let live_threshold = settings
+        .take_parsed(&LIVE_THRESHOLD, values::live_threshold)?
+        .unwrap_or(DEFAULT_LIVE_THRESHOLD);
+    let on_unhealthy = settings
+        .take_parsed(&ON_UNHEALTHY, OnUnhealthy::parse)?
+        .unwrap_or_default();
     let log_format = settings
         .take_parsed(&LOG_FORMAT, values::log_format)?
         .unwrap_or(LogMode::Auto);
@@ -404,6 +413,9 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
         health_addr,
         health_addr_given_as,
         ready_when,
+        live_when,
+        live_threshold,
+        on_unhealthy,
         log_format,
         log_fields,
         log_max_record,
@@ -421,6 +433,7 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::LiveCheck;
     use crate::http_check::Target;
     use std::path::PathBuf;
 
@@ -627,6 +640,76 @@ mod tests {
         assert!(run(&["--ready-when", "started", "--log-format", "auto", "x"]).is_ok());
         let probe = parse(vec!["probe".into()], &|_| None);
         assert!(matches!(probe, Ok(Invocation::Probe(_))), "{probe:?}");
+    }
+
+    #[test]
+    fn liveness_settings() {
+        let config = run(&["x"]).unwrap();
+        assert_eq!(config.live_when, LiveCheck::Running);
+        assert_eq!(config.live_threshold, 3);
+        assert_eq!(config.on_unhealthy, OnUnhealthy::Report);
+        let config = run(&[
+            "--live-when",
+            "watchdog:30s",
+            "--live-threshold",
+            "5",
+            "--on-unhealthy",
+            "stop",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.live_when,
+            LiveCheck::Watchdog(Duration::from_secs(30))
+        );
+        assert_eq!(config.live_threshold, 5);
+        assert_eq!(config.on_unhealthy, OnUnhealthy::Stop);
+        let env = [
+            ("USHER_LIVE_WHEN", "tcp:8080"),
+            ("USHER_LIVE_THRESHOLD", "1"),
+            ("USHER_ON_UNHEALTHY", "stop"),
+        ];
+        let config = run_env(&["x"], &env).unwrap();
+        assert_eq!(
+            config.live_when,
+            LiveCheck::Tcp("127.0.0.1:8080".parse().unwrap())
+        );
+        assert_eq!(config.live_threshold, 1);
+        assert_eq!(config.on_unhealthy, OnUnhealthy::Stop);
+        // A flag wins over its variable.
+        let config = run_env(&["--live-when", "watchdog", "x"], &env).unwrap();
+        assert_eq!(config.live_when.kind(), "watchdog");
+        for (args, env, culprit) in [
+            (
+                &["--live-when", "grpc:80", "x"][..],
+                &[][..],
+                "--live-when:",
+            ),
+            (
+                &["--live-when", "http://db:8080/", "x"],
+                &[],
+                "--live-when:",
+            ),
+            (&["--live-when", "tcp:99999", "x"], &[], "--live-when:"),
+            (&["--live-when", "tcp:0", "x"], &[], "--live-when:"),
+            (&["--live-when", "watchdog:1y", "x"], &[], "--live-when:"),
+            (
+                &["x"],
+                &[("USHER_LIVE_WHEN", "http://127.0.0.1/")],
+                "USHER_LIVE_WHEN:",
+            ),
+            (&["--live-threshold", "0", "x"], &[], "--live-threshold:"),
+            (
+                &["x"],
+                &[("USHER_LIVE_THRESHOLD", "x")],
+                "USHER_LIVE_THRESHOLD:",
+            ),
+            (&["--on-unhealthy", "restart", "x"], &[], "--on-unhealthy:"),
+            (&["x"], &[("USHER_ON_UNHEALTHY", "")], "USHER_ON_UNHEALTHY:"),
+        ] {
+            let err = run_env(args, env).unwrap_err().0;
+            assert!(err.starts_with(culprit), "{args:?} {env:?}: {err}");
+        }
     }
 
     #[test]

@@ -161,6 +161,27 @@ pub const READY_WHEN: Opt = Opt::new(One, Main)
     .default("started")
     .help("when /ready turns 200: started, tcp:[HOST:]PORT, http:URL, file:PATH or notify");
 
+pub const LIVE_WHEN: Opt = Opt::new(One, Main)
+    .long("live-when")
+    .env("USHER_LIVE_WHEN")
+    .value("SPEC")
+    .default("running")
+    .help("what /health checks: running, tcp:[HOST:]PORT, http:URL, watchdog or watchdog:DURATION");
+
+pub const LIVE_THRESHOLD: Opt = Opt::new(One, Main)
+    .long("live-threshold")
+    .env("USHER_LIVE_THRESHOLD")
+    .value("N")
+    .default("3")
+    .help("failed tcp:/http: liveness checks in a row that make /health 503");
+
+pub const ON_UNHEALTHY: Opt = Opt::new(One, Main)
+    .long("on-unhealthy")
+    .env("USHER_ON_UNHEALTHY")
+    .value("ACTION")
+    .default("report")
+    .help("when liveness fails: report (/health 503) or stop (graceful stop, exit 70)");
+
 pub const LOG_FORMAT: Opt = Opt::new(One, Main)
     .long("log-format")
     .env("USHER_LOG_FORMAT")
@@ -268,6 +289,9 @@ pub const ALL: &[&Opt] = &[
     &WAIT_ALL,
     &HEALTH_ADDR,
     &READY_WHEN,
+    &LIVE_WHEN,
+    &LIVE_THRESHOLD,
+    &ON_UNHEALTHY,
     &LOG_FORMAT,
     &LOG_FIELD,
     &LOG_MAX_RECORD,

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::config::LogMode;
+use crate::config::{LiveCheck, LogMode};
 use crate::logs::{self, Level};
 
 /// Docker and containerd split lines at 16 KiB; no record may be shorter than this much.
@@ -64,6 +64,24 @@ pub fn health_addr(value: &str) -> Result<Option<SocketAddr>, String> {
         .parse()
         .map(Some)
         .map_err(|_| format!("\"{value}\" is not IP:PORT (e.g. 0.0.0.0:8558) or off"))
+}
+
+/// `--live-when`: [`LiveCheck::parse`] with this module's durations.
+pub fn live_when(spec: &str) -> Result<LiveCheck, String> {
+    LiveCheck::parse(spec, duration)
+}
+
+/// The most `--live-threshold` takes: at the 1 s between failed checks, over a minute and a half.
+pub const MAX_LIVE_THRESHOLD: u32 = 100;
+
+/// `--live-threshold`: a count from 1 to [`MAX_LIVE_THRESHOLD`].
+pub fn live_threshold(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(n @ 1..=MAX_LIVE_THRESHOLD) => Ok(n),
+        _ => Err(format!(
+            "\"{text}\" is not a number of failed checks from 1 to {MAX_LIVE_THRESHOLD}"
+        )),
+    }
 }
 
 pub fn log_format(value: &str) -> Result<LogMode, String> {
@@ -140,5 +158,24 @@ mod tests {
             assert!(duration(bad).is_err(), "{bad:?}");
         }
         assert!(duration("25h").unwrap_err().contains("out of range"));
+    }
+
+    #[test]
+    fn live_thresholds() {
+        assert_eq!(live_threshold("1"), Ok(1));
+        assert_eq!(live_threshold("3"), Ok(3));
+        assert_eq!(live_threshold("100"), Ok(MAX_LIVE_THRESHOLD));
+        for bad in ["0", "101", "-1", "", "three", "2.5"] {
+            assert!(live_threshold(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            live_when("watchdog:2m"),
+            Ok(LiveCheck::Watchdog(Duration::from_secs(120)))
+        );
+        assert!(
+            live_when("watchdog:25h")
+                .unwrap_err()
+                .contains("out of range")
+        );
     }
 }

@@ -3,7 +3,10 @@
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
-use super::Health;
+use serde_json::{Map, Value, json};
+
+use super::{CheckRecord, Health};
+use crate::logs::time::rfc3339_micros;
 use crate::supervise::signals::Signo;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -48,7 +51,7 @@ pub fn route(method: &str, path: &str, health: &Health) -> Response {
             allow: None,
         },
         "/ready" | "/readyz" => state(health, health.is_ready()),
-        _ => state(health, health.alive()),
+        _ => state(health, health.is_live()),
     }
 }
 
@@ -75,8 +78,39 @@ fn state(health: &Health, ok: bool) -> Response {
     {
         let _ = write!(body, r#","detail":{detail}"#);
     }
+    if let Ok(checks) = serde_json::to_string(&checks(health)) {
+        let _ = write!(body, r#","checks":{checks}"#);
+    }
     body.push('}');
     json(if ok { 200 } else { 503 }, body)
+}
+
+/// The bodies' `checks` object: each check by name, with its kind (`--live-when`,
+/// `--ready-when`), state, last result and its time (RFC 3339, null before the first), the
+/// failures in a row, and for a `tcp:`/`http:` liveness check the threshold.
+fn checks(health: &Health) -> Map<String, Value> {
+    let mut checks = Map::new();
+    let mut live = check(health.live_kind, &health.live_check());
+    if let Some(threshold) = health.live_threshold {
+        live.insert("threshold".to_string(), json!(threshold));
+    }
+    checks.insert("live".to_string(), Value::Object(live));
+    let ready = check(health.ready_kind, &health.ready_check());
+    checks.insert("ready".to_string(), Value::Object(ready));
+    checks
+}
+
+fn check(kind: &str, record: &CheckRecord) -> Map<String, Value> {
+    let time = record
+        .time
+        .map(|time| String::from_utf8_lossy(&rfc3339_micros(time)).into_owned());
+    let mut check = Map::new();
+    check.insert("kind".to_string(), json!(kind));
+    check.insert("state".to_string(), json!(record.state.name()));
+    check.insert("result".to_string(), json!(record.result));
+    check.insert("time".to_string(), json!(time));
+    check.insert("failures".to_string(), json!(record.failures));
+    check
 }
 
 fn metrics(health: &Health) -> String {
@@ -172,6 +206,8 @@ fn metrics(health: &Health) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{LiveCheck, ReadySource};
+    use crate::health::CheckState;
 
     #[test]
     fn health_and_ready_follow_the_child_and_the_stop() {
@@ -229,7 +265,7 @@ mod tests {
 
     #[test]
     fn a_readiness_source_decides_ready_and_its_words_are_escaped() {
-        let health = Health::new(false);
+        let health = Health::new(&ReadySource::Notify, &LiveCheck::Running, 3);
         health.child_started(9);
         assert_eq!(route("GET", "/ready", &health).status, 503);
         assert_eq!(route("GET", "/health", &health).status, 200);
@@ -244,6 +280,78 @@ mod tests {
         health.stop_begun();
         assert_eq!(route("GET", "/ready", &health).status, 503);
         assert!(!health.running());
+    }
+
+    fn answer(path: &str, health: &Health) -> (u16, serde_json::Value) {
+        let response = route("GET", path, health);
+        let body = serde_json::from_str(&response.body).unwrap();
+        (response.status, body)
+    }
+
+    #[test]
+    fn a_failed_liveness_check_turns_health_503_and_says_why() {
+        let target = crate::http_check::parse_target("http://127.0.0.1:8080/healthz").unwrap();
+        let health = Health::new(&ReadySource::Started, &LiveCheck::Http(target), 3);
+        health.child_started(5);
+        let (status, body) = answer("/health", &health);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["checks"]["live"]["state"], "starting");
+        assert_eq!(body["checks"]["live"]["kind"], "http");
+        assert_eq!(body["checks"]["live"]["threshold"], 3);
+        assert_eq!(body["checks"]["live"]["time"], serde_json::Value::Null);
+        assert_eq!(body["checks"]["ready"]["state"], "ok");
+        assert_eq!(body["checks"]["ready"]["result"], "started");
+        health.set_live_check(CheckRecord::new(CheckState::Ok, "ok", 0));
+        health.set_live_check(CheckRecord::new(CheckState::Failing, "a: status 500", 2));
+        assert_eq!(answer("/health", &health).0, 200);
+        let why = "127.0.0.1:8080: no answer within 1s";
+        health.set_live_check(CheckRecord::new(CheckState::Failed, why, 3));
+        let (status, body) = answer("/health", &health);
+        assert_eq!(status, 503);
+        assert_eq!(body["status"], "unavailable");
+        let live = &body["checks"]["live"];
+        assert_eq!(
+            (&live["state"], &live["result"]),
+            (&"failed".into(), &why.into())
+        );
+        assert_eq!(live["failures"], 3);
+        let time = live["time"].as_str().unwrap();
+        assert!(time.len() == 27 && time.ends_with('Z'), "{time}");
+        // Liveness is not readiness: /ready still answers from its own source.
+        assert_eq!(route("GET", "/ready", &health).status, 200);
+        health.set_live_check(CheckRecord::new(CheckState::Ok, "ok", 0));
+        assert_eq!(route("GET", "/health", &health).status, 200);
+    }
+
+    /// Today's keys stay; `checks` comes beside them, and a `running` check follows the child.
+    #[test]
+    fn bodies_keep_their_keys_and_add_checks() {
+        let health = Health::default();
+        health.child_started(7);
+        for path in ["/health", "/ready"] {
+            let (_, body) = answer(path, &health);
+            for key in [
+                "status",
+                "child_pid",
+                "child_alive",
+                "ready",
+                "stopping",
+                "uptime_seconds",
+                "restarts",
+                "last_exit",
+            ] {
+                assert!(body.get(key).is_some(), "{key} missing from {body}");
+            }
+            assert_eq!(body["checks"]["live"]["kind"], "running");
+            assert_eq!(body["checks"]["live"]["state"], "ok");
+            assert!(body["checks"]["live"].get("threshold").is_none());
+        }
+        health.child_exited(4);
+        let (status, body) = answer("/health", &health);
+        assert_eq!(status, 503);
+        assert_eq!(body["checks"]["live"]["state"], "failed");
+        assert_eq!(body["checks"]["live"]["result"], "exited with status 4");
+        assert_eq!(body["checks"]["ready"]["result"], "exited with status 4");
     }
 
     #[test]

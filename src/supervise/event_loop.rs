@@ -2,16 +2,20 @@
 //! events for the supervisor, and carries out the actions it returns.
 
 use std::io;
+use std::os::fd::AsFd;
 use std::time::Instant;
 
 use std::sync::Arc;
 
 use crate::health::Health;
+use crate::health::liveness::AlarmReceiver;
 use crate::log_io::events::{debug, error, info, warn};
 use crate::supervise::process_table;
 use crate::supervise::reaper::{self, ReapSummary};
 use crate::supervise::signals::Signo;
-use crate::supervise::state::{Action, Event, Left, Policy, Scope, Supervisor};
+use crate::supervise::state::{
+    Action, Event, Left, Policy, Scope, StopCause, Supervisor, UNHEALTHY_EXIT,
+};
 use crate::sys::{self, SignalInbox};
 
 /// At most this many signals are taken per wake-up, so that a flood of signals (or a child
@@ -26,6 +30,8 @@ pub struct Ending {
     /// Once a stop was under way: when usher must be gone (see
     /// [`Supervisor::exit_deadline`]).
     pub exit_by: Option<Instant>,
+    /// A failed liveness check began the stop (`--on-unhealthy stop`).
+    pub unhealthy: bool,
 }
 
 /// The running supervision: the state machine and what the loop needs to carry out its actions.
@@ -38,6 +44,8 @@ pub struct Run {
     reaped: ReapSummary,
     /// usher's terminal while the main child is its foreground group.
     terminal: Option<sys::Terminal>,
+    /// Rung by the liveness watchers when the check fails (`--on-unhealthy stop`).
+    alarm: Option<AlarmReceiver>,
 }
 
 impl Run {
@@ -50,7 +58,14 @@ impl Run {
             health,
             reaped: ReapSummary::default(),
             terminal: None,
+            alarm: None,
         }
+    }
+
+    /// The liveness alarm to wait on beside the signals (`--on-unhealthy stop`).
+    pub fn with_alarm(mut self, alarm: Option<AlarmReceiver>) -> Run {
+        self.alarm = alarm;
+        self
     }
 
     /// The terminal handed to the main child, to take back when it exits.
@@ -82,6 +97,7 @@ impl Run {
         Ending {
             status,
             exit_by: self.supervisor.exit_deadline(),
+            unhealthy: self.supervisor.stopped_unhealthy(),
         }
     }
 
@@ -94,7 +110,7 @@ impl Run {
                 .flatten()
                 .min();
             let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            inbox.wait(timeout)?;
+            inbox.wait(self.alarm.as_ref().map(AsFd::as_fd), timeout)?;
             // Signals are carried out before reaping: a forward to the main child's pid must
             // happen while that pid is still its own (a zombie at worst), never after.
             for _ in 0..SIGNALS_PER_WAKE {
@@ -119,6 +135,14 @@ impl Run {
                 if let Some(code) = self.feed(Event::Signal(signal)) {
                     return Ok(code);
                 }
+            }
+            if let Some(alarm) = &self.alarm {
+                alarm.drain();
+            }
+            if self.health.take_unhealthy()
+                && let Some(code) = self.feed(Event::Unhealthy)
+            {
+                return Ok(code);
             }
             let round = reaper::reap_all(self.main_pid, self.warn_on_reap)?;
             if round.others > 0 {
@@ -184,7 +208,28 @@ impl Run {
     /// Carries out one action; returns usher's exit status when it is time to exit.
     fn execute(&mut self, action: Action) -> Option<u8> {
         match action {
-            Action::StopBegun { signal, drain } => {
+            Action::StopBegun {
+                signal,
+                drain,
+                cause: StopCause::Unhealthy,
+            } => {
+                self.health.stop_begun();
+                let reason = self.health.live_result();
+                let when = if drain.is_zero() {
+                    "now".to_string()
+                } else {
+                    format!("after draining for {drain:?}")
+                };
+                warn!(
+                    unhealthy_stop,
+                    signal = %signal,
+                    drain_ms = u64::try_from(drain.as_millis()).unwrap_or(u64::MAX),
+                    reason = reason.as_str(),
+                    "liveness failed ({reason}): stopping the app gracefully ({signal} {when}); \
+                     usher will exit with status {UNHEALTHY_EXIT}"
+                );
+            }
+            Action::StopBegun { signal, drain, .. } => {
                 self.health.stop_begun();
                 if drain.is_zero() {
                     info!(stop_requested, signal = %signal, "stop requested by {signal}");

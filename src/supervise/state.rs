@@ -13,10 +13,14 @@
 //! Every stop signal usher sends (the forwarded one, or SIGTERM to the processes left) is
 //! followed by SIGCONT to the same processes, as systemd does: a stopped app (`kill -STOP`,
 //! Ctrl-Z) can then act on it rather than sit out the grace period.
+//!
+//! With `--on-unhealthy stop`, a failed liveness check ([`Event::Unhealthy`]) begins the same
+//! stop as the first `--stop-signal` received (drain, that signal, grace), and usher then exits
+//! with [`UNHEALTHY_EXIT`] however the app ended.
 
 use std::time::{Duration, Instant};
 
-use crate::config::{ExitRemap, StopSignals};
+use crate::config::{ExitRemap, OnUnhealthy, StopSignals};
 use crate::supervise::signals::{Rewrites, Signo};
 
 /// After SIGKILL, how long to wait for the last processes to be reaped before exiting anyway.
@@ -28,6 +32,12 @@ pub const REAP_AFTER_KILL_LIMIT: Duration = Duration::from_millis(750);
 /// the child's last output and usher's own events share it (see [`Supervisor::exit_deadline`]).
 /// `--drain` + `--grace` + this must fit the orchestrator's stop timeout.
 pub const EXIT_AFTER_KILL: Duration = Duration::from_secs(1);
+
+/// usher's exit status after a stop that a failed liveness check began (`--on-unhealthy
+/// stop`), whatever the app's own (an app that exits 0 on SIGTERM included), and not
+/// remapped: a restart policy must see a failure. 70 is sysexits.h's EX_SOFTWARE; it is none
+/// of usher's other statuses (2, 126, 127, 128+N).
+pub const UNHEALTHY_EXIT: u8 = 70;
 
 /// How a child ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +69,8 @@ pub struct Policy {
     pub remap_exit: ExitRemap,
     /// `--wait-all`: a main child that exits leaving other processes does not end the run.
     pub wait_all: bool,
+    /// `--on-unhealthy`: whether a failed liveness check stops the app.
+    pub on_unhealthy: OnUnhealthy,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +87,17 @@ pub enum Event {
     },
     /// The deadline from [`Supervisor::deadline`] has passed.
     Deadline,
+    /// The liveness check (`--live-when`) has just failed.
+    Unhealthy,
+}
+
+/// Why a graceful stop began.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopCause {
+    /// usher received a `--stop-signal`.
+    Received,
+    /// The liveness check failed, and `--on-unhealthy stop` asks for a stop.
+    Unhealthy,
 }
 
 /// Whom a signal goes to.
@@ -101,11 +124,13 @@ pub enum Left {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// A graceful stop has begun because usher received `signal` (the health server will answer
-    /// /ready with 503 from here on).
+    /// A graceful stop has begun, because usher received `signal` or because liveness failed
+    /// (then `signal` is the stop signal to come, the first `--stop-signal`); the health server
+    /// will answer /ready with 503 from here on.
     StopBegun {
         signal: Signo,
         drain: Duration,
+        cause: StopCause,
     },
     /// Pass on a signal usher received.
     Forward {
@@ -169,6 +194,8 @@ pub struct Supervisor {
     outlived: bool,
     /// Once a stop or the grace period is under way: when usher must be gone.
     exit_by: Option<Instant>,
+    /// A failed liveness check began the stop: usher exits with [`UNHEALTHY_EXIT`].
+    stopped_unhealthy: bool,
 }
 
 impl Supervisor {
@@ -180,7 +207,13 @@ impl Supervisor {
             last_exit: None,
             outlived: false,
             exit_by: None,
+            stopped_unhealthy: false,
         }
+    }
+
+    /// Whether a failed liveness check began the stop (`--on-unhealthy stop`).
+    pub fn stopped_unhealthy(&self) -> bool {
+        self.stopped_unhealthy
     }
 
     /// When the supervisor next needs a [`Event::Deadline`], if ever.
@@ -221,6 +254,7 @@ impl Supervisor {
                 children_left,
             } => self.on_reaped(main, last, children_left, now),
             Event::Deadline => self.on_deadline(now),
+            Event::Unhealthy => self.on_unhealthy(now),
         }
     }
 
@@ -290,6 +324,9 @@ impl Supervisor {
     /// effect, the last process reaped; remapped by `--remap-exit`. A process that could not
     /// even be reaped was SIGKILLed: reported so.
     fn exit_status(&self) -> u8 {
+        if self.stopped_unhealthy {
+            return UNHEALTHY_EXIT;
+        }
         let exit = if self.outlived {
             self.last_exit
         } else {
@@ -306,21 +343,7 @@ impl Supervisor {
             Phase::Running | Phase::Outliving
                 if self.is_stop_signal(signal) && self.policy.rewrites.apply(signal).is_some() =>
             {
-                let begun = Action::StopBegun {
-                    signal,
-                    drain: self.policy.drain,
-                };
-                if self.policy.drain.is_zero() {
-                    self.start_grace(now);
-                    std::iter::once(begun)
-                        .chain(self.forward_stop(&[signal]))
-                        .collect()
-                } else {
-                    let forward_at = now + self.policy.drain;
-                    self.phase = Phase::Draining { signal, forward_at };
-                    self.exit_by = Some(forward_at + self.policy.grace + EXIT_AFTER_KILL);
-                    vec![begun]
-                }
+                self.begin_stop(signal, StopCause::Received, now)
             }
             // A second stop signal during the drain (Ctrl-C twice) cuts the drain short: the
             // pending one is forwarded, then this one.
@@ -334,6 +357,47 @@ impl Supervisor {
                 self.forward(signal).into_iter().collect()
             }
             Phase::Killing { .. } | Phase::Done => Vec::new(),
+        }
+    }
+
+    /// Drain, then `signal` (as rewritten) and SIGCONT, then the grace period.
+    fn begin_stop(&mut self, signal: Signo, cause: StopCause, now: Instant) -> Vec<Action> {
+        let begun = Action::StopBegun {
+            signal,
+            drain: self.policy.drain,
+            cause,
+        };
+        if self.policy.drain.is_zero() {
+            self.start_grace(now);
+            std::iter::once(begun)
+                .chain(self.forward_stop(&[signal]))
+                .collect()
+        } else {
+            let forward_at = now + self.policy.drain;
+            self.phase = Phase::Draining { signal, forward_at };
+            self.exit_by = Some(forward_at + self.policy.grace + EXIT_AFTER_KILL);
+            vec![begun]
+        }
+    }
+
+    /// A failed liveness check stops the app as `docker stop` would (the first stop signal,
+    /// rewritten as any received one; a rewrite that drops it leaves the grace period's
+    /// SIGKILL), unless a stop is already under way or `--on-unhealthy report` says only to
+    /// report it.
+    fn on_unhealthy(&mut self, now: Instant) -> Vec<Action> {
+        if self.policy.on_unhealthy != OnUnhealthy::Stop {
+            return Vec::new();
+        }
+        match self.phase {
+            Phase::Running | Phase::Outliving => {
+                self.stopped_unhealthy = true;
+                let signal = self.policy.stop_signals.first();
+                self.begin_stop(signal, StopCause::Unhealthy, now)
+            }
+            Phase::Draining { .. }
+            | Phase::Stopping { .. }
+            | Phase::Killing { .. }
+            | Phase::Done => Vec::new(),
         }
     }
 
@@ -493,7 +557,136 @@ mod tests {
     }
 
     fn begun(signal: Signo, drain: Duration) -> Action {
-        Action::StopBegun { signal, drain }
+        Action::StopBegun {
+            signal,
+            drain,
+            cause: StopCause::Received,
+        }
+    }
+
+    fn begun_unhealthy(signal: Signo, drain: Duration) -> Action {
+        Action::StopBegun {
+            signal,
+            drain,
+            cause: StopCause::Unhealthy,
+        }
+    }
+
+    fn stopping_when_unhealthy(configure: impl FnOnce(&mut Policy)) -> Supervisor {
+        supervisor(|p| {
+            p.on_unhealthy = OnUnhealthy::Stop;
+            configure(p);
+        })
+    }
+
+    #[test]
+    fn unhealthy_only_reports_by_default() {
+        let mut sup = supervisor(|_| {});
+        let t0 = Instant::now();
+        assert_eq!(sup.handle(Event::Unhealthy, t0), []);
+        assert_eq!(sup.deadline(), None);
+        assert!(!sup.stopped_unhealthy());
+        assert_eq!(sup.handle(exited(0, false), t0), [Action::Exit(0)]);
+    }
+
+    /// `--on-unhealthy stop`: the stop `docker stop` would make (TERM, SIGCONT, grace), and a
+    /// failure status even when the app exits 0 on TERM, --remap-exit notwithstanding.
+    #[test]
+    fn unhealthy_stops_gracefully_and_exits_with_the_unhealthy_status() {
+        let mut sup = stopping_when_unhealthy(|p| p.remap_exit = remap(&[143, 70]));
+        let t0 = Instant::now();
+        let actions = sup.handle(Event::Unhealthy, t0);
+        let begun = begun_unhealthy(Signo::TERM, Duration::ZERO);
+        assert_eq!(actions, [begun, forward(Signo::TERM), resume(Signo::TERM)]);
+        assert!(sup.stopped_unhealthy());
+        assert_eq!(sup.deadline(), Some(t0 + GRACE));
+        assert_eq!(sup.exit_deadline(), Some(t0 + GRACE + EXIT_AFTER_KILL));
+        // A second failure, or a stop signal, changes nothing of the stop under way.
+        assert_eq!(sup.handle(Event::Unhealthy, t0), []);
+        assert_eq!(
+            sup.handle(Event::Signal(Signo::TERM), t0),
+            [forward(Signo::TERM)]
+        );
+        assert_eq!(
+            sup.handle(exited(0, false), t0),
+            [Action::Exit(UNHEALTHY_EXIT)]
+        );
+
+        // An app that ignores TERM: killed after the grace period, the same status.
+        let mut sup = stopping_when_unhealthy(|_| {});
+        sup.handle(Event::Unhealthy, t0);
+        assert_eq!(sup.handle(Event::Deadline, t0 + GRACE), [GRACE_OVER]);
+        assert_eq!(
+            sup.handle(killed(9, false), t0 + GRACE),
+            [Action::Exit(UNHEALTHY_EXIT)]
+        );
+    }
+
+    #[test]
+    fn an_unhealthy_stop_drains_and_uses_the_first_stop_signal_rewritten() {
+        let mut sup = stopping_when_unhealthy(|p| {
+            p.drain = DRAIN;
+            p.stop_signals = StopSignals::parse("QUIT,TERM").unwrap();
+            p.rewrites.add_rule("QUIT:USR1").unwrap();
+        });
+        let t0 = Instant::now();
+        assert_eq!(
+            sup.handle(Event::Unhealthy, t0),
+            [begun_unhealthy(quit(), DRAIN)]
+        );
+        assert_eq!(sup.deadline(), Some(t0 + DRAIN));
+        // A stop signal during the drain cuts it short, as for a received one.
+        let actions = sup.handle(Event::Signal(Signo::TERM), t0);
+        assert_eq!(
+            actions,
+            [forward(usr1()), forward(Signo::TERM), resume(Signo::TERM)]
+        );
+        assert_eq!(
+            sup.handle(exited(0, false), t0),
+            [Action::Exit(UNHEALTHY_EXIT)]
+        );
+
+        // A rewrite that drops the stop signal: nothing is forwarded, the grace runs.
+        let mut sup = stopping_when_unhealthy(|p| p.rewrites.add_rule("TERM:0").unwrap());
+        assert_eq!(
+            sup.handle(Event::Unhealthy, t0),
+            [begun_unhealthy(Signo::TERM, Duration::ZERO)]
+        );
+        assert_eq!(sup.deadline(), Some(t0 + GRACE));
+    }
+
+    #[test]
+    fn unhealthy_during_a_stop_or_after_the_main_child_changes_nothing() {
+        let t0 = Instant::now();
+        let mut sup = stopping_when_unhealthy(|_| {});
+        sup.handle(Event::Signal(Signo::TERM), t0);
+        assert_eq!(sup.handle(Event::Unhealthy, t0), []);
+        assert!(!sup.stopped_unhealthy());
+        assert_eq!(sup.handle(exited(0, false), t0), [Action::Exit(0)]);
+
+        let mut sup = stopping_when_unhealthy(|_| {});
+        sup.handle(exited(3, true), t0);
+        assert_eq!(sup.handle(Event::Unhealthy, t0), []);
+        assert_eq!(sup.handle(ALL_REAPED, t0), [Action::Exit(3)]);
+    }
+
+    /// Under --wait-all the processes left are the app: a failed check stops them.
+    #[test]
+    fn unhealthy_while_outliving_stops_the_processes_left() {
+        let mut sup = stopping_when_unhealthy(|p| p.wait_all = true);
+        let t0 = Instant::now();
+        sup.handle(exited(0, true), t0);
+        let actions = sup.handle(Event::Unhealthy, t0);
+        assert_eq!(
+            actions,
+            [
+                begun_unhealthy(Signo::TERM, Duration::ZERO),
+                to_everyone_left(Signo::TERM),
+                resume_everyone_left(Signo::TERM)
+            ]
+        );
+        let last = others_reaped(ChildExit::Exited(0), false);
+        assert_eq!(sup.handle(last, t0), [Action::Exit(UNHEALTHY_EXIT)]);
     }
 
     const GRACE_OVER: Action = Action::GraceOver { grace: GRACE };
