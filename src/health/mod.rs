@@ -4,17 +4,20 @@
 //!
 //! Routes (see `routes`): `GET`/`HEAD` `/health` `/healthz` `/livez` (200 while the child is
 //! alive), `/ready` `/readyz` (200 while the child runs, is ready and no stop has begun),
-//! `GET`/`HEAD` `/metrics` (Prometheus text).
+//! `GET`/`HEAD` `/metrics` (Prometheus text; the container's and the app's figures from
+//! `resources`, read on demand off the async thread).
 
 pub mod readiness;
+pub mod resources;
 pub mod routes;
 pub mod server;
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use crate::logs::Stream;
+use resources::Resources;
 
 pub struct Health {
     started: Instant,
@@ -37,6 +40,14 @@ pub struct Health {
     log_records: [AtomicU64; 2],
     log_bytes: [AtomicU64; 2],
     log_partial_records: [AtomicU64; 2],
+    /// The OOM kill counter can be read: `oom_kills` and `last_exit_oom_killed` mean something.
+    oom_watched: AtomicBool,
+    /// OOM kills in the container since usher started.
+    oom_kills: AtomicU64,
+    /// The main child's end was the OOM killer's doing.
+    last_exit_oom_killed: AtomicBool,
+    /// The container's and the app's figures for `/metrics`, once set up.
+    resources: OnceLock<Arc<Resources>>,
 }
 
 impl Default for Health {
@@ -62,6 +73,10 @@ impl Health {
             log_records: Default::default(),
             log_bytes: Default::default(),
             log_partial_records: Default::default(),
+            oom_watched: AtomicBool::new(false),
+            oom_kills: AtomicU64::new(0),
+            last_exit_oom_killed: AtomicBool::new(false),
+            resources: OnceLock::new(),
         }
     }
 
@@ -138,6 +153,38 @@ impl Health {
 
     pub fn reaped(&self, count: u32) {
         self.reaped.fetch_add(u64::from(count), Ordering::Relaxed);
+    }
+
+    /// The OOM kill counter is watched: `/health` and `/metrics` report its count.
+    pub fn watch_oom(&self) {
+        self.oom_watched.store(true, Ordering::Relaxed);
+    }
+
+    /// `kills` more OOM kills were counted in the container.
+    pub fn oom_killed(&self, kills: u64) {
+        self.oom_kills.fetch_add(kills, Ordering::Relaxed);
+    }
+
+    /// The main child's end (reported by [`Health::child_exited`]) was an OOM kill.
+    pub fn child_oom_killed(&self) {
+        self.last_exit_oom_killed.store(true, Ordering::Relaxed);
+    }
+
+    /// The OOM kills counted since usher started; `None` when the counter cannot be read.
+    fn oom_kills(&self) -> Option<u64> {
+        self.oom_watched
+            .load(Ordering::Relaxed)
+            .then(|| self.oom_kills.load(Ordering::Relaxed))
+    }
+
+    /// Where `/metrics` gets the container's and the app's figures (set once).
+    pub fn set_resources(&self, resources: Resources) {
+        let _ = self.resources.set(Arc::new(resources));
+    }
+
+    /// The container's and the app's figures, if set up.
+    pub fn resources(&self) -> Option<Arc<Resources>> {
+        self.resources.get().cloned()
     }
 
     fn alive(&self) -> bool {
