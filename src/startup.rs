@@ -7,26 +7,30 @@
 //! 2. read the image's /etc files, env files and secrets, plan privileges (`child::prepare`);
 //! 3. bind the health server's address (the default one, when taken, is left: a warning);
 //! 4. become a subreaper when not PID 1, create the notify socket (`--ready-when notify`,
-//!    `--live-when watchdog`), spawn the child (the foreground of usher's terminal when it has
-//!    one: design.md, "Terminals");
+//!    `--live-when watchdog`), find the container's cgroups and take the OOM kill counter's
+//!    baseline, spawn the child (the foreground of usher's terminal when it has one: design.md,
+//!    "Terminals");
 //! 5. drop usher's own root;
 //! 6. start threads (event writer, log relays, health server, readiness and liveness watchers,
 //!    notify listener): only after the drop, since capabilities are per thread;
 //! 7. set the parent-death signal (after the drop: a credential change clears it);
-//! 8. the event loop (which takes the terminal back when the main child exits), then drain the
-//!    child's output.
+//! 8. the event loop (which takes the terminal back when the main child exits), Kubernetes'
+//!    termination message, then drain the child's output.
 
 use std::error::Error;
 use std::net::TcpListener;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::child::{self, ChildSpec};
 use crate::config::{Config, LiveCheck, LogMode, OnUnhealthy, ReadySource};
+use crate::container::{Container, oom, termination};
 use crate::health::liveness::{self, Alarm, AlarmReceiver};
 use crate::health::notify::{self, NotifySocket, Roles};
+use crate::health::resources::Resources;
 use crate::health::{self, Health, readiness};
-use crate::log_io::events::{self, error, info, warn};
+use crate::log_io::events::{self, debug, error, info, warn};
 use crate::log_io::relay;
 use crate::logs::{LogFormat, Stream};
 use crate::supervise::event_loop::{self, Run};
@@ -198,11 +202,23 @@ fn supervise(
             return 2.into();
         }
     };
+    // The OOM kill counter's baseline before the child exists: earlier kills are not its.
+    let container = Arc::new(Container::discover());
+    let oom_watcher = oom::Watcher::start(Arc::clone(&container), Instant::now());
+    if oom_watcher.is_some() {
+        health.watch_oom();
+    }
+    if listener.is_some() {
+        health.set_resources(Resources::new(container));
+    }
     let started = match child::spawn(&child) {
         Ok(started) => started,
         Err(e) => {
-            error!(spawn_failed, "{}", chain(&e));
-            return e.exit_code().into();
+            let reason = chain(&e);
+            error!(spawn_failed, "{reason}");
+            let code = e.exit_code();
+            write_termination_message(&termination::render_not_started(&reason, code));
+            return code.into();
         }
     };
     let main_pid = started.pid;
@@ -327,11 +343,21 @@ fn supervise(
         wait_all: config.wait_all,
         on_unhealthy: config.on_unhealthy,
     };
-    let ending = Run::new(policy, main_pid, config.warn_on_reap, health)
+    let ending = Run::new(policy, main_pid, config.warn_on_reap, Arc::clone(&health))
         .with_terminal(terminal)
         .with_alarm(alarm_receiver)
+        .watching_oom(oom_watcher)
         .until_exit(inbox);
     let code = ending.status;
+    // The liveness check that failed and why, when `--on-unhealthy stop` ended the app.
+    let unhealthy = ending.unhealthy.then(|| health.live_result());
+    write_termination_message(&termination::render(&termination::Ending {
+        exit: ending.main_exit,
+        status: code,
+        oom_killed: ending.oom_killed,
+        grace_killed: ending.grace_killed,
+        unhealthy: unhealthy.as_deref(),
+    }));
     // Drain the child's output before leaving: everything written is relayed. Only when nothing
     // has moved for the grace period (a process outside usher's reach holds a pipe open) does
     // usher leave without the rest; after a stop, sooner if its exit deadline comes first.
@@ -359,6 +385,20 @@ fn liveness_alarm(config: &Config) -> std::io::Result<(Option<Alarm>, Option<Ala
     }
     let (alarm, receiver) = liveness::alarm()?;
     Ok((Some(alarm), Some(receiver)))
+}
+
+/// Kubernetes' termination message (design.md, section 4): why the container ended, written
+/// over /dev/termination-log when that file exists (the kubelet mounts it), never created.
+fn write_termination_message(message: &str) {
+    let path = termination::PATH;
+    match termination::write(Path::new(path), message) {
+        Ok(true) => debug!(
+            termination_message_written,
+            path, "wrote why the container ended to {path}"
+        ),
+        Ok(false) => {}
+        Err(e) => debug!(termination_message_failed, path, "{}", chain(&e)),
+    }
 }
 
 /// What the supervision left to do: exit with `code`, usher's own events written by `exit_by`.

@@ -544,3 +544,225 @@ fn two_ushers_in_one_network_namespace() {
         assert_eq!(exit_code(container), 0, "{container}");
     }
 }
+
+// OOM kills, the container's metrics and Kubernetes' termination message (issue 11). This
+// machine's Docker runs on cgroup v1; the v2 files are checked from fixtures in the unit tests.
+
+/// The limit the OOM tests run under (no swap: the hog is killed, not swapped out).
+const OOM_LIMIT: [&str; 4] = ["-m", "48m", "--memory-swap", "48m"];
+
+/// An image with the hog fixture (examples/hog.rs) as /fixtures/hog.
+fn hog_image(test: &str) -> Image {
+    let hog = fixture("hog");
+    Image::build_with(test, &[(Path::new(&hog), "/fixtures/hog")])
+}
+
+/// GET `path` from usher's health port, published on the host (`-p 127.0.0.1::8558`):
+/// (status, body).
+fn http_get(container: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let published = docker_ok(&["port", container, "8558"]);
+    let addr = published.lines().next().unwrap().trim().to_string();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
+    (status, body.unwrap_or_default())
+}
+
+/// The value of a series in a Prometheus text, failing the test when it is absent.
+fn series(metrics: &str, name: &str) -> f64 {
+    let line = metrics
+        .lines()
+        .find(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' '))
+        })
+        .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// The JSON record of usher's next event `event`, from `docker logs -f` lines.
+fn wait_for_event(lines: &Receiver<String>, event: &str) -> serde_json::Value {
+    let line = wait_for_line(lines, &format!(r#""event":"{event}""#));
+    serde_json::from_str(&line).unwrap()
+}
+
+/// What Docker itself reports, for the record (not usher's doing): on this machine (Docker
+/// 20.10, cgroup v1) `OOMKilled` is false while the container runs, and true once it has
+/// exited after any OOM kill in it, a worker's too, whatever its exit status.
+fn docker_oom_killed(container: &str) -> String {
+    docker_ok(&["inspect", "-f", "{{.State.OOMKilled}}", container])
+}
+
+/// A worker (an orphan usher reaps) OOM-killed under `docker run -m 48m`: an `oom_kill` event
+/// names it, `/health` stays 200 and counts it, and `/metrics` counts it beside the
+/// container's memory, CPU and pids and the app's processes, as read in the running container.
+#[test]
+fn an_oom_killed_worker_is_named_and_counted_and_the_app_lives_on() {
+    if !engine_answers("an_oom_killed_worker_is_named_and_counted_and_the_app_lives_on") {
+        return;
+    }
+    let mut image = hog_image("oom-worker");
+    let mut options = OOM_LIMIT.to_vec();
+    options.extend(["-p", "127.0.0.1::8558"]);
+    let container = image.run(&options, &["/fixtures/hog", "worker", "orphan"]);
+    let (_logs, lines) = follow_logs(&container);
+    let said = wait_for_line(&lines, "worker pid=");
+    let record: serde_json::Value = serde_json::from_str(&said).unwrap();
+    let worker: i64 = record["msg"].as_str().unwrap()["worker pid=".len()..]
+        .parse()
+        .unwrap();
+    let event = wait_for_event(&lines, "oom_kill");
+    assert_eq!(event["level"], "warn", "{event}");
+    assert_eq!(event["pid"], worker, "{event}");
+    assert_eq!(event["name"], "hog", "{event}");
+
+    let (status, body) = http_get(&container, "/health");
+    assert_eq!(status, 200, "the app lives on: {body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["oom_kills"], 1, "{body}");
+    assert_eq!(body["last_exit_oom_killed"], false, "{body}");
+    let (status, metrics) = http_get(&container, "/metrics");
+    assert_eq!(status, 200);
+    assert_eq!(series(&metrics, "usher_oom_kills_total"), 1.0);
+    assert_eq!(series(&metrics, "usher_zombies_reaped_total"), 1.0);
+    let limit = series(&metrics, "usher_container_memory_limit_bytes");
+    assert_eq!(limit, 48.0 * 1024.0 * 1024.0);
+    let used = series(&metrics, "usher_container_memory_usage_bytes");
+    assert!(used > 0.0 && used < limit, "{metrics}");
+    assert!(series(&metrics, "usher_container_cpu_usage_seconds_total") > 0.0);
+    series(&metrics, "usher_container_cpu_throttled_periods_total");
+    series(&metrics, "usher_container_cpu_throttled_seconds_total");
+    // usher's threads and the app's: at least usher and the main child.
+    assert!(series(&metrics, "usher_container_pids") >= 2.0, "{metrics}");
+    // The worker is gone: the app is the main child alone, one thread, stdio open at least.
+    assert_eq!(series(&metrics, "usher_app_processes"), 1.0, "{metrics}");
+    assert!(series(&metrics, "usher_app_threads") >= 1.0);
+    assert!(series(&metrics, "usher_app_open_fds") >= 3.0, "{metrics}");
+    assert!(series(&metrics, "usher_app_resident_memory_bytes") > 0.0);
+    series(&metrics, "usher_app_cpu_seconds_total");
+    eprintln!(
+        "Docker's OOMKilled while running: {}",
+        docker_oom_killed(&container)
+    );
+
+    docker_ok(&["stop", &container]);
+    assert_eq!(exit_code(&container), 0);
+    eprintln!(
+        "Docker's OOMKilled after exit 0: {}",
+        docker_oom_killed(&container)
+    );
+}
+
+/// A worker the app reaps itself (a pre-forking server's): usher never sees it end, but its
+/// poll of the counter does: one `oom_kill` event with the victim unknown, counted.
+#[test]
+fn an_oom_kill_usher_cannot_attribute_is_counted_with_the_victim_unknown() {
+    if !engine_answers("an_oom_kill_usher_cannot_attribute_is_counted_with_the_victim_unknown") {
+        return;
+    }
+    let mut image = hog_image("oom-unknown");
+    let mut options = OOM_LIMIT.to_vec();
+    options.extend(["-p", "127.0.0.1::8558"]);
+    let container = image.run(&options, &["/fixtures/hog", "worker", "child"]);
+    let (_logs, lines) = follow_logs(&container);
+    wait_for_line(&lines, "worker ended: signal: 9");
+    let event = wait_for_event(&lines, "oom_kill");
+    assert_eq!(event["count"], 1, "{event}");
+    assert!(event.get("pid").is_none(), "{event}");
+    assert!(
+        event["msg"].as_str().unwrap().contains("victim unknown"),
+        "{event}"
+    );
+    let (_, metrics) = http_get(&container, "/metrics");
+    assert_eq!(series(&metrics, "usher_oom_kills_total"), 1.0);
+    assert_eq!(series(&metrics, "usher_zombies_reaped_total"), 0.0);
+    docker_ok(&["stop", &container]);
+    assert_eq!(exit_code(&container), 0);
+}
+
+/// The main child OOM-killed: the `oom_kill` event names it, its `child_exited` event says
+/// `oom_killed`, and Kubernetes' termination message (a file bind-mounted on
+/// /dev/termination-log, as the kubelet does) says why the container ended.
+#[test]
+fn an_oom_killed_main_child_is_said_so_in_its_exit_and_the_termination_log() {
+    if !engine_answers("an_oom_killed_main_child_is_said_so_in_its_exit_and_the_termination_log") {
+        return;
+    }
+    let mut image = hog_image("oom-main");
+    // Written by the image's user, as the kubelet's file is (mode 0666).
+    let log = image.context.file("termination-log", b"", 0o666);
+    let mut options = OOM_LIMIT.to_vec();
+    let mount = format!("{log}:/dev/termination-log");
+    options.extend(["-v", &mount]);
+    let container = image.run(&options, &["/fixtures/hog"]);
+    assert_eq!(docker_ok(&["wait", &container]), "137");
+    let records = json_logs(&container);
+    let event = |name: &str| {
+        records
+            .iter()
+            .find(|r| r["event"] == name)
+            .unwrap_or_else(|| panic!("no {name} event in {records:#?}"))
+    };
+    let main = &event("child_started")["pid"];
+    let oom = event("oom_kill");
+    assert_eq!((&oom["pid"], &oom["name"]), (main, &"hog".into()), "{oom}");
+    let exited = event("child_exited");
+    assert_eq!(exited["oom_killed"], true, "{exited}");
+    assert_eq!(exited["status"], 137, "{exited}");
+    assert!(
+        exited["msg"]
+            .as_str()
+            .unwrap()
+            .contains("killed by the OOM killer"),
+        "{exited}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "the app was killed by SIGKILL\nit was killed by the OOM killer: out of memory\n\
+         usher exit status 137\n"
+    );
+    eprintln!("Docker's OOMKilled: {}", docker_oom_killed(&container));
+}
+
+/// Kubernetes' termination message for the other ends: a command that cannot start, and an
+/// app that ignores SIGTERM until usher's grace period runs out.
+#[test]
+fn the_termination_log_says_why_the_container_ended() {
+    if !engine_answers("the_termination_log_says_why_the_container_ended") {
+        return;
+    }
+    let mut image = Image::build("termination");
+    let missing = image.context.file("missing-log", b"", 0o666);
+    let mount = format!("{missing}:/dev/termination-log");
+    let container = image.run(&["-v", &mount], &["/no/such/app"]);
+    assert_eq!(docker_ok(&["wait", &container]), "127");
+    let message = std::fs::read_to_string(&missing).unwrap();
+    assert!(
+        message.starts_with("usher could not start the app: ")
+            && message.contains("/no/such/app")
+            && message.ends_with("\nusher exit status 127\n"),
+        "{message:?}"
+    );
+
+    let stubborn = image.context.file("stubborn-log", b"", 0o666);
+    let mount = format!("{stubborn}:/dev/termination-log");
+    let container = image.run(
+        &["-v", &mount, "-e", "USHER_GRACE=1s"],
+        &["/fixtures/print_signals"],
+    );
+    let (_logs, lines) = follow_logs(&container);
+    wait_for_line(&lines, "ready pid=");
+    docker_ok(&["stop", "-t", "30", &container]);
+    assert_eq!(exit_code(&container), 137);
+    assert_eq!(
+        std::fs::read_to_string(&stubborn).unwrap(),
+        "the app was killed by SIGKILL\nusher sent SIGKILL after the 1s grace period\n\
+         usher exit status 137\n"
+    );
+}

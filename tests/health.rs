@@ -259,6 +259,20 @@ fn metrics_pass_promtool() {
     usher.line_starting("signal");
     let (status, metrics) = get(port, "GET", "/metrics");
     assert_eq!(status, 200);
+    // The container's figures are there as far as this machine's cgroups give them; the
+    // app's always (/proc): promtool checks them with the rest.
+    for family in [
+        "usher_app_processes",
+        "usher_app_cpu_seconds_total",
+        "usher_app_resident_memory_bytes",
+        "usher_app_threads",
+        "usher_app_open_fds",
+    ] {
+        assert!(
+            metrics.contains(&format!("\n# TYPE {family} ")),
+            "{family}: {metrics}"
+        );
+    }
     let mut check = std::process::Command::new(&promtool)
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
@@ -279,6 +293,58 @@ fn metrics_pass_promtool() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    usher.signal(libc::SIGTERM);
+    assert_eq!(usher.wait(), 0);
+}
+
+/// The app's figures in /metrics are those of its processes, as /proc shows them from outside
+/// usher's namespace: a main child and the grandchild it forked, each with a thread of its own.
+#[test]
+fn metrics_count_the_app_s_processes() {
+    if !require_root("metrics_count_the_app_s_processes") {
+        return;
+    }
+    // Static fixtures that say when they are ready: no loader still opening files.
+    let print_signals = fixture("print_signals");
+    let command = [&print_signals, "--grandchild", "--exit-on", "TERM"];
+    let (mut usher, port) = serving_app(&[], &command, "ready");
+    let main = children_of(usher.pid());
+    let app: Vec<i32> = main.iter().copied().chain(children_of(main[0])).collect();
+    let threads: u64 = app
+        .iter()
+        .map(|pid| {
+            status_field(*pid, "Threads")
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    let fds: usize = app
+        .iter()
+        .map(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .unwrap()
+                .count()
+        })
+        .sum();
+    let (status, metrics) = get(port, "GET", "/metrics");
+    assert_eq!(status, 200);
+    let value = |series: &str| -> f64 {
+        let line = metrics
+            .lines()
+            .find(|l| {
+                l.strip_prefix(series)
+                    .is_some_and(|rest| rest.starts_with(' '))
+            })
+            .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(app.len(), 2, "{app:?}");
+    assert_eq!(value("usher_app_processes"), 2.0, "{metrics}");
+    assert_eq!(value("usher_app_threads"), threads as f64, "{metrics}");
+    assert_eq!(value("usher_app_open_fds"), fds as f64, "{metrics}");
+    assert!(value("usher_app_resident_memory_bytes") > 0.0, "{metrics}");
+    assert!(value("usher_app_cpu_seconds_total") >= 0.0, "{metrics}");
     usher.signal(libc::SIGTERM);
     assert_eq!(usher.wait(), 0);
 }

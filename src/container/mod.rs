@@ -10,9 +10,6 @@
 //! Sources: the kernel's Documentation/admin-guide/cgroup-v2.rst, cgroup-v1/memory.rst,
 //! cgroup-v1/cpuacct.rst, cgroup-v1/pids.rst, scheduler/sched-bwc.rst; proc(5).
 
-// wired in by issue 11's integration
-#![allow(dead_code)]
-
 pub mod cgroup;
 pub mod cpu;
 pub mod memory;
@@ -20,12 +17,14 @@ pub mod oom;
 pub mod pids;
 pub mod process_tree;
 pub mod termination;
+pub mod watcher;
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use cgroup::{Cgroups, Dir};
+pub use watcher::{Container, Sample};
 
 /// Why a reading is missing.
 #[derive(Debug, thiserror::Error)]

@@ -10,8 +10,10 @@
 //! without a kill to match is not an OOM kill (usher's own grace kill, or a user's `kill -9`);
 //! more SIGKILLed processes than kills cannot be told apart, so none is named.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::container::Container;
 use crate::container::cgroup::{Dir, Version};
 use crate::container::{ReadError, parse_keyed, read_value};
 use crate::supervise::state::ChildExit;
@@ -19,6 +21,11 @@ use crate::supervise::state::ChildExit;
 /// How long a counted kill waits for its victim to be reaped before it is reported with the
 /// victim unknown.
 pub const VICTIM_WINDOW: Duration = Duration::from_secs(2);
+
+/// How often the counter is read when nothing else calls for it: a worker that its own parent
+/// reaps (or a process `docker exec` started) never reaches usher's reaper, so only the
+/// counter tells of its kill. One small file a second: no measurable CPU.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The file holding the counter.
 pub fn file(version: Version) -> &'static str {
@@ -61,19 +68,6 @@ pub struct Verdict {
     pub unknown: u64,
     /// Whether the main child is among `victims`: its exit is "killed by the OOM killer".
     pub main_child: bool,
-}
-
-/// The stateless rule: `previous` and `current` counter readings and the processes reaped
-/// between them. A counter that went down (a new cgroup) counts nothing.
-pub fn judge(previous: u64, current: u64, reaped: &[Reaped], main_pid: i32) -> Verdict {
-    let kills = current.saturating_sub(previous);
-    let (victims, unattributed) = attribute(kills, reaped).unwrap_or((Vec::new(), kills));
-    Verdict {
-        kills,
-        main_child: victims.contains(&main_pid),
-        victims,
-        unknown: unattributed,
-    }
 }
 
 /// Matches `kills` to the SIGKILLed processes of `reaped`: the victims, and the kills left
@@ -155,11 +149,71 @@ impl OomWatch {
     }
 }
 
+/// The rule as the event loop runs it: the counter is read after a round of reaping that
+/// ended a process by SIGKILL, at the victim window's end, and every [`POLL_INTERVAL`].
+#[derive(Debug)]
+pub struct Watcher {
+    container: Arc<Container>,
+    watch: OomWatch,
+    next_poll: Instant,
+}
+
+impl Watcher {
+    /// Takes the baseline (before the child starts: kills before it are not usher's to
+    /// report); `None` when the counter cannot be read (warned about by `container`).
+    pub fn start(container: Arc<Container>, now: Instant) -> Option<Watcher> {
+        let baseline = container.oom_kills()?;
+        Some(Watcher {
+            container,
+            watch: OomWatch::new(baseline),
+            next_poll: now + POLL_INTERVAL,
+        })
+    }
+
+    /// When the counter is next to be read, whatever is reaped.
+    pub fn deadline(&self) -> Instant {
+        self.watch
+            .deadline()
+            .map_or(self.next_poll, |until| until.min(self.next_poll))
+    }
+
+    /// Reads the counter if it is time: `killed` (the processes SIGKILL ended in the round
+    /// just reaped) is not empty, or the deadline has come. `None` when it was not read (or
+    /// could not be).
+    pub fn observe(&mut self, killed: &[i32], main_pid: i32, now: Instant) -> Option<Verdict> {
+        if killed.is_empty() && now < self.deadline() {
+            return None;
+        }
+        self.next_poll = now + POLL_INTERVAL;
+        let count = self.container.oom_kills()?;
+        let reaped: Vec<Reaped> = killed
+            .iter()
+            .map(|&pid| Reaped {
+                pid,
+                exit: ChildExit::Signaled(libc::SIGKILL),
+            })
+            .collect();
+        Some(self.watch.observe(count, &reaped, main_pid, now))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const MAIN: i32 = 10;
+
+    /// The rule in one step: `previous` and `current` counter readings and the processes
+    /// reaped between them; kills left without a victim are reported once their window ends.
+    fn judge(previous: u64, current: u64, reaped: &[Reaped], main_pid: i32) -> Verdict {
+        let now = Instant::now();
+        let mut watch = OomWatch::new(previous);
+        let mut verdict = watch.observe(current, reaped, main_pid, now);
+        if let Some(deadline) = watch.deadline() {
+            verdict.unknown += watch.observe(current, &[], main_pid, deadline).unknown;
+        }
+        verdict
+    }
 
     fn killed(pid: i32) -> Reaped {
         Reaped {
@@ -289,7 +343,7 @@ mod tests {
     }
 
     #[test]
-    fn the_watch_applies_the_same_rules_as_judge() {
+    fn the_watch_keeps_its_state_from_one_reading_to_the_next() {
         let now = Instant::now();
         let mut watch = OomWatch::new(0);
         assert_eq!(
@@ -310,5 +364,64 @@ mod tests {
             watch.observe(4, &both, MAIN, now),
             verdict(2, &[12, 13], 0, false)
         );
+    }
+
+    #[test]
+    fn the_watcher_reads_after_sigkills_and_at_its_deadlines() {
+        use crate::container::Cgroups;
+        use crate::container::watcher::tests::with_cgroups;
+        let dir = std::env::temp_dir().join(format!("usher-oom-watcher-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let events = dir.join("memory.events");
+        let count = |n: u64| {
+            let _ = std::fs::write(&events, format!("low 0\noom 0\noom_kill {n}\n"));
+        };
+        let container = |dir: &std::path::Path| {
+            Arc::new(with_cgroups(Cgroups {
+                memory: Some(Dir {
+                    path: dir.to_path_buf(),
+                    version: Version::V2,
+                }),
+                ..Cgroups::default()
+            }))
+        };
+        let missing = dir.join("missing");
+        assert!(Watcher::start(container(&missing), Instant::now()).is_none());
+
+        count(3);
+        let start = Instant::now();
+        let Some(mut watcher) = Watcher::start(container(&dir), start) else {
+            unreachable!("no baseline");
+        };
+        assert_eq!(watcher.deadline(), start + POLL_INTERVAL);
+        // Nothing SIGKILLed, no deadline yet: the file is not read.
+        count(4);
+        assert_eq!(watcher.observe(&[], MAIN, start), None);
+        assert_eq!(
+            watcher.observe(&[12], MAIN, start),
+            Some(verdict(1, &[12], 0, false))
+        );
+        // The poll finds a kill whose victim usher never reaps.
+        count(5);
+        let poll = start + POLL_INTERVAL;
+        assert_eq!(
+            watcher.observe(&[], MAIN, poll),
+            Some(verdict(1, &[], 0, false))
+        );
+        assert_eq!(watcher.deadline(), poll + POLL_INTERVAL);
+        let window_over = poll + VICTIM_WINDOW;
+        let mut unknown = 0;
+        let mut now = poll;
+        while now < window_over {
+            now = watcher.deadline();
+            unknown += watcher.observe(&[], MAIN, now).map_or(0, |v| v.unknown);
+        }
+        assert_eq!(unknown, 1);
+        // A counter gone unreadable: no verdict, and the next poll a second later.
+        let _ = std::fs::remove_file(&events);
+        let later = watcher.deadline();
+        assert_eq!(watcher.observe(&[], MAIN, later), None);
+        assert_eq!(watcher.deadline(), later + POLL_INTERVAL);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,5 +1,7 @@
 //! The app's processes, from /proc (proc(5)): CPU time, resident memory, threads and open
-//! files, summed over the processes a [`Scope`] selects.
+//! files, summed over usher's descendants: the main child, its descendants and the orphans usher
+//! adopted as PID 1 or subreaper (not what `docker exec` started: its parent is outside the
+//! container).
 //!
 //! - CPU: utime + stime of each process, plus cutime + cstime (the kernel adds a waited-for
 //!   child's times to its parent's) of each process and of usher itself, which reaps the main
@@ -58,49 +60,21 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     })
 }
 
-/// Which processes are the app's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scope {
-    /// Every descendant of usher (this pid): the main child, its descendants and the orphans
-    /// usher adopted as PID 1 or subreaper.
-    DescendantsOf(i32),
-    /// Every process in /proc but usher (this pid): as PID 1, the container's processes,
-    /// those `docker exec` started included.
-    AllBut(i32),
-}
-
-impl Scope {
-    fn usher(self) -> i32 {
-        match self {
-            Scope::DescendantsOf(pid) | Scope::AllBut(pid) => pid,
-        }
-    }
-}
-
-/// The pids `scope` selects among `stats` (pid and stat of every process).
-pub fn select(stats: &[(i32, Stat)], scope: Scope) -> Vec<i32> {
-    match scope {
-        Scope::AllBut(usher) => stats
-            .iter()
-            .map(|(pid, _)| *pid)
-            .filter(|pid| *pid != usher)
-            .collect(),
-        Scope::DescendantsOf(usher) => {
-            let mut found = vec![usher];
-            let mut next = 0;
-            // Breadth first; a pid is added once, so a ppid loop cannot run forever.
-            while let Some(&parent) = found.get(next) {
-                next += 1;
-                for (pid, stat) in stats {
-                    if stat.ppid == parent && !found.contains(pid) {
-                        found.push(*pid);
-                    }
-                }
+/// The descendants of `usher` among `stats` (pid and stat of every process).
+pub fn select(stats: &[(i32, Stat)], usher: i32) -> Vec<i32> {
+    let mut found = vec![usher];
+    let mut next = 0;
+    // Breadth first; a pid is added once, so a ppid loop cannot run forever.
+    while let Some(&parent) = found.get(next) {
+        next += 1;
+        for (pid, stat) in stats {
+            if stat.ppid == parent && !found.contains(pid) {
+                found.push(*pid);
             }
-            found.remove(0);
-            found
         }
     }
+    found.remove(0);
+    found
 }
 
 /// Clock tick and page sizes.
@@ -169,11 +143,11 @@ pub fn sum(stats: &[(i32, Stat)], selected: &[i32], usher: i32, units: Units) ->
     tree
 }
 
-/// Reads the figures of the processes `scope` selects under `proc_root` (`/proc`): one stat
+/// Reads the figures of `usher`'s descendants under `proc_root` (`/proc`): one stat
 /// file per process in /proc and one fd directory per selected process.
 ///
 /// Errors: `proc_root` unreadable (no /proc). Processes that end while being read are skipped.
-pub fn read(proc_root: &Path, scope: Scope, units: Units) -> Result<Tree, ReadError> {
+pub fn read(proc_root: &Path, usher: i32, units: Units) -> Result<Tree, ReadError> {
     let io_error = |source| ReadError::Io {
         path: proc_root.to_path_buf(),
         source,
@@ -192,8 +166,8 @@ pub fn read(proc_root: &Path, scope: Scope, units: Units) -> Result<Tree, ReadEr
             stats.push((pid, stat));
         }
     }
-    let selected = select(&stats, scope);
-    let mut tree = sum(&stats, &selected, scope.usher(), units);
+    let selected = select(&stats, usher);
+    let mut tree = sum(&stats, &selected, usher, units);
     let mut fds = Some(0u64);
     for pid in &selected {
         let path = proc_root.join(pid.to_string()).join("fd");
@@ -287,12 +261,11 @@ mod tests {
     }
 
     #[test]
-    fn selects_descendants_or_the_whole_namespace() {
+    fn selects_descendants() {
         let stats = processes();
-        assert_eq!(select(&stats, Scope::DescendantsOf(1)), [7, 9, 8]);
-        assert_eq!(select(&stats, Scope::DescendantsOf(7)), [8]);
-        assert_eq!(select(&stats, Scope::DescendantsOf(30)), [31]);
-        assert_eq!(select(&stats, Scope::AllBut(1)), [7, 8, 9, 20, 30, 31]);
+        assert_eq!(select(&stats, 1), [7, 9, 8]);
+        assert_eq!(select(&stats, 7), [8]);
+        assert_eq!(select(&stats, 30), [31]);
     }
 
     #[test]
@@ -323,7 +296,7 @@ mod tests {
             unreachable!("cannot start sleep");
         };
         let me = i32::try_from(std::process::id()).unwrap_or(0);
-        let tree = read(Path::new("/proc"), Scope::DescendantsOf(me), units);
+        let tree = read(Path::new("/proc"), me, units);
         let name = name(Path::new("/proc"), i32::try_from(child.id()).unwrap_or(0));
         let _ = child.kill();
         let _ = child.wait();
@@ -332,13 +305,11 @@ mod tests {
         };
         assert!(tree.processes >= 1, "{tree:?}");
         assert!(tree.threads >= 1);
+        assert!(tree.resident_bytes > 0, "{tree:?}");
         // As root, or the same user: readable; stdin, stdout and stderr at least.
         assert!(tree.open_fds.is_some_and(|n| n >= 3), "{tree:?}");
         assert_eq!(name.as_deref(), Some("sleep"));
-        // The test process itself, with memory of its own.
-        let all = read(Path::new("/proc"), Scope::AllBut(0), units);
-        assert!(all.is_ok_and(|all| all.processes >= 1 && all.resident_bytes > 0));
-        let missing = read(Path::new("/nonexistent"), Scope::AllBut(1), units);
+        let missing = read(Path::new("/nonexistent"), 1, units);
         assert!(missing.is_err());
     }
 }

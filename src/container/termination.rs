@@ -20,8 +20,8 @@ pub const LIMIT: usize = 4096;
 /// Why the container ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ending<'a> {
-    /// How the main child ended.
-    pub exit: ChildExit,
+    /// How the main child ended; `None` when it could not be reaped (stuck after SIGKILL).
+    pub exit: Option<ChildExit>,
     /// usher's exit status (after `--remap-exit`).
     pub status: u8,
     /// The main child was killed by the OOM killer.
@@ -37,11 +37,12 @@ pub struct Ending<'a> {
 pub fn render(ending: &Ending) -> String {
     let mut text = String::new();
     let _ = match ending.exit {
-        ChildExit::Exited(code) => writeln!(text, "the app exited with status {code}"),
-        ChildExit::Signaled(signo) => match Signo::new(signo) {
+        Some(ChildExit::Exited(code)) => writeln!(text, "the app exited with status {code}"),
+        Some(ChildExit::Signaled(signo)) => match Signo::new(signo) {
             Some(signal) => writeln!(text, "the app was killed by {signal}"),
             None => writeln!(text, "the app was killed by signal {signo}"),
         },
+        None => writeln!(text, "the app did not end: usher could not reap it"),
     };
     if ending.oom_killed {
         text.push_str("it was killed by the OOM killer: out of memory\n");
@@ -54,6 +55,12 @@ pub fn render(ending: &Ending) -> String {
     }
     let _ = writeln!(text, "usher exit status {}", ending.status);
     text
+}
+
+/// The message when the app could not even start (`reason`: the error, as usher's
+/// `spawn_failed` event says it), usher exiting with `status` (126 or 127).
+pub fn render_not_started(reason: &str, status: u8) -> String {
+    format!("usher could not start the app: {reason}\nusher exit status {status}\n")
 }
 
 /// Why the message could not be written.
@@ -102,7 +109,7 @@ mod tests {
 
     fn ending(exit: ChildExit, status: u8) -> Ending<'static> {
         Ending {
-            exit,
+            exit: Some(exit),
             status,
             oom_killed: false,
             grace_killed: None,
@@ -139,6 +146,25 @@ mod tests {
         assert_eq!(
             render(&ending(ChildExit::Signaled(99), 227)),
             "the app was killed by signal 99\nusher exit status 227\n"
+        );
+        let stuck = Ending {
+            exit: None,
+            grace_killed: Some(Duration::from_secs(8)),
+            ..ending(ChildExit::Exited(0), 137)
+        };
+        assert_eq!(
+            render(&stuck),
+            "the app did not end: usher could not reap it\nusher sent SIGKILL after the 8s \
+             grace period\nusher exit status 137\n"
+        );
+    }
+
+    #[test]
+    fn renders_an_app_that_never_started() {
+        assert_eq!(
+            render_not_started("failed to run \"/app\": No such file or directory", 127),
+            "usher could not start the app: failed to run \"/app\": No such file or \
+             directory\nusher exit status 127\n"
         );
     }
 

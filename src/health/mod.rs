@@ -4,7 +4,8 @@
 //!
 //! Routes (see `routes`): `GET`/`HEAD` `/health` `/healthz` `/livez` (200 while the child is
 //! alive and `--live-when` has not failed), `/ready` `/readyz` (200 while the child runs, is
-//! ready and no stop has begun), `GET`/`HEAD` `/metrics` (Prometheus text).
+//! ready and no stop has begun), `GET`/`HEAD` `/metrics` (Prometheus text; the container's and
+//! the app's figures from `resources`, read on demand off the async thread).
 //!
 //! Each check (`live`, `ready`) keeps a [`CheckRecord`] for the bodies' `checks` object; the
 //! watchers (`readiness`, `liveness`, `notify`) write them.
@@ -13,15 +14,17 @@ pub mod liveness;
 pub mod notify;
 pub mod pacing;
 pub mod readiness;
+pub mod resources;
 pub mod routes;
 pub mod server;
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use crate::config::{LiveCheck, ReadySource};
 use crate::logs::Stream;
+use resources::Resources;
 
 /// Where a check stands, as the bodies name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,6 +118,14 @@ pub struct Health {
     live_failed: AtomicBool,
     /// Liveness failed and the event loop has not taken it yet (`--on-unhealthy stop`).
     unhealthy_pending: AtomicBool,
+    /// The OOM kill counter can be read: `oom_kills` and `last_exit_oom_killed` mean something.
+    oom_watched: AtomicBool,
+    /// OOM kills in the container since usher started.
+    oom_kills: AtomicU64,
+    /// The main child's end was the OOM killer's doing.
+    last_exit_oom_killed: AtomicBool,
+    /// The container's and the app's figures for `/metrics`, once set up.
+    resources: OnceLock<Arc<Resources>>,
 }
 
 impl Default for Health {
@@ -162,6 +173,10 @@ impl Health {
             live_check: Mutex::new(CheckRecord::default()),
             live_failed: AtomicBool::new(false),
             unhealthy_pending: AtomicBool::new(false),
+            oom_watched: AtomicBool::new(false),
+            oom_kills: AtomicU64::new(0),
+            last_exit_oom_killed: AtomicBool::new(false),
+            resources: OnceLock::new(),
         }
     }
 
@@ -313,6 +328,38 @@ impl Health {
 
     pub fn reaped(&self, count: u32) {
         self.reaped.fetch_add(u64::from(count), Ordering::Relaxed);
+    }
+
+    /// The OOM kill counter is watched: `/health` and `/metrics` report its count.
+    pub fn watch_oom(&self) {
+        self.oom_watched.store(true, Ordering::Relaxed);
+    }
+
+    /// `kills` more OOM kills were counted in the container.
+    pub fn oom_killed(&self, kills: u64) {
+        self.oom_kills.fetch_add(kills, Ordering::Relaxed);
+    }
+
+    /// The main child's end (reported by [`Health::child_exited`]) was an OOM kill.
+    pub fn child_oom_killed(&self) {
+        self.last_exit_oom_killed.store(true, Ordering::Relaxed);
+    }
+
+    /// The OOM kills counted since usher started; `None` when the counter cannot be read.
+    fn oom_kills(&self) -> Option<u64> {
+        self.oom_watched
+            .load(Ordering::Relaxed)
+            .then(|| self.oom_kills.load(Ordering::Relaxed))
+    }
+
+    /// Where `/metrics` gets the container's and the app's figures (set once).
+    pub fn set_resources(&self, resources: Resources) {
+        let _ = self.resources.set(Arc::new(resources));
+    }
+
+    /// The container's and the app's figures, if set up.
+    pub fn resources(&self) -> Option<Arc<Resources>> {
+        self.resources.get().cloned()
     }
 
     fn alive(&self) -> bool {

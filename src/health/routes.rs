@@ -55,6 +55,13 @@ pub fn route(method: &str, path: &str, health: &Health) -> Response {
     }
 }
 
+/// Whether the answer to this request takes the container's and the app's figures
+/// ([`super::resources`]), which the server appends to the metrics body: `GET` or `HEAD`
+/// `/metrics` (HEAD as GET, its Content-Length included).
+pub fn wants_resources(method: &str, path: &str) -> bool {
+    matches!(method, "GET" | "HEAD") && path.split('?').next() == Some("/metrics")
+}
+
 fn state(health: &Health, ok: bool) -> Response {
     let pid = health.child_pid.load(Ordering::Relaxed);
     let exit = health.last_exit.load(Ordering::Relaxed);
@@ -78,6 +85,7 @@ fn state(health: &Health, ok: bool) -> Response {
     {
         let _ = write!(body, r#","detail":{detail}"#);
     }
+    oom_fields(health, &mut body);
     if let Ok(checks) = serde_json::to_string(&checks(health)) {
         let _ = write!(body, r#","checks":{checks}"#);
     }
@@ -97,6 +105,10 @@ fn checks(health: &Health) -> Map<String, Value> {
     checks.insert("live".to_string(), Value::Object(live));
     let ready = check(health.ready_kind, &health.ready_check());
     checks.insert("ready".to_string(), Value::Object(ready));
+    // As the seed's health endpoint has it, beside the top-level copy (when the counter is read).
+    if let Some(kills) = health.oom_kills() {
+        checks.insert("oom_kills".to_string(), json!(kills));
+    }
     checks
 }
 
@@ -111,6 +123,19 @@ fn check(kind: &str, record: &CheckRecord) -> Map<String, Value> {
     check.insert("time".to_string(), json!(time));
     check.insert("failures".to_string(), json!(record.failures));
     check
+}
+
+/// `"oom_kills"`: OOM kills in the container since usher started; `"last_exit_oom_killed"`:
+/// whether the main child's end (`last_exit`) was one. Both left out when the OOM kill
+/// counter cannot be read.
+fn oom_fields(health: &Health, body: &mut String) {
+    if let Some(kills) = health.oom_kills() {
+        let oom_killed = health.last_exit_oom_killed.load(Ordering::Relaxed);
+        let _ = write!(
+            body,
+            r#","oom_kills":{kills},"last_exit_oom_killed":{oom_killed}"#
+        );
+    }
 }
 
 fn metrics(health: &Health) -> String {
@@ -155,6 +180,14 @@ fn metrics(health: &Health) -> String {
         "Processes other than the main child reaped.",
         reaped,
     );
+    if let Some(kills) = health.oom_kills() {
+        gauge(
+            "usher_oom_kills_total",
+            "counter",
+            "Processes the OOM killer killed in the container since usher started.",
+            kills.to_string(),
+        );
+    }
     // Integer arithmetic: float formatting would cost the binary kilobytes for three digits.
     let uptime = health.started.elapsed();
     let uptime = format!("{}.{:03}", uptime.as_secs(), uptime.subsec_millis());
@@ -393,5 +426,45 @@ mod tests {
                 "{expected:?} missing from:\n{body}"
             );
         }
+    }
+
+    /// The OOM kill count in the body and in /metrics, and whether the main child's end was
+    /// one; none of it when the counter cannot be read.
+    #[test]
+    fn oom_kills_in_the_body_and_the_metrics() {
+        let health = Health::default();
+        health.child_started(7);
+        let body = route("GET", "/health", &health).body;
+        assert!(!body.contains("oom"), "{body}");
+        assert!(!route("GET", "/metrics", &health).body.contains("oom"));
+        health.watch_oom();
+        let body: serde_json::Value =
+            serde_json::from_str(&route("GET", "/health", &health).body).unwrap();
+        assert_eq!(body["oom_kills"], 0);
+        assert_eq!(body["last_exit_oom_killed"], false);
+        health.oom_killed(1);
+        health.oom_killed(2);
+        health.child_oom_killed();
+        health.child_exited(137);
+        let response = route("GET", "/health", &health);
+        assert_eq!(response.status, 503);
+        let body: serde_json::Value = serde_json::from_str(&response.body).unwrap();
+        assert_eq!(body["oom_kills"], 3);
+        assert_eq!(body["last_exit"], 137);
+        assert_eq!(body["last_exit_oom_killed"], true);
+        let metrics = route("GET", "/metrics", &health).body;
+        assert!(
+            metrics.contains("# TYPE usher_oom_kills_total counter\nusher_oom_kills_total 3\n"),
+            "{metrics}"
+        );
+    }
+
+    #[test]
+    fn only_a_get_or_head_of_metrics_wants_the_container_s_figures() {
+        assert!(wants_resources("GET", "/metrics"));
+        assert!(wants_resources("GET", "/metrics?x=1"));
+        assert!(wants_resources("HEAD", "/metrics"));
+        assert!(!wants_resources("POST", "/metrics"));
+        assert!(!wants_resources("GET", "/health"));
     }
 }

@@ -90,9 +90,18 @@ async fn serve(listener: tokio::net::TcpListener, health: Arc<Health>) {
         let health = Arc::clone(&health);
         tokio::spawn(async move {
             let service = service_fn(move |request: Request<Incoming>| {
-                let answer =
-                    routes::route(request.method().as_str(), request.uri().path(), &health);
-                async move { Ok::<_, Infallible>(to_hyper(answer)) }
+                let (method, path) = (request.method().as_str(), request.uri().path());
+                let mut answer = routes::route(method, path, &health);
+                let resources = routes::wants_resources(method, path)
+                    .then(|| health.resources())
+                    .flatten();
+                async move {
+                    // The container's and the app's figures, read off this thread.
+                    if let Some(resources) = resources {
+                        answer.body.push_str(&resources.text().await);
+                    }
+                    Ok::<_, Infallible>(to_hyper(answer))
+                }
             });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())

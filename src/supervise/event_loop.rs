@@ -3,18 +3,19 @@
 
 use std::io;
 use std::os::fd::AsFd;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
+use crate::container::oom;
 use crate::health::Health;
 use crate::health::liveness::AlarmReceiver;
 use crate::log_io::events::{debug, error, info, warn};
 use crate::supervise::process_table;
-use crate::supervise::reaper::{self, ReapSummary};
+use crate::supervise::reaper::{self, Killed, ReapSummary};
 use crate::supervise::signals::Signo;
 use crate::supervise::state::{
-    Action, Event, Left, Policy, Scope, StopCause, Supervisor, UNHEALTHY_EXIT,
+    Action, ChildExit, Event, Left, Policy, Scope, StopCause, Supervisor, UNHEALTHY_EXIT,
 };
 use crate::sys::{self, SignalInbox};
 
@@ -32,6 +33,12 @@ pub struct Ending {
     pub exit_by: Option<Instant>,
     /// A failed liveness check began the stop (`--on-unhealthy stop`).
     pub unhealthy: bool,
+    /// How the main child ended; `None` when it was never reaped.
+    pub main_exit: Option<ChildExit>,
+    /// The OOM killer killed the main child.
+    pub oom_killed: bool,
+    /// usher sent SIGKILL to every process left when this grace period ran out.
+    pub grace_killed: Option<Duration>,
 }
 
 /// The running supervision: the state machine and what the loop needs to carry out its actions.
@@ -46,6 +53,10 @@ pub struct Run {
     terminal: Option<sys::Terminal>,
     /// Rung by the liveness watchers when the check fails (`--on-unhealthy stop`).
     alarm: Option<AlarmReceiver>,
+    /// The OOM kill counter, when it can be read.
+    oom: Option<oom::Watcher>,
+    oom_killed: bool,
+    grace_killed: Option<Duration>,
 }
 
 impl Run {
@@ -59,12 +70,21 @@ impl Run {
             reaped: ReapSummary::default(),
             terminal: None,
             alarm: None,
+            oom: None,
+            oom_killed: false,
+            grace_killed: None,
         }
     }
 
     /// The liveness alarm to wait on beside the signals (`--on-unhealthy stop`).
     pub fn with_alarm(mut self, alarm: Option<AlarmReceiver>) -> Run {
         self.alarm = alarm;
+        self
+    }
+
+    /// Watches the OOM kill counter (its baseline taken before the child started).
+    pub fn watching_oom(mut self, watcher: Option<oom::Watcher>) -> Run {
+        self.oom = watcher;
         self
     }
 
@@ -98,17 +118,25 @@ impl Run {
             status,
             exit_by: self.supervisor.exit_deadline(),
             unhealthy: self.supervisor.stopped_unhealthy(),
+            main_exit: self.supervisor.main_exit(),
+            oom_killed: self.oom_killed,
+            grace_killed: self.grace_killed,
         }
     }
 
     fn event_loop(&mut self, inbox: &SignalInbox) -> io::Result<u8> {
         let my_pid = std::process::id();
         loop {
-            // The reaping summary's deadline is the loop's own, beside the state machine's.
-            let deadline = [self.supervisor.deadline(), self.reaped.deadline()]
-                .into_iter()
-                .flatten()
-                .min();
+            // The reaping summary's and the OOM counter's deadlines are the loop's own, beside
+            // the state machine's.
+            let deadline = [
+                self.supervisor.deadline(),
+                self.reaped.deadline(),
+                self.oom.as_ref().map(oom::Watcher::deadline),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             inbox.wait(self.alarm.as_ref().map(AsFd::as_fd), timeout)?;
             // Signals are carried out before reaping: a forward to the main child's pid must
@@ -144,22 +172,35 @@ impl Run {
             {
                 return Ok(code);
             }
-            let round = reaper::reap_all(self.main_pid, self.warn_on_reap)?;
+            let round = reaper::reap_all(self.main_pid, self.warn_on_reap, self.oom.is_some())?;
             if round.others > 0 {
                 self.health.reaped(round.others);
             }
             if let Some(count) = self.reaped.reaped(round.others, Instant::now()) {
                 reaper::say_reaped(count);
             }
+            let main_oom_killed = self.observe_oom(&round.killed);
             if let Some(exit) = round.main_exit {
-                info!(
-                    child_exited,
-                    pid = self.main_pid,
-                    status = exit.code(),
-                    "main child {} exited with status {}",
-                    self.main_pid,
-                    exit.code()
-                );
+                if main_oom_killed {
+                    info!(
+                        child_exited,
+                        pid = self.main_pid,
+                        status = exit.code(),
+                        oom_killed = true,
+                        "main child {} was killed by the OOM killer (exit status {})",
+                        self.main_pid,
+                        exit.code()
+                    );
+                } else {
+                    info!(
+                        child_exited,
+                        pid = self.main_pid,
+                        status = exit.code(),
+                        "main child {} exited with status {}",
+                        self.main_pid,
+                        exit.code()
+                    );
+                }
                 if let Some(terminal) = self.terminal.take() {
                     take_back(&terminal);
                 }
@@ -191,6 +232,52 @@ impl Run {
                 return Ok(code);
             }
         }
+    }
+
+    /// Reads the OOM kill counter when it is time (see [`oom::Watcher::observe`]): counts the
+    /// kills, says each victim (`oom_kill`), and whether the main child is one.
+    fn observe_oom(&mut self, killed: &[Killed]) -> bool {
+        let Some(watcher) = &mut self.oom else {
+            return false;
+        };
+        let pids: Vec<i32> = killed.iter().map(|k| k.pid).collect();
+        let Some(verdict) = watcher.observe(&pids, self.main_pid, Instant::now()) else {
+            return false;
+        };
+        if verdict.kills > 0 {
+            self.health.oom_killed(verdict.kills);
+        }
+        for &pid in &verdict.victims {
+            let name = killed
+                .iter()
+                .find(|k| k.pid == pid)
+                .and_then(|k| k.name.as_deref());
+            match name {
+                Some(name) => warn!(
+                    oom_kill,
+                    pid, name, "the OOM killer killed process {pid} ({name}): out of memory"
+                ),
+                None => warn!(
+                    oom_kill,
+                    pid, "the OOM killer killed process {pid}: out of memory"
+                ),
+            }
+        }
+        if verdict.unknown > 0 {
+            let count = verdict.unknown;
+            warn!(
+                oom_kill,
+                count,
+                "the OOM killer killed {count} process(es) in the container, victim unknown \
+                 (not one usher reaped: a worker its own parent reaped, or a process outside \
+                 usher's tree)"
+            );
+        }
+        if verdict.main_child {
+            self.oom_killed = true;
+            self.health.child_oom_killed();
+        }
+        verdict.main_child
     }
 
     /// Hands one event to the supervisor and carries out its actions at once; returns usher's
@@ -353,6 +440,7 @@ impl Run {
                 self.main_pid
             ),
             Action::GraceOver { grace } => {
+                self.grace_killed = Some(grace);
                 warn!(
                     grace_over,
                     signal = "SIGKILL",

@@ -2,8 +2,13 @@
 //! of what it reaps besides the main child ([`ReapSummary`]).
 
 use std::io;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+
+use crate::container::process_tree;
 use crate::log_io::events::{info, warn};
 use crate::supervise::state::ChildExit;
 use crate::sys::{self, Reaped};
@@ -29,16 +34,54 @@ pub struct ReapRound {
     pub last: Option<ChildExit>,
     /// Whether any child is still alive (or not yet reaped) after the round.
     pub children_left: bool,
+    /// The processes SIGKILL ended in this round, main child included, in reaping order: the
+    /// OOM killer's victims are among them.
+    pub killed: Vec<Killed>,
+}
+
+/// A process reaped after SIGKILL ended it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Killed {
+    pub pid: i32,
+    /// Its command name (/proc/PID/comm), read while it was a zombie; `None` when not asked
+    /// for or not readable.
+    pub name: Option<String>,
+}
+
+/// The pid and command name of the next ended child if SIGKILL ended it, without reaping it
+/// (waitid(2) with WNOWAIT): a zombie's /proc/PID/comm is readable only until it is reaped.
+/// `None` for any other child, or none (nix's decoding fails for a death by a real-time
+/// signal, which is no SIGKILL either).
+fn peek_sigkilled() -> Option<(i32, Option<String>)> {
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    match waitid(Id::All, flags) {
+        Ok(WaitStatus::Signaled(pid, Signal::SIGKILL, _)) => {
+            let pid = pid.as_raw();
+            Some((pid, process_tree::name(Path::new("/proc"), pid)))
+        }
+        _ => None,
+    }
 }
 
 /// Reaps every ended child until none is left to reap, so no zombie outlives one SIGCHLD.
-pub fn reap_all(main_pid: i32, warn_on_orphan: bool) -> io::Result<ReapRound> {
+/// With `name_killed`, the command name of each process SIGKILL ended is read before it is
+/// reaped (one more waitid per process reaped), to name an OOM victim.
+pub fn reap_all(main_pid: i32, warn_on_orphan: bool, name_killed: bool) -> io::Result<ReapRound> {
     let mut round = ReapRound::default();
     loop {
+        let peeked = if name_killed { peek_sigkilled() } else { None };
         match sys::reap_one()? {
             Reaped::Child { pid, status } => {
                 let exit = exit_from_wait_status(status);
                 round.last = Some(exit);
+                if exit == ChildExit::Signaled(libc::SIGKILL) {
+                    // The peeked child is the one reaped unless another ended in between.
+                    let name = peeked.filter(|(peeked, _)| *peeked == pid);
+                    round.killed.push(Killed {
+                        pid,
+                        name: name.and_then(|(_, name)| name),
+                    });
+                }
                 if pid == main_pid {
                     round.main_exit = Some(exit);
                 } else {

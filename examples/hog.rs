@@ -1,0 +1,70 @@
+//! Fixture for the OOM tests (run under `docker run -m 48m --memory-swap 48m`):
+//!
+//! - `hog`: says `hog pid=N allocating`, then allocates and touches memory, a MiB at a time,
+//!   until the OOM killer ends it: the main child OOM-killed.
+//! - `hog worker orphan`: starts a hog as an orphan for usher to reap (a middle process starts
+//!   it, says `worker pid=N` and exits at once), says `ready`, then waits for SIGTERM and exits
+//!   0: the app survives its worker's OOM kill.
+//! - `hog worker child`: the same, but the hog is its own child, which it reaps itself (saying
+//!   `worker ended: ...`), as a pre-forking server does: usher never sees the worker end.
+//! - `hog spawn`: the middle process.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::process::Command;
+
+use signal_hook::consts::SIGTERM;
+use signal_hook::iterator::Signals;
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").unwrap();
+    out.flush().unwrap();
+}
+
+fn hog() -> ! {
+    say(&format!("hog pid={} allocating", std::process::id()));
+    let mut kept: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut chunk = vec![0u8; 1 << 20];
+        // Touch every page: untouched pages of a zeroed allocation cost no memory.
+        for page in chunk.chunks_mut(4096) {
+            page[0] = 1;
+        }
+        kept.push(std::hint::black_box(chunk));
+    }
+}
+
+fn main() {
+    let me = std::env::current_exe().unwrap();
+    match std::env::args().nth(1).as_deref() {
+        None => hog(),
+        // Left to usher on purpose: this process exits at once, orphaning the hog.
+        #[allow(clippy::zombie_processes)]
+        Some("spawn") => {
+            let hog = Command::new(&me).spawn().unwrap();
+            say(&format!("worker pid={}", hog.id()));
+        }
+        Some("worker") => {
+            let mut signals = Signals::new([SIGTERM]).unwrap();
+            match std::env::args().nth(2).as_deref() {
+                Some("orphan") => {
+                    let status = Command::new(&me).arg("spawn").status().unwrap();
+                    assert!(status.success(), "{status}");
+                    say("ready");
+                }
+                Some("child") => {
+                    let mut hog = Command::new(&me).spawn().unwrap();
+                    say(&format!("worker pid={}", hog.id()));
+                    say("ready");
+                    say(&format!("worker ended: {}", hog.wait().unwrap()));
+                }
+                other => panic!("usage: hog worker orphan|child; not {other:?}"),
+            }
+            if signals.forever().next().is_some() {
+                say("bye");
+            }
+        }
+        Some(other) => panic!("usage: hog [worker orphan|child]; not {other:?}"),
+    }
+}
