@@ -24,8 +24,9 @@ pub const VICTIM_WINDOW: Duration = Duration::from_secs(2);
 
 /// How often the counter is read when nothing else calls for it: a worker that its own parent
 /// reaps (or a process `docker exec` started) never reaches usher's reaper, so only the
-/// counter tells of its kill. One small file a second: no measurable CPU.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// counter tells of its kill, this much later at most. Each poll wakes usher (about 0.15 ms of
+/// CPU, measured, most of it the wake-up itself): every 5 s, about 0.003 % of a core.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The file holding the counter.
 pub fn file(version: Version) -> &'static str {
@@ -408,7 +409,7 @@ mod tests {
             watcher.observe(&[], MAIN, poll),
             Some(verdict(1, &[], 0, false))
         );
-        assert_eq!(watcher.deadline(), poll + POLL_INTERVAL);
+        assert_eq!(watcher.deadline(), poll + POLL_INTERVAL.min(VICTIM_WINDOW));
         let window_over = poll + VICTIM_WINDOW;
         let mut unknown = 0;
         let mut now = poll;
