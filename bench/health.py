@@ -32,10 +32,11 @@ def log(message):
     print(f"[health-bench] {message}", file=sys.stderr, flush=True)
 
 
-def start_usher(command, stdout):
+def start_usher(command, stdout, usher_args=()):
     """usher serving on a free loopback port; returns (process, port) once it listens."""
     proc = subprocess.Popen(
-        [USHER, "--log-format", "json", "--health-addr", "127.0.0.1:0", "--", *command],
+        [USHER, "--log-format", "json", "--health-addr", "127.0.0.1:0", *usher_args, "--",
+         *command],
         stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:
         found = re.search(r"health server listening on [0-9.]+:(\d+)", line)
@@ -76,18 +77,31 @@ def main():
         subprocess.run(["cargo", "build", "--release", "--locked", "--bins", "--examples"],
                        cwd=ROOT, check=True)
     endless = [FLOOD, str(10**12)]
+    # Liveness checks running (issue 11): an HTTP check of the demo app's /healthz every 2 s
+    # (usher's pace once it passes); with the flood, the demo app runs beside the flooder.
+    live = ["--live-when", "http://127.0.0.1:8080/healthz"]
+    demo_and_flood = ["sh", "-c", f'"{DEMO}" & exec "{FLOOD}" {10**12}']
     cases = {
-        "idle (demo_app, no requests)": ([DEMO], subprocess.DEVNULL),
-        "child floods logs into /dev/null": (endless, subprocess.DEVNULL),
-        "child floods a stdout nobody reads": (endless, subprocess.PIPE),
+        "idle (demo_app, no requests)": ([DEMO], subprocess.DEVNULL, ()),
+        "idle, liveness checks running": ([DEMO], subprocess.DEVNULL, live),
+        "child floods logs into /dev/null": (endless, subprocess.DEVNULL, ()),
+        "child floods logs into /dev/null, liveness checks running":
+            (demo_and_flood, subprocess.DEVNULL, live),
+        "child floods a stdout nobody reads": (endless, subprocess.PIPE, ()),
+    }
+    # Each case with liveness checks is compared with the same case without them.
+    baseline = {
+        "idle, liveness checks running": "idle (demo_app, no requests)",
+        "child floods logs into /dev/null, liveness checks running":
+            "child floods logs into /dev/null",
     }
     results = {name: [] for name in cases}
     for round_number in range(args.rounds):
         order = list(cases)
         random.shuffle(order)
         for name in order:
-            command, stdout = cases[name]
-            proc, port = start_usher(command, stdout)
+            command, stdout, usher_args = cases[name]
+            proc, port = start_usher(command, stdout, usher_args)
             try:
                 p50, p99, _ = wrk(port, args.seconds, 1)
                 _, _, rps = wrk(port, args.seconds, args.connections)
@@ -109,12 +123,13 @@ def main():
     print(f"- Date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; "
           f"{os.cpu_count()} CPUs; `python3 bench/health.py --rounds {args.rounds}`\n")
     print(f"| case | p50 µs (1 conn) | p99 µs (1 conn) | requests/s ({args.connections} conns) "
-          "| p99 vs idle | req/s vs idle |")
-    print("|---|---:|---:|---:|---:|---:|")
+          "| p99 vs idle | req/s vs idle | p99 vs without liveness checks |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name in cases:
         p50, p99, rps = medians(name)
+        versus = f"{p99 / medians(baseline[name])[1]:.2f}x" if name in baseline else "-"
         print(f"| {name} | {p50 * 1e6:.0f} | {p99 * 1e6:.0f} | {rps:,.0f} | "
-              f"{p99 / idle[1]:.2f}x | {rps / idle[2]:.2f}x |")
+              f"{p99 / idle[1]:.2f}x | {rps / idle[2]:.2f}x | {versus} |")
 
 
 if __name__ == "__main__":
