@@ -766,3 +766,67 @@ fn the_termination_log_says_why_the_container_ended() {
          usher exit status 137\n"
     );
 }
+
+/// `--on-unhealthy stop` under `docker run --restart on-failure`: the app's handler hangs
+/// (live_app's SIGUSR1, forwarded by usher), one failed check stops it gracefully, usher exits
+/// 70, and Docker starts the container again.
+#[test]
+fn on_unhealthy_stop_is_restarted_by_docker_on_failure() {
+    if !engine_answers("on_unhealthy_stop_is_restarted_by_docker_on_failure") {
+        return;
+    }
+    let live_app = fixture("live_app");
+    let mut image = Image::build_with(
+        "unhealthy-restart",
+        &[(Path::new(&live_app), "/fixtures/live_app")],
+    );
+    let container = image.run(
+        &[
+            "--restart",
+            "on-failure:3",
+            "-e",
+            "USHER_LIVE_WHEN=http://127.0.0.1:9000/healthz",
+            "-e",
+            "USHER_LIVE_THRESHOLD=1",
+            "-e",
+            "USHER_ON_UNHEALTHY=stop",
+        ],
+        &["/fixtures/live_app", "http", "9000"],
+    );
+    let (_logs, lines) = follow_logs(&container);
+    wait_for_event(&lines, "child_live");
+    docker_ok(&["kill", "-s", "USR1", &container]);
+    wait_until("Docker to restart the container", || {
+        docker_ok(&["inspect", "-f", "{{.RestartCount}}", &container]) != "0"
+    });
+    // The restarted run's own start, so that its lines follow the first run's in the logs.
+    let started = |records: &[serde_json::Value]| {
+        records
+            .iter()
+            .filter(|r| r["event"] == "child_started")
+            .count()
+    };
+    wait_until("the restarted app to start", || {
+        started(&json_logs(&container)) >= 2
+    });
+
+    let records = json_logs(&container);
+    let position = |name: &str| {
+        records
+            .iter()
+            .position(|r| r["event"] == name)
+            .unwrap_or_else(|| panic!("no {name} event in {records:#?}"))
+    };
+    let stop = position("unhealthy_stop");
+    assert_eq!(records[stop]["signal"], "SIGTERM", "{}", records[stop]);
+    let exiting = position("usher_exiting");
+    assert_eq!(records[exiting]["status"], 70, "{}", records[exiting]);
+    let restarted = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r["event"] == "child_started")
+        .nth(1)
+        .map(|(n, _)| n)
+        .unwrap();
+    assert!(stop < exiting && exiting < restarted, "{records:#?}");
+}
