@@ -163,6 +163,27 @@ fn wait_for_line(lines: &Receiver<String>, text: &str) -> String {
     }
 }
 
+/// Waits for a line containing each of `texts`, in any order (usher's stderr and the app's
+/// stdout are two streams in `docker logs`); returns the first line found for each.
+fn wait_for_lines(lines: &Receiver<String>, texts: &[&str]) -> Vec<String> {
+    let mut found: Vec<Option<String>> = vec![None; texts.len()];
+    let deadline = Instant::now() + DEADLINE;
+    while found.iter().any(Option::is_none) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                for (slot, text) in found.iter_mut().zip(texts) {
+                    if slot.is_none() && line.contains(text) {
+                        *slot = Some(line.clone());
+                    }
+                }
+            }
+            Err(e) => panic!("no log lines with all of {texts:?} ({e:?})"),
+        }
+    }
+    found.into_iter().flatten().collect()
+}
+
 /// A child process killed when dropped, so that a failing test leaves no stream running.
 struct Killed(Child);
 
@@ -474,15 +495,20 @@ fn two_ushers_in_one_network_namespace() {
     let mut image = Image::build("sidecars");
     let first = image.run(&[], &[]);
     let (_first_logs, first_lines) = follow_logs(&first);
-    wait_for_line(&first_lines, "health server listening on 0.0.0.0:8558");
-    wait_for_line(&first_lines, "demo app listening");
+    wait_for_lines(
+        &first_lines,
+        &[
+            "health server listening on 0.0.0.0:8558",
+            "demo app listening",
+        ],
+    );
     let network = format!("container:{first}");
     let app = ["/fixtures/print_signals", "--exit-on", "TERM"];
 
     let second = image.run(&["--network", &network], &app);
     let (_second_logs, second_lines) = follow_logs(&second);
-    let warning = wait_for_line(&second_lines, "health_server_off");
-    let record: serde_json::Value = serde_json::from_str(&warning).unwrap();
+    let found = wait_for_lines(&second_lines, &["health_server_off", "ready pid="]);
+    let record: serde_json::Value = serde_json::from_str(&found[0]).unwrap();
     assert_eq!(record["level"], "warn", "{record}");
     assert_eq!(record["logger"], "usher", "{record}");
     assert_eq!(record["addr"], "0.0.0.0:8558", "{record}");
@@ -490,7 +516,6 @@ fn two_ushers_in_one_network_namespace() {
         record["reason"].as_str().unwrap().contains("in use"),
         "{record}"
     );
-    wait_for_line(&second_lines, "ready pid=");
     let off = docker(&[
         "exec",
         "-e",
@@ -511,8 +536,10 @@ fn two_ushers_in_one_network_namespace() {
     ];
     let third = image.run(&own, &app);
     let (_third_logs, third_lines) = follow_logs(&third);
-    wait_for_line(&third_lines, "health server listening on 0.0.0.0:8559");
-    wait_for_line(&third_lines, "ready pid=");
+    wait_for_lines(
+        &third_lines,
+        &["health server listening on 0.0.0.0:8559", "ready pid="],
+    );
     // `docker exec` gets the container's environment: the bare probe asks 127.0.0.1:8559.
     docker_ok(&["exec", &third, "/usher", "probe"]);
     docker_ok(&[
@@ -612,12 +639,12 @@ fn an_oom_killed_worker_is_named_and_counted_and_the_app_lives_on() {
     options.extend(["-p", "127.0.0.1::8558"]);
     let container = image.run(&options, &["/fixtures/hog", "worker", "orphan"]);
     let (_logs, lines) = follow_logs(&container);
-    let said = wait_for_line(&lines, "worker pid=");
-    let record: serde_json::Value = serde_json::from_str(&said).unwrap();
+    let found = wait_for_lines(&lines, &["worker pid=", r#""event":"oom_kill""#]);
+    let record: serde_json::Value = serde_json::from_str(&found[0]).unwrap();
     let worker: i64 = record["msg"].as_str().unwrap()["worker pid=".len()..]
         .parse()
         .unwrap();
-    let event = wait_for_event(&lines, "oom_kill");
+    let event: serde_json::Value = serde_json::from_str(&found[1]).unwrap();
     assert_eq!(event["level"], "warn", "{event}");
     assert_eq!(event["pid"], worker, "{event}");
     assert_eq!(event["name"], "hog", "{event}");
@@ -671,8 +698,11 @@ fn an_oom_kill_usher_cannot_attribute_is_counted_with_the_victim_unknown() {
     options.extend(["-p", "127.0.0.1::8558"]);
     let container = image.run(&options, &["/fixtures/hog", "worker", "child"]);
     let (_logs, lines) = follow_logs(&container);
-    wait_for_line(&lines, "worker ended: signal: 9");
-    let event = wait_for_event(&lines, "oom_kill");
+    let found = wait_for_lines(
+        &lines,
+        &["worker ended: signal: 9", r#""event":"oom_kill""#],
+    );
+    let event: serde_json::Value = serde_json::from_str(&found[1]).unwrap();
     assert_eq!(event["count"], 1, "{event}");
     assert!(event.get("pid").is_none(), "{event}");
     assert!(
