@@ -20,15 +20,8 @@ use crate::supervise::signals::{Rewrites, Signo};
 pub struct Config {
     /// The command and its arguments, exactly as given (never joined and re-split).
     pub command: Vec<OsString>,
-    pub grace: Duration,
-    pub drain: Duration,
-    /// `--stop-signal`: the received signals that begin a graceful stop.
-    pub stop_signals: StopSignals,
-    pub rewrites: Rewrites,
-    pub single_child: bool,
-    pub remap_exit: ExitRemap,
-    /// `--wait-all`: when the main child exits, stay while the processes it left live.
-    pub wait_all: bool,
+    /// What the supervisor acts on: grace, drain, stop signals, rewrites, exit remaps...
+    pub policy: Policy,
     /// tini's `-p`: the signal usher receives (and so forwards) when its parent dies.
     pub parent_death_signal: Option<Signo>,
     pub verbosity: u8,
@@ -45,7 +38,6 @@ pub struct Config {
     /// `--live-threshold`: failed `tcp:`/`http:` liveness checks in a row that make the app
     /// unhealthy.
     pub live_threshold: u32,
-    pub on_unhealthy: OnUnhealthy,
     pub log_format: LogMode,
     /// `--log-field K=V`: static fields added to every record.
     pub log_fields: Vec<(String, String)>,
@@ -85,6 +77,22 @@ impl Default for GivenAs {
             secret_env: "--secret-env".to_string(),
         }
     }
+}
+
+/// What the supervisor (`supervise::state`) needs from the configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    pub grace: Duration,
+    pub drain: Duration,
+    /// The received signals that begin a stop (`--stop-signal`).
+    pub stop_signals: StopSignals,
+    pub rewrites: Rewrites,
+    pub single_child: bool,
+    pub remap_exit: ExitRemap,
+    /// `--wait-all`: a main child that exits leaving other processes does not end the run.
+    pub wait_all: bool,
+    /// `--on-unhealthy`: whether a failed liveness check stops the app.
+    pub on_unhealthy: OnUnhealthy,
 }
 
 /// `--log-format`.

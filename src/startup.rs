@@ -35,7 +35,6 @@ use crate::log_io::relay;
 use crate::logs::{LogFormat, Stream};
 use crate::supervise::event_loop::{self, Run};
 use crate::supervise::signals::Signo;
-use crate::supervise::state::Policy;
 use crate::sys::{self, SignalInbox};
 
 /// Runs the command under supervision and returns usher's exit status.
@@ -333,21 +332,17 @@ fn supervise(
         }
     }
 
-    let policy = Policy {
-        grace: config.grace,
-        drain: config.drain,
-        stop_signals: config.stop_signals,
-        rewrites: config.rewrites,
-        single_child: config.single_child,
-        remap_exit: config.remap_exit,
-        wait_all: config.wait_all,
-        on_unhealthy: config.on_unhealthy,
-    };
-    let ending = Run::new(policy, main_pid, config.warn_on_reap, Arc::clone(&health))
-        .with_terminal(terminal)
-        .with_alarm(alarm_receiver)
-        .watching_oom(oom_watcher)
-        .until_exit(inbox);
+    let grace = config.policy.grace;
+    let ending = Run::new(
+        config.policy,
+        main_pid,
+        config.warn_on_reap,
+        Arc::clone(&health),
+    )
+    .with_terminal(terminal)
+    .with_alarm(alarm_receiver)
+    .watching_oom(oom_watcher)
+    .until_exit(inbox);
     let code = ending.status;
     // The liveness check that failed and why, when `--on-unhealthy stop` ended the app.
     let unhealthy = ending.unhealthy.then(|| health.live_result());
@@ -361,7 +356,7 @@ fn supervise(
     // Drain the child's output before leaving: everything written is relayed. Only when nothing
     // has moved for the grace period (a process outside usher's reach holds a pipe open) does
     // usher leave without the rest; after a stop, sooner if its exit deadline comes first.
-    let idle = within(ending.exit_by, config.grace.max(Duration::from_secs(1)));
+    let idle = within(ending.exit_by, grace.max(Duration::from_secs(1)));
     if let Some(relays) = &mut relays
         && !relays.wait(idle)
     {
@@ -380,7 +375,7 @@ fn supervise(
 /// The liveness alarm, when a failed check must reach the event loop: `--on-unhealthy stop`
 /// with a check other than `running` (whose failure is the child's exit, which the loop sees).
 fn liveness_alarm(config: &Config) -> std::io::Result<(Option<Alarm>, Option<AlarmReceiver>)> {
-    if config.on_unhealthy != OnUnhealthy::Stop || config.live_when == LiveCheck::Running {
+    if config.policy.on_unhealthy != OnUnhealthy::Stop || config.live_when == LiveCheck::Running {
         return Ok((None, None));
     }
     let (alarm, receiver) = liveness::alarm()?;

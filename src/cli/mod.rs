@@ -21,7 +21,7 @@ use crate::child::environment::SecretNames;
 use crate::child::privileges::CapSet;
 use crate::config::{
     Config, DEFAULT_GRACE, DEFAULT_HEALTH_ADDR, DEFAULT_LIVE_THRESHOLD, ExitRemap, GivenAs,
-    LogMode, OnUnhealthy, ReadySource, StopSignals,
+    LogMode, OnUnhealthy, Policy, ReadySource, StopSignals,
 };
 use crate::http_check;
 use crate::logs::Level;
@@ -400,13 +400,16 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
     }
     Ok(Invocation::Run(Box::new(Config {
         command,
-        grace,
-        drain,
-        stop_signals,
-        rewrites,
-        single_child,
-        remap_exit: ExitRemap::new(remap),
-        wait_all,
+        policy: Policy {
+            grace,
+            drain,
+            stop_signals,
+            rewrites,
+            single_child,
+            remap_exit: ExitRemap::new(remap),
+            wait_all,
+            on_unhealthy,
+        },
         parent_death_signal,
         verbosity,
         warn_on_reap,
@@ -415,7 +418,6 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
         ready_when,
         live_when,
         live_threshold,
-        on_unhealthy,
         log_format,
         log_fields,
         log_max_record,
@@ -471,12 +473,12 @@ mod tests {
     #[test]
     fn defaults() {
         let config = run(&["true"]).unwrap();
-        assert_eq!(config.grace, Duration::from_secs(8));
-        assert_eq!(config.drain, Duration::ZERO);
-        assert_eq!(config.stop_signals, StopSignals::default());
-        assert!(!config.single_child);
-        assert!(!config.wait_all);
-        assert_eq!(config.rewrites, Rewrites::default());
+        assert_eq!(config.policy.grace, Duration::from_secs(8));
+        assert_eq!(config.policy.drain, Duration::ZERO);
+        assert_eq!(config.policy.stop_signals, StopSignals::default());
+        assert!(!config.policy.single_child);
+        assert!(!config.policy.wait_all);
+        assert_eq!(config.policy.rewrites, Rewrites::default());
         assert_eq!(config.verbosity, 0);
     }
 
@@ -489,19 +491,19 @@ mod tests {
             ("USHER_REMAP_EXIT", "143,3"),
         ];
         let config = run_env(&["x"], &env).unwrap();
-        assert_eq!(config.grace, Duration::from_secs(3));
-        assert!(config.single_child);
+        assert_eq!(config.policy.grace, Duration::from_secs(3));
+        assert!(config.policy.single_child);
         assert_eq!(
-            config.rewrites.apply(Signo::TERM).map(Signo::number),
+            config.policy.rewrites.apply(Signo::TERM).map(Signo::number),
             Some(libc::SIGQUIT)
         );
-        assert_eq!(config.remap_exit.apply(143), 0);
-        assert_eq!(config.remap_exit.apply(3), 0);
-        assert_eq!(config.remap_exit.apply(4), 4);
+        assert_eq!(config.policy.remap_exit.apply(143), 0);
+        assert_eq!(config.policy.remap_exit.apply(3), 0);
+        assert_eq!(config.policy.remap_exit.apply(4), 4);
         let config = run_env(&["--grace=5s", "-r", "HUP:INT", "x"], &env).unwrap();
-        assert_eq!(config.grace, Duration::from_secs(5));
-        assert_eq!(config.rewrites.apply(Signo::TERM), Some(Signo::TERM));
-        assert_eq!(config.rewrites.apply(Signo::HUP), Some(Signo::INT));
+        assert_eq!(config.policy.grace, Duration::from_secs(5));
+        assert_eq!(config.policy.rewrites.apply(Signo::TERM), Some(Signo::TERM));
+        assert_eq!(config.policy.rewrites.apply(Signo::HUP), Some(Signo::INT));
         let err = run_env(&["x"], &[("USHER_GRACE", "soon")]).unwrap_err().0;
         assert!(err.starts_with("USHER_GRACE:"), "{err}");
         let err = run_env(&["x"], &[("USHER_SINGLE_CHILD", "maybe")])
@@ -534,21 +536,27 @@ mod tests {
     fn stop_signal_and_wait_all() {
         let quit = Signo::parse("QUIT").unwrap();
         let config = run(&["--stop-signal", "QUIT", "--wait-all", "x"]).unwrap();
-        assert!(config.stop_signals.contains(quit));
-        assert!(!config.stop_signals.contains(Signo::TERM));
-        assert!(config.wait_all);
+        assert!(config.policy.stop_signals.contains(quit));
+        assert!(!config.policy.stop_signals.contains(Signo::TERM));
+        assert!(config.policy.wait_all);
         let env = [
             ("USHER_STOP_SIGNAL", "SIGQUIT, TERM"),
             ("USHER_WAIT_ALL", "yes"),
         ];
         let config = run_env(&["x"], &env).unwrap();
-        assert!(config.stop_signals.contains(quit) && config.stop_signals.contains(Signo::TERM));
-        assert!(config.wait_all);
+        assert!(
+            config.policy.stop_signals.contains(quit)
+                && config.policy.stop_signals.contains(Signo::TERM)
+        );
+        assert!(config.policy.wait_all);
         // The flag wins over the variable.
         let config = run_env(&["--stop-signal", "HUP", "x"], &env).unwrap();
-        assert_eq!(config.stop_signals, StopSignals::parse("HUP").unwrap());
+        assert_eq!(
+            config.policy.stop_signals,
+            StopSignals::parse("HUP").unwrap()
+        );
         let config = run_env(&["x"], &[("USHER_WAIT_ALL", "0")]).unwrap();
-        assert!(!config.wait_all);
+        assert!(!config.policy.wait_all);
         for (args, env, culprit) in [
             (
                 &["--stop-signal", "KILL", "x"][..],
@@ -573,31 +581,40 @@ mod tests {
             "-s", "-g", "-e", "143", "-e143", "-p", "SIGKILL", "-vv", "-w", "x",
         ]);
         let config = config.unwrap();
-        assert_eq!(config.remap_exit.apply(143), 0);
+        assert_eq!(config.policy.remap_exit.apply(143), 0);
         assert_eq!(config.parent_death_signal, Some(Signo::KILL));
         assert_eq!(config.verbosity, 2);
         assert!(config.warn_on_reap);
         // Flags take comma lists too, like their variables.
         let config = run(&["--rewrite", "USR1:0,USR2:HUP", "-e", "1,2", "x"]).unwrap();
         assert_eq!(
-            config.rewrites.apply(Signo::new(libc::SIGUSR1).unwrap()),
+            config
+                .policy
+                .rewrites
+                .apply(Signo::new(libc::SIGUSR1).unwrap()),
             None
         );
         assert_eq!(
-            config.rewrites.apply(Signo::new(libc::SIGUSR2).unwrap()),
+            config
+                .policy
+                .rewrites
+                .apply(Signo::new(libc::SIGUSR2).unwrap()),
             Some(Signo::HUP)
         );
         assert_eq!(
-            (config.remap_exit.apply(1), config.remap_exit.apply(2)),
+            (
+                config.policy.remap_exit.apply(1),
+                config.policy.remap_exit.apply(2)
+            ),
             (0, 0)
         );
         let config = run(&["-c", "-r", "15:3", "--rewrite", "1:0", "x"]).unwrap();
-        assert!(config.single_child);
+        assert!(config.policy.single_child);
         assert_eq!(
-            config.rewrites.apply(Signo::TERM).map(Signo::number),
+            config.policy.rewrites.apply(Signo::TERM).map(Signo::number),
             Some(3)
         );
-        assert_eq!(config.rewrites.apply(Signo::HUP), None);
+        assert_eq!(config.policy.rewrites.apply(Signo::HUP), None);
     }
 
     #[test]
@@ -647,7 +664,7 @@ mod tests {
         let config = run(&["x"]).unwrap();
         assert_eq!(config.live_when, LiveCheck::Running);
         assert_eq!(config.live_threshold, 3);
-        assert_eq!(config.on_unhealthy, OnUnhealthy::Report);
+        assert_eq!(config.policy.on_unhealthy, OnUnhealthy::Report);
         let config = run(&[
             "--live-when",
             "watchdog:30s",
@@ -663,7 +680,7 @@ mod tests {
             LiveCheck::Watchdog(Duration::from_secs(30))
         );
         assert_eq!(config.live_threshold, 5);
-        assert_eq!(config.on_unhealthy, OnUnhealthy::Stop);
+        assert_eq!(config.policy.on_unhealthy, OnUnhealthy::Stop);
         let env = [
             ("USHER_LIVE_WHEN", "tcp:8080"),
             ("USHER_LIVE_THRESHOLD", "1"),
@@ -675,7 +692,7 @@ mod tests {
             LiveCheck::Tcp("127.0.0.1:8080".parse().unwrap())
         );
         assert_eq!(config.live_threshold, 1);
-        assert_eq!(config.on_unhealthy, OnUnhealthy::Stop);
+        assert_eq!(config.policy.on_unhealthy, OnUnhealthy::Stop);
         // A flag wins over its variable.
         let config = run_env(&["--live-when", "watchdog", "x"], &env).unwrap();
         assert_eq!(config.live_when.kind(), "watchdog");
@@ -852,7 +869,8 @@ mod tests {
         assert_eq!(verbosity(&["x"], &env), 0);
         // A variable that a flag or USHER_* overrides is not read, as USHER_* under a flag.
         assert_eq!(verbosity(&["-v", "x"], &[("TINI_VERBOSITY", "x")]), 1);
-        let single = |args: &[&str], env: &[(&str, &str)]| run_env(args, env).unwrap().single_child;
+        let single =
+            |args: &[&str], env: &[(&str, &str)]| run_env(args, env).unwrap().policy.single_child;
         assert!(single(&["x"], &[("DUMB_INIT_SETSID", "0")]));
         assert!(!single(&["x"], &[("DUMB_INIT_SETSID", "1")]));
         let env = [("DUMB_INIT_SETSID", "0"), ("USHER_SINGLE_CHILD", "false")];
@@ -862,7 +880,7 @@ mod tests {
         // nothing: usher's default is already the group.
         let env = [("TINI_SUBREAPER", ""), ("TINI_KILL_PROCESS_GROUP", "0")];
         let config = run_env(&["x"], &env).unwrap();
-        assert!(!config.single_child);
+        assert!(!config.policy.single_child);
         assert_eq!(config.verbosity, 0);
         for (name, value) in [("TINI_VERBOSITY", "loud"), ("DUMB_INIT_SETSID", "no way")] {
             let err = run_env(&["x"], &[(name, value)]).unwrap_err().0;

@@ -20,8 +20,13 @@
 
 use std::time::{Duration, Instant};
 
-use crate::config::{ExitRemap, OnUnhealthy, StopSignals};
-use crate::supervise::signals::{Rewrites, Signo};
+#[cfg(test)]
+use crate::config::ExitRemap;
+use crate::config::OnUnhealthy;
+pub use crate::config::Policy;
+#[cfg(test)]
+use crate::config::StopSignals;
+use crate::supervise::signals::Signo;
 
 /// After SIGKILL, how long to wait for the last processes to be reaped before exiting anyway.
 /// A process in uninterruptible sleep (a hung NFS read) must not hang the container forever;
@@ -55,22 +60,6 @@ impl ChildExit {
             ChildExit::Signaled(signo) => u8::try_from(128 + signo).unwrap_or(u8::MAX),
         }
     }
-}
-
-/// What the supervisor needs from the configuration.
-#[derive(Clone, Debug, Default)]
-pub struct Policy {
-    pub grace: Duration,
-    pub drain: Duration,
-    /// The received signals that begin a stop (`--stop-signal`).
-    pub stop_signals: StopSignals,
-    pub rewrites: Rewrites,
-    pub single_child: bool,
-    pub remap_exit: ExitRemap,
-    /// `--wait-all`: a main child that exits leaving other processes does not end the run.
-    pub wait_all: bool,
-    /// `--on-unhealthy`: whether a failed liveness check stops the app.
-    pub on_unhealthy: OnUnhealthy,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
