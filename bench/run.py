@@ -29,6 +29,7 @@ Markdown report goes to stdout, progress to stderr. Standard library only.
 import argparse
 import datetime
 import gc
+import json
 import math
 import os
 import pwd
@@ -316,10 +317,16 @@ def make_tools(opt_level):
     # no flag where tini needs -s. (Its -P is a pause mode that runs no program.)
     cata = Tool("catatonit", CATATONIT, ["--"], ["--"])
     opt3 = Tool("usher opt-level=3", USHER_OPT3, raw, raw)
+    # Idle RSS only: with JSON logs (the default when stdout is not a terminal) usher also runs
+    # its two log relays and the events writer, so this is the larger figure.
+    json_logs = ["--log-format", "json", "--health-addr", "127.0.0.1:0", "--"]
+    usher_json = Tool("usher", USHER, json_logs, json_logs)
+    usher_json.json_logs = True
     usher.label = f"usher (opt-level={opt_level})"
+    usher_json.label = "usher, JSON logs"
     opt3.label = "usher (opt-level=3)"
     tini.label, dumb.label, cata.label = tini.name, dumb.name, cata.name
-    return usher, tini, dumb, cata, opt3
+    return usher, tini, dumb, cata, opt3, usher_json
 
 
 class Started:
@@ -337,6 +344,11 @@ class Started:
         try:
             deadline = time.perf_counter_ns() + READY_TIMEOUT * 10**9
             line = read_line(self.out, self.buffer, deadline)
+            while getattr(tool, "json_logs", False) and not line.startswith("ready "):
+                # usher's own event records come first; the child's line is a record's message.
+                message = json.loads(line).get("message", "")
+                line = message if message.startswith("ready ") else read_line(
+                    self.out, self.buffer, deadline)
             if not line.startswith("ready "):
                 raise BenchError(f"{tool.name}: unexpected first line {line!r}")
             children = proc_children(self.pid)
@@ -595,6 +607,7 @@ def report(args, info_start, info_end, tools, sizes, start_exit, term, rss, grac
     usher, tini, dumb, cata, opt3 = tools
     main_tools = [usher, tini, dumb, cata]
     peers = [tini, dumb, cata]
+    usher_json = next(tool for tool in rss if getattr(tool, "json_logs", False))
     se_samples, se_sanity, se_argv = start_exit
     term_samples, term_forwarded = term
     out = []
@@ -667,7 +680,7 @@ def report(args, info_start, info_end, tools, sizes, start_exit, term, rss, grac
     w("| tool | median VmRSS kB | min | max | ratio vs tini-static |")
     w("|---|---:|---:|---:|---:|")
     ref = median(rss[tini])
-    for tool in main_tools:
+    for tool in [usher, usher_json, tini, dumb, cata]:
         s = rss[tool]
         w(f"| {tool.label} | {median(s):.0f} | {min(s)} | {max(s)} | {ratio(median(s), ref)} |")
     w("")
@@ -729,14 +742,16 @@ def report(args, info_start, info_end, tools, sizes, start_exit, term, rss, grac
     term_ratio = median(term_samples[usher]) / median(term_samples[tini])
     pid1_usher, pid1_tini = se_samples[(usher, "pid1")], se_samples[(tini, "pid1")]
     size = sizes[usher][0]
-    rss_bytes = median(rss[usher]) * 1024
+    # The figure is the larger of the two modes: JSON logs, the default in a container.
+    rss_tool = max((usher, usher_json), key=lambda tool: median(rss[tool]))
+    rss_bytes = median(rss[rss_tool]) * 1024
     met = {True: "met", False: "not met"}
     w("| figure | limit | measured | |")
     w("|---|---|---|---|")
     w(f"| release binary | <= {LIMIT_SIZE_BYTES / 1e6:.2f} MB | {size:,} bytes "
       f"({size / 1e6:.3f} MB) | {met[size <= LIMIT_SIZE_BYTES]} |")
-    w(f"| idle VmRSS as PID 1 (median) | <= {LIMIT_RSS_BYTES / 1e6:.0f} MB | "
-      f"{median(rss[usher]):.0f} kB ({rss_bytes / 1e6:.3f} MB) | "
+    w(f"| idle VmRSS as PID 1 (median, {rss_tool.label}) | <= {LIMIT_RSS_BYTES / 1e6:.0f} MB | "
+      f"{median(rss[rss_tool]):.0f} kB ({rss_bytes / 1e6:.3f} MB) | "
       f"{met[rss_bytes <= LIMIT_RSS_BYTES]} |")
     w(f"| start+exit as PID 1 vs tini-static | <= {LIMIT_START_EXIT_RATIO:.2f}x | {se_ratio:.2f}x "
       f"(95 % CI {ratio_ci(pid1_usher, pid1_tini)}; plain process {se_plain:.2f}x) | "
@@ -784,7 +799,8 @@ def main():
     build(args.no_build)
     args.opt_level = release_opt_level()
     tools = make_tools(args.opt_level)
-    usher, tini, dumb, cata, opt3 = tools
+    usher, tini, dumb, cata, opt3, usher_json = tools
+    tools = tools[:5]
     main_tools, peers = [usher, tini, dumb, cata], [tini, dumb, cata]
     rng = random.Random(args.seed)
 
@@ -798,7 +814,7 @@ def main():
         log(f"SIGTERM-to-exit: {args.term_runs} rounds of {len(main_tools)}")
         term = measure_term(rng, main_tools, args.term_runs)
         log(f"idle RSS: {args.rss_runs} rounds of {len(main_tools)}")
-        rss = measure_rss(rng, main_tools, args.rss_runs)
+        rss = measure_rss(rng, main_tools + [usher_json], args.rss_runs)
         log("grace scenario")
         grace = measure_grace(rng, usher, peers, args.grace, args.grace_runs,
                               args.grace_peer_runs, args.peer_cap)

@@ -39,6 +39,7 @@ use crate::sys::{self, SignalInbox};
 
 /// Runs the command under supervision and returns usher's exit status.
 pub fn run(mut config: Config) -> u8 {
+    sys::use_one_malloc_arena();
     let inbox = match sys::take_over_signals() {
         Ok(inbox) => inbox,
         Err(e) => return configuration_error(&format!("failed to take over signals: {e}")),
