@@ -346,7 +346,7 @@ class Started:
             line = read_line(self.out, self.buffer, deadline)
             while getattr(tool, "json_logs", False) and not line.startswith("ready "):
                 # usher's own event records come first; the child's line is a record's message.
-                message = json.loads(line).get("message", "")
+                message = json.loads(line).get("msg", "")
                 line = message if message.startswith("ready ") else read_line(
                     self.out, self.buffer, deadline)
             if not line.startswith("ready "):
