@@ -199,6 +199,9 @@ mod tests {
             Some(LIMIT as u64)
         );
         let _ = std::fs::remove_file(&log);
+        if let Some(dir) = log.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
 
         let Err(error) = write(&std::env::temp_dir(), "x") else {
             unreachable!("wrote to a directory");
