@@ -8,6 +8,8 @@
 //! - `hog worker child`: the same, but the hog is its own child, which it reaps itself (saying
 //!   `worker ended: ...`), as a pre-forking server does: usher never sees the worker end.
 //! - `hog spawn`: the middle process.
+//! - `hog hold MIB`: allocates and touches MIB MiB, says `holding MIB MiB pid=N`, then holds
+//!   them until SIGTERM and exits 0 (a known resident size for `/metrics`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Write;
@@ -26,13 +28,18 @@ fn hog() -> ! {
     say(&format!("hog pid={} allocating", std::process::id()));
     let mut kept: Vec<Vec<u8>> = Vec::new();
     loop {
-        let mut chunk = vec![0u8; 1 << 20];
-        // Touch every page: untouched pages of a zeroed allocation cost no memory.
-        for page in chunk.chunks_mut(4096) {
-            page[0] = 1;
-        }
-        kept.push(std::hint::black_box(chunk));
+        kept.push(touched_mib());
     }
+}
+
+/// A MiB, resident.
+fn touched_mib() -> Vec<u8> {
+    let mut chunk = vec![0u8; 1 << 20];
+    // Touch every page: untouched pages of a zeroed allocation cost no memory.
+    for page in chunk.chunks_mut(4096) {
+        page[0] = 1;
+    }
+    std::hint::black_box(chunk)
 }
 
 fn main() {
@@ -65,6 +72,14 @@ fn main() {
                 say("bye");
             }
         }
-        Some(other) => panic!("usage: hog [worker orphan|child]; not {other:?}"),
+        Some("hold") => {
+            let mib: usize = std::env::args().nth(2).unwrap().parse().unwrap();
+            let mut signals = Signals::new([SIGTERM]).unwrap();
+            let kept: Vec<Vec<u8>> = (0..mib).map(|_| touched_mib()).collect();
+            say(&format!("holding {mib} MiB pid={}", std::process::id()));
+            signals.forever().next();
+            drop(std::hint::black_box(kept));
+        }
+        Some(other) => panic!("usage: hog [worker orphan|child | hold MIB]; not {other:?}"),
     }
 }

@@ -230,24 +230,42 @@ impl ReadySource {
 
 /// The rest of `tcp:[HOST:]PORT` (`tcp://HOST:PORT` too): a bare port is on 127.0.0.1.
 fn parse_tcp(rest: &str) -> Result<SocketAddr, String> {
-    let addr = match rest.parse::<u16>() {
-        Ok(port) => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
-        Err(_) => http_check::parse_authority(rest.strip_prefix("//").unwrap_or(rest))?,
+    let addr = if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) {
+        let port = rest.parse().map_err(|_| http_check::not_a_port(rest))?;
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+    } else {
+        let authority = rest.strip_prefix("//").unwrap_or(rest);
+        if authority.contains('/') {
+            return Err(format!(
+                "\"{rest}\" has a path: a tcp: check is tcp:[HOST:]PORT"
+            ));
+        }
+        http_check::parse_authority(authority)?
     };
-    if addr.port() == 0 {
-        return Err("port 0 cannot be connected to".to_string());
-    }
-    Ok(addr)
+    connectable(addr)
 }
 
 /// `spec` is `http:URL` or the URL itself (`rest` follows `http:`): both
 /// `http:http://127.0.0.1:8080/ready` and `http://127.0.0.1:8080/ready`.
 fn parse_http(spec: &str, rest: &str) -> Result<Target, String> {
     let url = if rest.starts_with("//") { spec } else { rest };
-    match http_check::parse_target(url)? {
-        target @ Target::Http { .. } => Ok(target),
-        Target::Tcp { .. } => Err(format!("\"{url}\" is not an http:// URL")),
+    // Said here, not by the target parser: its `tcp://` form is `usher probe`'s, not a spec's.
+    let not_http = || format!("\"{url}\" is not an http:// URL (http://HOST:PORT/PATH)");
+    if !url.starts_with("http://") {
+        return Err(not_http());
     }
+    match http_check::parse_target(url)? {
+        target @ Target::Http { addr, .. } => connectable(addr).map(|_| target),
+        Target::Tcp { .. } => Err(not_http()),
+    }
+}
+
+/// A check's address: any port but 0.
+fn connectable(addr: SocketAddr) -> Result<SocketAddr, String> {
+    if addr.port() == 0 {
+        return Err("port 0 cannot be connected to".to_string());
+    }
+    Ok(addr)
 }
 
 /// `--live-when watchdog` without an interval: the child must say `WATCHDOG=1` at least this
@@ -424,12 +442,12 @@ mod tests {
             ("file:/tmp/x", "unknown liveness check"),
             ("", "unknown liveness check"),
             ("tcp:", "not HOST:PORT"),
-            ("tcp:0", "port 0"),
-            ("tcp:70000", "not HOST:PORT"),
+            ("tcp:0", "port 0 cannot be connected to"),
             ("tcp:db:5432", "no DNS"),
+            ("tcp:127.0.0.1:5/x", "has a path"),
             ("http://example.com:80/x", "no DNS"),
             ("http://127.0.0.1/x", "not HOST:PORT"),
-            ("http:tcp://127.0.0.1:5", "not an http:// URL"),
+            ("http://127.0.0.1:0/x", "port 0 cannot be connected to"),
             ("watchdog:", "invalid duration"),
             ("watchdog:soon", "invalid duration"),
             ("watchdog:0", "at least 100ms"),
@@ -446,6 +464,45 @@ mod tests {
                     .unwrap_err()
                     .contains("report or stop")
             );
+        }
+    }
+
+    /// Errors speak the spec's own syntax, and say a bad port in the same words however it is
+    /// written, for `--live-when` and `--ready-when` alike.
+    #[test]
+    fn spec_errors_say_the_same_thing_the_same_way() {
+        let live = |spec| LiveCheck::parse(spec, |_| Ok(Duration::from_secs(1))).unwrap_err();
+        let ready = |spec| ReadySource::parse(spec).unwrap_err();
+        for spec in [
+            "http:127.0.0.1:8080/healthz",
+            "http:tcp://127.0.0.1:5",
+            "http:ftp://127.0.0.1:21/",
+            "http:",
+        ] {
+            let url = spec.strip_prefix("http:").unwrap_or_default();
+            let expected = format!("\"{url}\" is not an http:// URL (http://HOST:PORT/PATH)");
+            assert_eq!(live(spec), expected);
+            assert_eq!(ready(spec), expected);
+        }
+        for (spec, port) in [
+            ("tcp:70000", "70000"),
+            ("tcp:127.0.0.1:70000", "70000"),
+            ("tcp://127.0.0.1:70000", "70000"),
+            ("http://127.0.0.1:99999/healthz", "99999"),
+            ("http:http://127.0.0.1:65536/", "65536"),
+        ] {
+            let expected = format!("\"{port}\" is not a port (1-65535)");
+            assert_eq!(live(spec), expected, "{spec}");
+            assert_eq!(ready(spec), expected, "{spec}");
+        }
+        for spec in ["tcp:0", "tcp:127.0.0.1:0", "http://127.0.0.1:0/"] {
+            assert_eq!(live(spec), "port 0 cannot be connected to", "{spec}");
+            assert_eq!(ready(spec), "port 0 cannot be connected to", "{spec}");
+        }
+        // Neither speaks of `tcp://`, the probe's syntax.
+        for spec in ["http:127.0.0.1:8080/healthz", "tcp:x", "bogus"] {
+            assert!(!live(spec).contains("tcp://"), "{spec}: {}", live(spec));
+            assert!(!ready(spec).contains("tcp://"), "{spec}: {}", ready(spec));
         }
     }
 

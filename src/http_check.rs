@@ -111,15 +111,19 @@ pub fn parse_authority(authority: &str) -> Result<SocketAddr, String> {
     let (host, port) = authority
         .rsplit_once(':')
         .ok_or_else(|| format!("\"{authority}\" is not HOST:PORT (e.g. 127.0.0.1:8558)"))?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("\"{port}\" is not a port"))?;
+    let port: u16 = port.parse().map_err(|_| not_a_port(port))?;
     if host.eq_ignore_ascii_case("localhost") {
         return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
     }
     Err(format!(
         "\"{host}\" is not an IP address or localhost (usher does no DNS lookups)"
     ))
+}
+
+/// The error for a PORT that is not a number from 0 to 65535, in the same words wherever a
+/// port is given (`--ready-when`, `--live-when`, `usher probe`).
+pub fn not_a_port(port: &str) -> String {
+    format!("\"{port}\" is not a port (1-65535)")
 }
 
 /// Checks `target` once: connects, and for HTTP sends `GET PATH` and reads the answer's head,

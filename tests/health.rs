@@ -329,22 +329,53 @@ fn metrics_count_the_app_s_processes() {
         .sum();
     let (status, metrics) = get(port, "GET", "/metrics");
     assert_eq!(status, 200);
-    let value = |series: &str| -> f64 {
-        let line = metrics
-            .lines()
-            .find(|l| {
-                l.strip_prefix(series)
-                    .is_some_and(|rest| rest.starts_with(' '))
-            })
-            .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"));
-        line.rsplit(' ').next().unwrap().parse().unwrap()
-    };
+    let value = |series: &str| sample_value(&metrics, series);
     assert_eq!(app.len(), 2, "{app:?}");
     assert_eq!(value("usher_app_processes"), 2.0, "{metrics}");
     assert_eq!(value("usher_app_threads"), threads as f64, "{metrics}");
     assert_eq!(value("usher_app_open_fds"), fds as f64, "{metrics}");
     assert!(value("usher_app_resident_memory_bytes") > 0.0, "{metrics}");
     assert!(value("usher_app_cpu_seconds_total") >= 0.0, "{metrics}");
+    usher.signal(libc::SIGTERM);
+    assert_eq!(usher.wait(), 0);
+}
+
+/// The value of the unlabelled `series` in a /metrics body.
+fn sample_value(metrics: &str, series: &str) -> f64 {
+    let line = metrics
+        .lines()
+        .find(|l| {
+            l.strip_prefix(series)
+                .is_some_and(|rest| rest.starts_with(' '))
+        })
+        .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// The app's resident memory is its VmRSS: an app holding 16 MiB, idle, shows what its
+/// /proc/PID/status says (the `rss` of /proc/PID/stat lags by what each CPU has not folded in
+/// yet, often by a hundred kB or more).
+#[test]
+fn metrics_resident_memory_is_the_app_s_vm_rss() {
+    if !require_root("metrics_resident_memory_is_the_app_s_vm_rss") {
+        return;
+    }
+    let hog = fixture("hog");
+    let (mut usher, port) = serving_app(&[], &[&hog, "hold", "16"], "holding 16 MiB");
+    let app = children_of(usher.pid());
+    assert_eq!(app.len(), 1, "{app:?}");
+    let vm_rss = status_field(app[0], "VmRSS").unwrap();
+    let kib: f64 = vm_rss.strip_suffix(" kB").unwrap().parse().unwrap();
+    let (status, metrics) = get(port, "GET", "/metrics");
+    assert_eq!(status, 200);
+    let resident = sample_value(&metrics, "usher_app_resident_memory_bytes");
+    assert!(resident >= 16.0 * 1024.0 * 1024.0, "{resident} < 16 MiB");
+    // The app is idle: only a page or two the kernel might reclaim meanwhile.
+    let tolerance = 8.0 * 1024.0;
+    assert!(
+        (resident - kib * 1024.0).abs() <= tolerance,
+        "usher_app_resident_memory_bytes {resident}, VmRSS {vm_rss}"
+    );
     usher.signal(libc::SIGTERM);
     assert_eq!(usher.wait(), 0);
 }

@@ -602,8 +602,8 @@ fn on_unhealthy_stop_with_the_watchdog_stops_a_frozen_app() {
     if !require_root("on_unhealthy_stop_with_the_watchdog_stops_a_frozen_app") {
         return;
     }
-    let mut usher = Usher::pid1(&[
-        "-v",
+    let env = [("USHER_LOG_FORMAT", "json")];
+    let args = [
         "--live-when",
         "watchdog:500ms",
         "--on-unhealthy",
@@ -611,19 +611,32 @@ fn on_unhealthy_stop_with_the_watchdog_stops_a_frozen_app() {
         "--",
         &fixture("live_app"),
         "watchdog",
-    ]);
-    usher.line_starting("watchdog 500000");
-    usher.stderr_containing("child is live (watchdog)");
+    ];
+    let mut usher = Usher::pid1_with_env(&env, &args);
+    while !usher.next_line().contains("watchdog 500000") {}
+    usher.event("child_live");
     let mut child = 0;
     wait_until("usher's child", || {
         child = children_of(usher.pid()).first().copied().unwrap_or(0);
         child != 0
     });
     send(child, libc::SIGSTOP);
-    usher.stderr_containing("no WATCHDOG=1 within 500ms");
-    usher.stderr_containing("stopping the app gracefully");
-    usher.line_starting("stopping on SIGTERM");
+    // An alert keyed on child_unhealthy must see it, and before the stop it causes.
+    let unhealthy = usher.event("child_unhealthy");
+    assert_eq!(unhealthy["reason"], "no WATCHDOG=1 within 500ms");
+    let seen = usher.events_seen();
+    assert!(!seen.iter().any(|e| e == "unhealthy_stop"), "{seen:?}");
+    let stop = usher.event("unhealthy_stop");
+    assert_eq!(stop["reason"], "watchdog: no WATCHDOG=1 within 500ms");
+    while !usher.next_line().contains("stopping on SIGTERM") {}
     assert_eq!(usher.wait(), 70);
+    let seen = usher.events_seen();
+    let said = |event: &str| seen.iter().filter(|e| *e == event).count();
+    assert_eq!(
+        (said("child_unhealthy"), said("unhealthy_stop")),
+        (1, 1),
+        "{seen:?}"
+    );
 }
 
 /// `--on-unhealthy report` (the default) only reports: the app runs on, usher with it.

@@ -63,6 +63,37 @@ fn bad_flags_exit_2_naming_the_flag_before_anything_starts() {
     }
 }
 
+/// A bad `--live-when` or `--ready-when` is told in the spec's own syntax (`tcp://` is
+/// `usher probe`'s), and a port out of range in the same words however it is written.
+#[test]
+fn bad_check_specs_are_told_in_their_own_syntax() {
+    for flag in ["--live-when", "--ready-when"] {
+        for (spec, said) in [
+            (
+                "http:127.0.0.1:8080/healthz",
+                "\"127.0.0.1:8080/healthz\" is not an http:// URL (http://HOST:PORT/PATH)",
+            ),
+            ("tcp:70000", "\"70000\" is not a port (1-65535)"),
+            ("tcp:127.0.0.1:70000", "\"70000\" is not a port (1-65535)"),
+            (
+                "http://127.0.0.1:99999/healthz",
+                "\"99999\" is not a port (1-65535)",
+            ),
+            (
+                "http://127.0.0.1:0/healthz",
+                "port 0 cannot be connected to",
+            ),
+        ] {
+            let stderr = rejected(&[flag, spec], &[]);
+            assert_eq!(
+                stderr.trim_end(),
+                format!("usher: {flag}: {said}"),
+                "{spec}"
+            );
+        }
+    }
+}
+
 #[test]
 fn bad_environment_exits_2_naming_the_variable() {
     for (var, value) in [

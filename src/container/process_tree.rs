@@ -8,9 +8,11 @@
 //!   child and the orphans: so processes that have ended still count and the sum only grows,
 //!   as a `_seconds_total` counter must (short of children reaped by a parent that ignores
 //!   SIGCHLD). In clock ticks, `sysconf(_SC_CLK_TCK)` (USER_HZ, 100 on Linux).
-//! - Resident memory: each process's `rss` from /proc/PID/stat (the same figure as statm's
-//!   resident), in pages of `sysconf(_SC_PAGE_SIZE)`; shared pages count once per process,
-//!   as in ps(1).
+//! - Resident memory: each process's `VmRSS` from /proc/PID/status (kB of 1024 bytes); shared
+//!   pages count once per process, as in ps(1). Not the `rss` of /proc/PID/stat: since Linux
+//!   6.2 that is a cheap read of per-CPU counters (proc(5): inaccurate), short by what each
+//!   CPU has not yet folded in, up to hundreds of kB, 0 for a small process; status sums them.
+//!   One more small file per process of the app (not per process in /proc), a few µs each.
 //! - Threads: `num_threads` of /proc/PID/stat.
 //! - Open files: entries of /proc/PID/fd. Reading another user's fd directory takes ptrace
 //!   access (CAP_SYS_PTRACE, which Docker does not grant, or the same uid): when usher cannot,
@@ -35,8 +37,6 @@ pub struct Stat {
     pub cutime: u64,
     pub cstime: u64,
     pub threads: u64,
-    /// Resident pages.
-    pub rss: u64,
 }
 
 /// Parses /proc/PID/stat: `PID (COMM) STATE PPID ...`; fields are counted from the last `)`,
@@ -45,7 +45,7 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     let (before, after) = text.rsplit_once(')')?;
     before.find('(')?;
     // After the name: field 3 (state), 4 (ppid), ..., 14 (utime) to 17 (cstime), 20
-    // (num_threads), 24 (rss).
+    // (num_threads).
     let mut fields = after.split_ascii_whitespace();
     let ppid = fields.nth(1)?.parse().ok()?;
     let mut number = |skip: usize| fields.nth(skip)?.parse::<u64>().ok();
@@ -56,8 +56,17 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
         cutime: number(0)?,
         cstime: number(0)?,
         threads: number(2)?,
-        rss: number(3)?,
     })
+}
+
+/// Resident memory in bytes from /proc/PID/status' `VmRSS:   1234 kB` line; `None` without
+/// one (a zombie has none) or when malformed.
+pub fn parse_vm_rss(status: &str) -> Option<u64> {
+    let value = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?;
+    let kib: u64 = value.trim().strip_suffix("kB")?.trim_end().parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// The descendants of `usher` among `stats` (pid and stat of every process).
@@ -77,26 +86,21 @@ pub fn select(stats: &[(i32, Stat)], usher: i32) -> Vec<i32> {
     found
 }
 
-/// Clock tick and page sizes.
+/// The clock tick.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Units {
     pub ticks_per_second: u64,
-    pub page_size: u64,
 }
 
 impl Units {
-    /// From sysconf(3); USER_HZ 100 and 4 KiB pages if it cannot say.
+    /// From sysconf(3); USER_HZ 100 if it cannot say.
     pub fn system() -> Units {
-        let get = |var, default: u64| match sysconf(var) {
-            Ok(Some(value)) => u64::try_from(value)
-                .ok()
-                .filter(|v| *v > 0)
-                .unwrap_or(default),
-            _ => default,
+        let ticks_per_second = match sysconf(SysconfVar::CLK_TCK) {
+            Ok(Some(value)) => u64::try_from(value).ok().filter(|v| *v > 0),
+            _ => None,
         };
         Units {
-            ticks_per_second: get(SysconfVar::CLK_TCK, 100),
-            page_size: get(SysconfVar::PAGE_SIZE, 4096),
+            ticks_per_second: ticks_per_second.unwrap_or(100),
         }
     }
 
@@ -120,10 +124,10 @@ pub struct Tree {
     pub problem: Option<ReadError>,
 }
 
-/// Sums the figures of `selected` and usher's ended children (pure: fds counted apart).
+/// Sums the figures of `selected` and usher's ended children (pure: resident memory and fds
+/// counted apart).
 pub fn sum(stats: &[(i32, Stat)], selected: &[i32], usher: i32, units: Units) -> Tree {
     let mut ticks = 0u64;
-    let mut pages = 0u64;
     let mut tree = Tree::default();
     for (pid, stat) in stats {
         if *pid == usher {
@@ -133,18 +137,16 @@ pub fn sum(stats: &[(i32, Stat)], selected: &[i32], usher: i32, units: Units) ->
             let own = stat.utime.saturating_add(stat.stime);
             let children = stat.cutime.saturating_add(stat.cstime);
             ticks = ticks.saturating_add(own.saturating_add(children));
-            pages = pages.saturating_add(stat.rss);
             tree.threads = tree.threads.saturating_add(stat.threads);
             tree.processes += 1;
         }
     }
     tree.cpu = units.ticks(ticks);
-    tree.resident_bytes = pages.saturating_mul(units.page_size);
     tree
 }
 
 /// Reads the figures of `usher`'s descendants under `proc_root` (`/proc`): one stat
-/// file per process in /proc and one fd directory per selected process.
+/// file per process in /proc, and one status file and one fd directory per selected process.
 ///
 /// Errors: `proc_root` unreadable (no /proc). Processes that end while being read are skipped.
 pub fn read(proc_root: &Path, usher: i32, units: Units) -> Result<Tree, ReadError> {
@@ -168,6 +170,13 @@ pub fn read(proc_root: &Path, usher: i32, units: Units) -> Result<Tree, ReadErro
     }
     let selected = select(&stats, usher);
     let mut tree = sum(&stats, &selected, usher, units);
+    for pid in &selected {
+        // A process that has ended meanwhile, or a zombie, holds no memory.
+        let status = std::fs::read_to_string(proc_root.join(pid.to_string()).join("status"));
+        if let Some(bytes) = status.ok().as_deref().and_then(parse_vm_rss) {
+            tree.resident_bytes = tree.resident_bytes.saturating_add(bytes);
+        }
+    }
     let mut fds = Some(0u64);
     for pid in &selected {
         let path = proc_root.join(pid.to_string()).join("fd");
@@ -197,25 +206,18 @@ mod tests {
     use super::*;
 
     /// A /proc/PID/stat line of Linux 6.x with these values.
-    fn stat_line(
-        pid: i32,
-        comm: &str,
-        ppid: i32,
-        ticks: [u64; 4],
-        threads: u64,
-        rss: u64,
-    ) -> String {
+    fn stat_line(pid: i32, comm: &str, ppid: i32, ticks: [u64; 4], threads: u64) -> String {
         let [utime, stime, cutime, cstime] = ticks;
         format!(
             "{pid} ({comm}) S {ppid} {pid} {pid} 0 -1 4194560 1063 0 0 0 {utime} {stime} \
-             {cutime} {cstime} 20 0 {threads} 0 12345 11038720 {rss} 18446744073709551615 1 1 \
+             {cutime} {cstime} 20 0 {threads} 0 12345 11038720 300 18446744073709551615 1 1 \
              0 0 0 0 0 4 65536 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
         )
     }
 
     #[test]
     fn parses_stat_with_an_awkward_command_name() {
-        let line = stat_line(42, "a) (b c) x", 1, [150, 50, 7, 3], 4, 300);
+        let line = stat_line(42, "a) (b c) x", 1, [150, 50, 7, 3], 4);
         assert_eq!(
             parse_stat(&line),
             Some(Stat {
@@ -225,7 +227,6 @@ mod tests {
                 cutime: 7,
                 cstime: 3,
                 threads: 4,
-                rss: 300,
             })
         );
         assert_eq!(parse_stat("42 (x) S 1 2 3"), None);
@@ -233,7 +234,25 @@ mod tests {
         assert_eq!(parse_stat(""), None);
     }
 
-    fn stat(ppid: i32, ticks: [u64; 4], threads: u64, rss: u64) -> Stat {
+    /// The lines around VmRSS in a /proc/PID/status of Linux 6.x.
+    const STATUS: &str = "Name:\tlive_app\nUmask:\t0022\nState:\tS (sleeping)\nPid:\t7\n\
+        VmPeak:\t   10756 kB\nVmSize:\t   10756 kB\nVmHWM:\t    2200 kB\nVmRSS:\t    2148 kB\n\
+        RssAnon:\t     100 kB\nRssFile:\t    2048 kB\nRssShmem:\t       0 kB\nThreads:\t2\n";
+
+    #[test]
+    fn parses_vm_rss_from_status() {
+        assert_eq!(parse_vm_rss(STATUS), Some(2148 * 1024));
+        // A zombie's status has no memory lines.
+        assert_eq!(
+            parse_vm_rss("Name:\tx\nState:\tZ (zombie)\nThreads:\t1\n"),
+            None
+        );
+        assert_eq!(parse_vm_rss("VmRSS:\t  12 MB\n"), None);
+        assert_eq!(parse_vm_rss("VmRSS:\t  x kB\n"), None);
+        assert_eq!(parse_vm_rss(""), None);
+    }
+
+    fn stat(ppid: i32, ticks: [u64; 4], threads: u64) -> Stat {
         let [utime, stime, cutime, cstime] = ticks;
         Stat {
             ppid,
@@ -242,7 +261,6 @@ mod tests {
             cutime,
             cstime,
             threads,
-            rss,
         }
     }
 
@@ -250,13 +268,13 @@ mod tests {
     /// shell (20, parent outside the namespace), and a ppid loop that must not hang (30, 31).
     fn processes() -> Vec<(i32, Stat)> {
         vec![
-            (1, stat(0, [5, 5, 40, 10], 2, 100)),
-            (7, stat(1, [100, 20, 0, 0], 3, 1000)),
-            (8, stat(7, [60, 10, 5, 5], 1, 500)),
-            (9, stat(1, [2, 1, 0, 0], 1, 50)),
-            (20, stat(0, [1, 1, 0, 0], 1, 80)),
-            (30, stat(31, [0, 0, 0, 0], 1, 1)),
-            (31, stat(30, [0, 0, 0, 0], 1, 1)),
+            (1, stat(0, [5, 5, 40, 10], 2)),
+            (7, stat(1, [100, 20, 0, 0], 3)),
+            (8, stat(7, [60, 10, 5, 5], 1)),
+            (9, stat(1, [2, 1, 0, 0], 1)),
+            (20, stat(0, [1, 1, 0, 0], 1)),
+            (30, stat(31, [0, 0, 0, 0], 1)),
+            (31, stat(30, [0, 0, 0, 0], 1)),
         ]
     }
 
@@ -273,17 +291,15 @@ mod tests {
         let stats = processes();
         let units = Units {
             ticks_per_second: 100,
-            page_size: 4096,
         };
         let tree = sum(&stats, &[7, 9, 8], 1, units);
         // usher's ended children 50, main child 120, worker 80, orphan 3: 253 ticks.
         assert_eq!(tree.cpu, Duration::from_millis(2530));
-        assert_eq!(tree.resident_bytes, 1550 * 4096);
+        assert_eq!(tree.resident_bytes, 0, "read apart");
         assert_eq!(tree.threads, 5);
         assert_eq!(tree.processes, 3);
         let odd = Units {
             ticks_per_second: 3,
-            page_size: 1,
         };
         assert_eq!(odd.ticks(1), Duration::from_nanos(333_333_333));
     }

@@ -80,8 +80,8 @@ impl Container {
         }
     }
 
-    /// Reads every figure: a few cgroup files, one stat file per process in /proc and one fd
-    /// directory per process of the app. Blocking file I/O: not for an async runtime's thread.
+    /// Reads every figure: a few cgroup files, one stat file per process in /proc, and one
+    /// status file and one fd directory per process of the app. Blocking file I/O: not for an async runtime's thread.
     pub fn sample(&self) -> Sample {
         let mut readings = crate::container::read(&self.cgroups);
         for problem in std::mem::take(&mut readings.problems) {

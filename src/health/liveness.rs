@@ -122,27 +122,30 @@ fn poll(target: &Target, kind: &'static str, rules: Rules, health: &Health, alar
     }
 }
 
-/// Liveness changed: a failure is handed to the event loop (`alarm`), and either is said
-/// while the child runs (not the noise of a stop).
+/// Liveness changed: said while the child runs (not the noise of a stop), and then a failure
+/// is handed to the event loop (`alarm`).
+///
+/// Said first: once the event loop has the failure it may begin the stop at once
+/// (`unhealthy_stop`), and from then on the child no longer counts as running, so a failure
+/// said after the handover could go unsaid, or come after the stop it caused.
 pub fn changed(kind: &str, live: bool, why: &str, health: &Health, alarm: Option<&Alarm>) {
+    if health.running() {
+        if live {
+            info!(child_live, check = kind, "child is live ({kind})");
+        } else {
+            warn!(
+                child_unhealthy,
+                check = kind,
+                reason = why,
+                "child is unhealthy ({kind}): {why}"
+            );
+        }
+    }
     if !live {
         health.unhealthy();
         if let Some(alarm) = alarm {
             alarm.ring();
         }
-    }
-    if !health.running() {
-        return;
-    }
-    if live {
-        info!(child_live, check = kind, "child is live ({kind})");
-    } else {
-        warn!(
-            child_unhealthy,
-            check = kind,
-            reason = why,
-            "child is unhealthy ({kind}): {why}"
-        );
     }
 }
 
@@ -293,6 +296,83 @@ mod tests {
             nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).unwrap(),
             0
         );
+    }
+
+    /// Records each event's name, and whether the event loop could have heard of a failure
+    /// (the alarm readable, or the failure waiting to be taken) when it was emitted.
+    struct Recorder {
+        health: Arc<Health>,
+        alarm: UnixDatagram,
+        seen: Arc<std::sync::Mutex<Vec<(String, bool)>>>,
+    }
+
+    struct EventName(String);
+
+    impl tracing::field::Visit for EventName {
+        fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+            if field.name() == "event" {
+                self.0 = value.to_string();
+            }
+        }
+
+        fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+    }
+
+    impl tracing::Subscriber for Recorder {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+        fn event(&self, event: &tracing::Event<'_>) {
+            let mut name = EventName(String::new());
+            event.record(&mut name);
+            let mut fds = [nix::poll::PollFd::new(
+                self.alarm.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let rung = nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).unwrap() == 1;
+            let pending = self
+                .health
+                .unhealthy_pending
+                .load(std::sync::atomic::Ordering::SeqCst);
+            self.seen.lock().unwrap().push((name.0, rung || pending));
+        }
+
+        fn enter(&self, _: &tracing::span::Id) {}
+
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    /// The event loop may begin the stop (`unhealthy_stop`) the moment it hears of a failure,
+    /// after which the child no longer counts as running: `child_unhealthy` must be out before.
+    #[test]
+    fn a_failure_is_said_before_the_event_loop_hears_of_it() {
+        let health = Arc::new(Health::default());
+        health.child_started(3);
+        let (alarm, receiver) = alarm().unwrap();
+        let seen = Arc::default();
+        let recorder = Recorder {
+            health: Arc::clone(&health),
+            alarm: receiver.socket.try_clone().unwrap(),
+            seen: Arc::clone(&seen),
+        };
+        tracing::subscriber::with_default(recorder, || {
+            changed("watchdog", false, "no WATCHDOG=1", &health, Some(&alarm));
+        });
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [("child_unhealthy".to_string(), false)],
+            "(event, whether the event loop could already know)"
+        );
+        assert!(health.take_unhealthy(), "and then handed over");
     }
 
     #[test]

@@ -181,7 +181,7 @@ pub fn render(sample: &Sample, out: &mut String) {
     family(
         "usher_app_resident_memory_bytes",
         "gauge",
-        "Resident memory of the app's processes, summed (shared pages once per process).",
+        "Resident memory (VmRSS) of the app's processes, summed (shared pages once per process).",
         tree.map(|t| t.resident_bytes.to_string()),
     );
     family(

@@ -435,6 +435,32 @@ impl Usher {
         }
     }
 
+    /// Skips stderr lines until usher's JSON record of the event `name` (its `event` field;
+    /// needs `USHER_LOG_FORMAT=json`), and returns that record.
+    pub fn event(&mut self, name: &str) -> serde_json::Value {
+        loop {
+            match self.stderr.recv_timeout(DEADLINE) {
+                Ok(line) => {
+                    self.stderr_seen.push(line.clone());
+                    let record: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                    if record["event"] == name {
+                        return record;
+                    }
+                }
+                Err(e) => panic!("no {name} event ({e:?}): {:?}", self.stderr_seen),
+            }
+        }
+    }
+
+    /// The `event` fields of usher's JSON records on stderr so far, in order.
+    pub fn events_seen(&self) -> Vec<String> {
+        self.stderr_seen
+            .iter()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter_map(|record| record["event"].as_str().map(str::to_string))
+            .collect()
+    }
+
     fn drain_stderr(&mut self) -> Vec<String> {
         while let Ok(line) = self.stderr.try_recv() {
             self.stderr_seen.push(line);
