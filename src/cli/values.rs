@@ -131,12 +131,18 @@ pub fn log_field(text: &str, schema: LogSchema) -> Result<(String, String), Stri
             "\"{key}\" is not a valid field name ([A-Za-z_][A-Za-z0-9_.-]*)"
         ));
     }
-    if schema.reserved_keys().contains(&key) {
-        return Err(format!(
-            "\"{key}\" is one of the keys usher writes itself in the {} log schema ({})",
-            schema.name(),
-            schema.reserved_keys().join(", ")
-        ));
+    let reserved = schema.reserved_keys();
+    if reserved.contains(&key) {
+        let mut why = format!(
+            "\"{key}\" is one of the keys usher writes itself in the {} log schema (",
+            schema.name()
+        );
+        for (n, reserved) in reserved.iter().enumerate() {
+            why.push_str(if n == 0 { "" } else { ", " });
+            why.push_str(reserved);
+        }
+        why.push(')');
+        return Err(why);
     }
     Ok((key.to_string(), value.to_string()))
 }

@@ -523,7 +523,7 @@ mod tests {
         fields.literal("clean", &false);
         fields.string("why", "a \"tab\"\there\u{7f}");
         // The record's own keys are never taken.
-        for &key in LogSchema::Usher.reserved_keys() {
+        for key in LogSchema::Usher.reserved_keys() {
             fields.string(key, "not this");
             fields.literal(key, &1);
         }
@@ -625,7 +625,7 @@ mod tests {
         // The usher schema's own keys are reserved (`cli` rejects them).
         assert_eq!(
             LogSchema::Usher.reserved_keys(),
-            ["time", "level", "stream", "msg", "partial", "logger"]
+            ["time", "level", "msg", "stream", "logger", "partial"]
         );
     }
 

@@ -47,10 +47,30 @@ impl LogSchema {
         LogSchema::ALL.into_iter().find(|s| s.name() == text)
     }
 
-    /// The keys usher writes itself in this schema, and the other names the schema gives them:
-    /// a static `--log-field` may take none of them.
-    pub fn reserved_keys(self) -> &'static [&'static str] {
-        self.keys().reserved
+    /// The keys usher writes itself in this schema, and the other names the schema gives them
+    /// (GCP's other time keys, ECS's `ecs` object): a static `--log-field` may take none of
+    /// them.
+    pub fn reserved_keys(self) -> Vec<&'static str> {
+        let keys = self.keys();
+        let own = [
+            Some(keys.time),
+            Some(keys.level),
+            keys.level_number.map(|(key, _)| key),
+            Some(keys.message),
+            keys.version.map(|(key, _)| key),
+            Some(keys.stream),
+            Some(keys.logger),
+            Some(keys.partial),
+        ];
+        let mut reserved: Vec<&'static str> = own.into_iter().flatten().collect();
+        for aliases in [keys.time_aliases, keys.level_aliases, keys.version_aliases] {
+            for alias in aliases {
+                if !reserved.contains(alias) {
+                    reserved.push(alias);
+                }
+            }
+        }
+        reserved
     }
 
     fn keys(self) -> &'static Keys {
@@ -74,7 +94,7 @@ struct Keys {
     /// usher's own names ([`Level::as_str`]).
     level_names: Option<[&'static str; 6]>,
     /// A number written beside the level, by [`Level`] (OpenTelemetry's SeverityNumber).
-    level_number: Option<(&'static str, [u8; 6])>,
+    level_number: Option<(&'static str, [&'static str; 6])>,
     /// Other keys a JSON line may hold its level in, in this schema: usher then adds none.
     level_aliases: &'static [&'static str],
     /// Keys whose string value names a JSON line's level when the schema's own is missing, the
@@ -95,8 +115,6 @@ struct Keys {
     event: &'static str,
     /// What the key of an event's other fields gets in front (ECS: a custom namespace).
     field_prefix: &'static str,
-    /// Every key above that usher writes or treats as the schema's own.
-    reserved: &'static [&'static str],
 }
 
 const USHER: Keys = Keys {
@@ -116,7 +134,6 @@ const USHER: Keys = Keys {
     message_first: false,
     event: "event",
     field_prefix: "",
-    reserved: &["time", "level", "stream", "msg", "partial", "logger"],
 };
 
 /// Cloud Logging's structured payload: `severity` in LogSeverity's names (no TRACE: DEBUG; fatal:
@@ -139,17 +156,6 @@ const GCP: Keys = Keys {
     message_first: false,
     event: "event",
     field_prefix: "",
-    reserved: &[
-        "time",
-        "timestamp",
-        "timestampSeconds",
-        "timestampNanos",
-        "severity",
-        "stream",
-        "message",
-        "partial",
-        "logger",
-    ],
 };
 
 /// ECS as the ecs-logging spec writes it: `@timestamp`, `log.level` (a dotted top-level key, the
@@ -174,16 +180,6 @@ const ECS: Keys = Keys {
     message_first: true,
     event: "event.action",
     field_prefix: "usher.",
-    reserved: &[
-        "@timestamp",
-        "log.level",
-        "message",
-        "ecs.version",
-        "ecs",
-        "stream",
-        "log.logger",
-        "usher.partial",
-    ],
 };
 
 /// The log data model's field names as top-level keys (`Timestamp`, `SeverityText` with the
@@ -195,7 +191,7 @@ const OTEL: Keys = Keys {
     time_aliases: &[],
     level: "SeverityText",
     level_names: Some(["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]),
-    level_number: Some(("SeverityNumber", [1, 5, 9, 13, 17, 21])),
+    level_number: Some(("SeverityNumber", ["1", "5", "9", "13", "17", "21"])),
     level_aliases: &["SeverityNumber"],
     level_hints: &["level", "severity"],
     message: "Body",
@@ -207,15 +203,6 @@ const OTEL: Keys = Keys {
     message_first: false,
     event: "EventName",
     field_prefix: "",
-    reserved: &[
-        "Timestamp",
-        "SeverityText",
-        "SeverityNumber",
-        "Body",
-        "log.iostream",
-        "otel.scope.name",
-        "partial",
-    ],
 };
 
 /// What a top-level key of a child's JSON line is to the schema.
@@ -256,6 +243,7 @@ pub(super) struct Layout {
     stream_tags: [Vec<u8>; 2],
     usher_tag: Vec<u8>,
     roles: Vec<(&'static str, Role)>,
+    reserved: Vec<&'static str>,
 }
 
 impl Layout {
@@ -320,6 +308,7 @@ impl Layout {
             stream_tags,
             usher_tag,
             roles,
+            reserved: schema.reserved_keys(),
         }
     }
 
@@ -376,7 +365,7 @@ impl Layout {
 
     /// Whether usher writes `key` itself (or the schema gives it to one of usher's own).
     pub(super) fn reserves(&self, key: &str) -> bool {
-        self.keys.reserved.contains(&key)
+        self.reserved.contains(&key)
     }
 
     /// The key an event's field named `name` takes in this schema.
@@ -995,7 +984,7 @@ mod tests {
             written.extend(keys.time_aliases);
             written.extend(keys.version_aliases);
             for key in written {
-                assert!(keys.reserved.contains(&key), "{schema:?}: {key}");
+                assert!(schema.reserved_keys().contains(&key), "{schema:?}: {key}");
                 assert!(
                     key.bytes()
                         .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'),
