@@ -136,9 +136,10 @@ const USHER: Keys = Keys {
     field_prefix: "",
 };
 
-/// Cloud Logging's structured payload: `severity` in LogSeverity's names (no TRACE: DEBUG; fatal:
-/// CRITICAL), `message`, and `time`, the RFC 3339 string form (`timestamp` is for a
-/// `{seconds, nanos}` object). Stream and logger stay plain jsonPayload fields.
+/// Cloud Logging's structured payload: `severity` in LogSeverity's names, translated as Google's
+/// logging agent translates log4j's (TRACE: DEBUG, WARN: WARNING, FATAL: CRITICAL), `message`,
+/// and `time`, the RFC 3339 string form (`timestamp` is for a `{seconds, nanos}` object). Stream
+/// and logger stay plain jsonPayload fields.
 const GCP: Keys = Keys {
     time: "time",
     time_aliases: &["timestamp", "timestampSeconds", "timestampNanos"],
