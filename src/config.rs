@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::child::environment::SecretNames;
 use crate::child::privileges::CapSet;
 use crate::http_check::{self, Target};
-use crate::logs::Level;
+use crate::logs::{Level, LogSchema};
 use crate::supervise::signals::{Rewrites, Signo};
 
 /// The validated configuration of a supervised run.
@@ -39,6 +39,8 @@ pub struct Config {
     /// unhealthy.
     pub live_threshold: u32,
     pub log_format: LogMode,
+    /// `--log-schema`: the names of the records' own fields.
+    pub log_schema: LogSchema,
     /// `--log-field K=V`: static fields added to every record.
     pub log_fields: Vec<(String, String)>,
     /// `--log-max-record`, in bytes.

@@ -81,6 +81,7 @@ pub fn run(mut config: Config) -> u8 {
     let log_format = (config.log_format == LogMode::Json).then(|| {
         let fields = std::mem::take(&mut config.log_fields);
         Arc::new(LogFormat::new(
+            config.log_schema,
             config.log_max_record,
             fields,
             config.stderr_level,

@@ -170,6 +170,276 @@ fn awkward_lines_become_valid_records_and_round_trip() {
     }
 }
 
+/// The keys of one `--log-schema`, as a collector reads them.
+struct Schema {
+    name: &'static str,
+    time: &'static str,
+    level: &'static str,
+    message: &'static str,
+    stream: &'static str,
+    logger: &'static str,
+    partial: &'static str,
+    event: &'static str,
+    /// What the keys of an event's other fields get in front.
+    prefix: &'static str,
+    /// The level's value for trace, debug, info, warn, error, fatal.
+    levels: [&'static str; 6],
+}
+
+const SCHEMAS: [Schema; 4] = [
+    Schema {
+        name: "usher",
+        time: "time",
+        level: "level",
+        message: "msg",
+        stream: "stream",
+        logger: "logger",
+        partial: "partial",
+        event: "event",
+        prefix: "",
+        levels: ["trace", "debug", "info", "warn", "error", "fatal"],
+    },
+    Schema {
+        name: "gcp",
+        time: "time",
+        level: "severity",
+        message: "message",
+        stream: "stream",
+        logger: "logger",
+        partial: "partial",
+        event: "event",
+        prefix: "",
+        levels: ["DEBUG", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+    },
+    Schema {
+        name: "ecs",
+        time: "@timestamp",
+        level: "log.level",
+        message: "message",
+        stream: "stream",
+        logger: "log.logger",
+        partial: "usher.partial",
+        event: "event.action",
+        prefix: "usher.",
+        levels: ["trace", "debug", "info", "warn", "error", "fatal"],
+    },
+    Schema {
+        name: "otel",
+        time: "Timestamp",
+        level: "SeverityText",
+        message: "Body",
+        stream: "log.iostream",
+        logger: "otel.scope.name",
+        partial: "partial",
+        event: "EventName",
+        prefix: "",
+        levels: ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"],
+    },
+];
+
+impl Schema {
+    fn level(&self, usher_level: &str) -> &'static str {
+        let index = ["trace", "debug", "info", "warn", "error", "fatal"]
+            .iter()
+            .position(|l| *l == usher_level)
+            .unwrap();
+        self.levels[index]
+    }
+}
+
+/// `whole_lines` for any schema: partial records joined back by the schema's keys.
+fn whole_lines_in(
+    schema: &Schema,
+    records: &[serde_json::Map<String, Value>],
+) -> Vec<(serde_json::Map<String, Value>, String)> {
+    let mut lines = Vec::new();
+    let mut pending: Option<(serde_json::Map<String, Value>, String)> = None;
+    for record in records {
+        let msg = record
+            .get(schema.message)
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let partial = record.get(schema.partial) == Some(&Value::Bool(true));
+        let (first, mut text) = pending
+            .take()
+            .unwrap_or_else(|| (record.clone(), String::new()));
+        text.push_str(msg);
+        if partial {
+            pending = Some((first, text));
+        } else {
+            lines.push((first, text));
+        }
+    }
+    assert!(
+        pending.is_none(),
+        "the last record of a line is never partial"
+    );
+    lines
+}
+
+/// Each schema over a real child as PID 1: text lines on both streams, JSON lines, a line far
+/// over the limit (partial records), and usher's own events, every record parsed and checked
+/// field by field under the schema's keys.
+#[test]
+fn each_schema_s_records_field_by_field() {
+    if !require_root("each_schema_s_records_field_by_field") {
+        return;
+    }
+    for schema in &SCHEMAS {
+        let args = [
+            "--log-format",
+            "json",
+            "--log-schema",
+            schema.name,
+            "--log-field",
+            "service=api",
+            "--log-max-record",
+            "4096",
+            "--",
+            &fixture("awkward_logs"),
+        ];
+        let mut usher = Usher::pid1(&args);
+        assert_eq!(usher.wait(), 0, "{}: {:?}", schema.name, usher.stderr_seen);
+        for line in usher.stdout_seen.iter().chain(&usher.stderr_seen) {
+            assert!(
+                line.len() < 4096,
+                "{}: a record of {} bytes",
+                schema.name,
+                line.len()
+            );
+        }
+        let stdout: Vec<_> = usher.stdout_seen.iter().map(|l| parse(l)).collect();
+        let stderr: Vec<_> = usher.stderr_seen.iter().map(|l| parse(l)).collect();
+        let (events, child_stderr): (Vec<_>, Vec<_>) = stderr
+            .into_iter()
+            .partition(|r| r.get(schema.logger) == Some(&Value::from("usher")));
+        // Every record, the child's and usher's: the time, a level in the schema's names, the
+        // static field.
+        for record in stdout.iter().chain(&child_stderr).chain(&events) {
+            assert_eq!(str_of(record, schema.time).len(), 27, "{record:?}");
+            assert!(
+                schema.levels.contains(&str_of(record, schema.level)),
+                "{}: {record:?}",
+                schema.name
+            );
+            assert_eq!(str_of(record, "service"), "api");
+            if schema.name == "otel" {
+                assert!(record["SeverityNumber"].is_u64(), "{record:?}");
+            }
+            if schema.name == "ecs" {
+                assert_eq!(str_of(record, "ecs.version"), "8.11.0");
+            }
+        }
+        // The child's lines, whole again, on their streams, with their text.
+        let mut expected: Vec<(&str, Vec<u8>)> = awkward_lines::lines();
+        expected.push(("stdout", awkward_lines::LAST_WITHOUT_NEWLINE.to_vec()));
+        let got: Vec<_> = whole_lines_in(schema, &stdout)
+            .into_iter()
+            .chain(whole_lines_in(schema, &child_stderr))
+            .collect();
+        let expected_in_order: Vec<_> = expected
+            .iter()
+            .filter(|(s, _)| *s == "stdout")
+            .chain(expected.iter().filter(|(s, _)| *s == "stderr"))
+            .collect();
+        assert_eq!(got.len(), expected_in_order.len(), "{}", schema.name);
+        let mut json_lines = 0;
+        for ((record, msg), (stream, raw)) in got.iter().zip(expected_in_order) {
+            assert_eq!(str_of(record, schema.stream), *stream, "{record:?}");
+            let text = String::from_utf8_lossy(raw);
+            let trimmed = text.trim();
+            if let Ok(original) = serde_json::from_str::<serde_json::Map<String, Value>>(trimmed) {
+                // Kept verbatim; only the schema's missing keys added.
+                for (key, value) in &original {
+                    assert_eq!(record.get(key), Some(value), "{key} in {record:?}");
+                }
+                json_lines += 1;
+                continue;
+            }
+            assert_eq!(msg, text.strip_suffix('\r').unwrap_or(&text), "{record:?}");
+        }
+        assert_eq!(json_lines, 2);
+        // The JSON lines' levels, from their `level` or `severity` where the schema names it
+        // otherwise.
+        let with = |key: &str| got.iter().find(|(r, _)| r.get(key).is_some()).unwrap();
+        let (warn_line, _) = with("n");
+        assert_eq!(
+            str_of(warn_line, schema.level),
+            schema.level("warn"),
+            "{warn_line:?}"
+        );
+        let (severity_line, _) = got
+            .iter()
+            .find(|(r, _)| r.get("msg") == Some(&Value::from("sev")))
+            .unwrap();
+        let expected_level = match schema.name {
+            "gcp" => "CRITICAL", // its own key, kept as written
+            other => SCHEMAS
+                .iter()
+                .find(|s| s.name == other)
+                .unwrap()
+                .level("fatal"),
+        };
+        assert_eq!(str_of(severity_line, schema.level), expected_level);
+        // Text levels: named by the line, or the stream's default.
+        let level_of = |needle: &str| {
+            let (record, _) = got.iter().find(|(_, msg)| msg.contains(needle)).unwrap();
+            str_of(record, schema.level).to_string()
+        };
+        assert_eq!(level_of("something broke"), schema.level("error"));
+        assert_eq!(level_of("without a level"), schema.level("error"));
+        assert_eq!(level_of("plain words"), schema.level("info"));
+        assert_eq!(level_of("detail"), schema.level("debug"));
+        // The 1 MB line came in partial records, each marked with the schema's key.
+        let pieces = stdout
+            .iter()
+            .filter(|r| r.get(schema.partial) == Some(&Value::Bool(true)))
+            .count();
+        assert!(
+            pieces >= 1_000_000 / 4096,
+            "{}: {pieces} partial records",
+            schema.name
+        );
+        // ecs-logging's order: @timestamp, log.level, message first.
+        if schema.name == "ecs" {
+            let text_record = usher
+                .stdout_seen
+                .iter()
+                .find(|l| l.contains("plain words"))
+                .unwrap();
+            assert!(
+                text_record.starts_with(r#"{"@timestamp":""#)
+                    && text_record.find(r#""log.level""#) < text_record.find(r#""message""#),
+                "{text_record}"
+            );
+        }
+        // usher's own events: the logger, the event's name and fields under the schema's keys.
+        let find = |name: &str| {
+            events
+                .iter()
+                .find(|r| r.get(schema.event) == Some(&Value::from(name)))
+                .unwrap_or_else(|| panic!("{}: no {name} in {events:?}", schema.name))
+        };
+        let started = find("child_started");
+        assert!(
+            started[&format!("{}pid", schema.prefix)].is_i64(),
+            "{started:?}"
+        );
+        assert!(str_of(started, schema.message).starts_with("started"));
+        assert_eq!(str_of(started, schema.level), schema.level("info"));
+        let exited = find("child_exited");
+        assert_eq!(exited[&format!("{}status", schema.prefix)], 0, "{exited:?}");
+        assert_eq!(
+            find("usher_exiting")[&format!("{}status", schema.prefix)],
+            0
+        );
+        for event in &events {
+            assert!(event.get(schema.stream).is_none() || schema.stream == schema.logger);
+            assert!(!str_of(event, schema.event).is_empty(), "{event:?}");
+        }
+    }
+}
+
 #[test]
 fn no_record_is_longer_than_the_limit() {
     if !require_root("no_record_is_longer_than_the_limit") {

@@ -39,6 +39,17 @@ fn bad_flags_exit_2_naming_the_flag_before_anything_starts() {
         (&["--remap-exit", "300"], "--remap-exit"),
         (&["-p", "BOGUS"], "-p"),
         (&["--log-format", "xml"], "--log-format"),
+        (&["--log-schema", "stackdriver"], "--log-schema"),
+        (&["--log-schema", "GCP"], "--log-schema"),
+        (
+            &["--log-schema", "ecs", "--log-field", "log.level=x"],
+            "--log-field",
+        ),
+        (
+            &["--log-schema", "gcp", "--log-field", "severity=x"],
+            "--log-field",
+        ),
+        (&["--log-field", "msg=x"], "--log-field"),
         (&["--stop-signal", "KILL"], "--stop-signal"),
         (&["--stop-signal", "STOP"], "--stop-signal"),
         (&["--stop-signal", "TERM,NOSUCH"], "--stop-signal"),
@@ -106,10 +117,20 @@ fn bad_environment_exits_2_naming_the_variable() {
         ("USHER_STOP_SIGNAL", "SIGKILL"),
         ("USHER_STOP_SIGNAL", ""),
         ("USHER_WAIT_ALL", "maybe"),
+        ("USHER_LOG_SCHEMA", "otlp"),
+        ("USHER_LOG_SCHEMA", ""),
     ] {
         let stderr = rejected(&[], &[(var, value)]);
         assert!(stderr.contains(var), "{var}: {stderr}");
     }
+    // A static field the schema (given by its variable) reserves: the fields' variable is named.
+    let env = [
+        ("USHER_LOG_SCHEMA", "otel"),
+        ("USHER_LOG_FIELDS", "service=a,Body=x"),
+    ];
+    let stderr = rejected(&[], &env);
+    assert!(stderr.contains("USHER_LOG_FIELDS"), "{stderr}");
+    assert!(stderr.contains("otel"), "{stderr}");
 }
 
 #[test]

@@ -353,9 +353,12 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
     let log_format = settings
         .take_parsed(&LOG_FORMAT, values::log_format)?
         .unwrap_or(LogMode::Auto);
+    let log_schema = settings
+        .take_parsed(&LOG_SCHEMA, values::log_schema)?
+        .unwrap_or_default();
     let mut log_fields = Vec::new();
     for raw in settings.take(&LOG_FIELD)? {
-        let (key, value) = raw.parse(values::log_field)?;
+        let (key, value) = raw.parse(|text| values::log_field(text, log_schema))?;
         // A key given twice: the last one wins, as with any repeated setting.
         log_fields.retain(|(existing, _): &(String, String)| *existing != key);
         log_fields.push((key, value));
@@ -419,6 +422,7 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
         live_when,
         live_threshold,
         log_format,
+        log_schema,
         log_fields,
         log_max_record,
         stderr_level,
@@ -789,6 +793,77 @@ mod tests {
             (&["--log-format", "xml", "x"], "--log-format:"),
         ] {
             assert!(error(args).starts_with(flag), "{args:?}: {}", error(args));
+        }
+    }
+
+    #[test]
+    fn log_schemas() {
+        use crate::logs::LogSchema;
+        assert_eq!(run(&["x"]).unwrap().log_schema, LogSchema::Usher);
+        for (name, schema) in [
+            ("usher", LogSchema::Usher),
+            ("gcp", LogSchema::Gcp),
+            ("ecs", LogSchema::Ecs),
+            ("otel", LogSchema::Otel),
+        ] {
+            assert_eq!(
+                run(&["--log-schema", name, "x"]).unwrap().log_schema,
+                schema
+            );
+            let env = [("USHER_LOG_SCHEMA", name)];
+            assert_eq!(run_env(&["x"], &env).unwrap().log_schema, schema);
+        }
+        // The flag wins over the variable.
+        let env = [("USHER_LOG_SCHEMA", "ecs")];
+        let config = run_env(&["--log-schema=otel", "x"], &env).unwrap();
+        assert_eq!(config.log_schema, LogSchema::Otel);
+        // Unknown values name what the user wrote.
+        for value in ["", "GCP", "elastic", "otlp", "json"] {
+            let err = error(&["--log-schema", value, "x"]);
+            assert!(err.starts_with("--log-schema: unknown log schema"), "{err}");
+            let err = run_env(&["x"], &[("USHER_LOG_SCHEMA", value)])
+                .unwrap_err()
+                .0;
+            assert!(
+                err.starts_with("USHER_LOG_SCHEMA: unknown log schema"),
+                "{err}"
+            );
+        }
+        // A static field may not take a key the chosen schema writes itself, and may take the
+        // usher schema's keys when another schema does not write them.
+        for (schema, key) in [
+            ("usher", "msg"),
+            ("gcp", "severity"),
+            ("gcp", "message"),
+            ("gcp", "timestamp"),
+            ("ecs", "log.level"),
+            ("ecs", "ecs.version"),
+            ("ecs", "ecs"),
+            ("ecs", "usher.partial"),
+            ("otel", "SeverityNumber"),
+            ("otel", "Body"),
+            ("otel", "log.iostream"),
+        ] {
+            let field = format!("{key}=x");
+            let err = error(&["--log-schema", schema, "--log-field", &field, "x"]);
+            assert!(err.starts_with("--log-field:"), "{err}");
+            assert!(err.contains(&format!("the {schema} log schema")), "{err}");
+            let env = [
+                ("USHER_LOG_SCHEMA", schema),
+                ("USHER_LOG_FIELDS", field.as_str()),
+            ];
+            let err = run_env(&["x"], &env).unwrap_err().0;
+            assert!(err.starts_with("USHER_LOG_FIELDS:"), "{err}");
+        }
+        for (schema, key) in [
+            ("gcp", "level"),
+            ("ecs", "msg"),
+            ("otel", "time"),
+            ("ecs", "pid"),
+        ] {
+            let field = format!("{key}=x");
+            let config = run(&["--log-schema", schema, "--log-field", &field, "x"]).unwrap();
+            assert_eq!(config.log_fields[0].0, key);
         }
     }
 

@@ -189,6 +189,13 @@ pub const LOG_FORMAT: Opt = Opt::new(One, Main)
     .default("auto")
     .help("json, raw (the child inherits stdio) or auto (json unless stdout is a terminal)");
 
+pub const LOG_SCHEMA: Opt = Opt::new(One, Main)
+    .long("log-schema")
+    .env("USHER_LOG_SCHEMA")
+    .value("S")
+    .default("usher")
+    .help("field names of the JSON records: usher, gcp (Cloud Logging), ecs (Elastic) or otel (OpenTelemetry)");
+
 pub const LOG_FIELD: Opt = Opt::new(Repeated, Main)
     .long("log-field")
     .env("USHER_LOG_FIELDS")
@@ -293,6 +300,7 @@ pub const ALL: &[&Opt] = &[
     &LIVE_THRESHOLD,
     &ON_UNHEALTHY,
     &LOG_FORMAT,
+    &LOG_SCHEMA,
     &LOG_FIELD,
     &LOG_MAX_RECORD,
     &STDERR_LEVEL,

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::config::{LiveCheck, LogMode};
-use crate::logs::{self, Level};
+use crate::logs::{self, Level, LogSchema};
 
 /// Docker and containerd split lines at 16 KiB; no record may be shorter than this much.
 pub const MIN_LOG_RECORD: usize = 1024;
@@ -115,16 +115,34 @@ pub fn level(value: &str) -> Result<Level, String> {
     })
 }
 
-/// `K=V` for `--log-field`.
-pub fn log_field(text: &str) -> Result<(String, String), String> {
+/// `--log-schema`: `usher`, `gcp`, `ecs` or `otel`.
+pub fn log_schema(value: &str) -> Result<LogSchema, String> {
+    LogSchema::parse(value)
+        .ok_or_else(|| format!("unknown log schema \"{value}\" (usher, gcp, ecs or otel)"))
+}
+
+/// `K=V` for `--log-field`: a valid key that `schema` does not reserve for usher's own fields.
+pub fn log_field(text: &str, schema: LogSchema) -> Result<(String, String), String> {
     let (key, value) = text
         .split_once('=')
         .ok_or_else(|| format!("\"{text}\" is not KEY=VALUE (e.g. service=api)"))?;
     if !logs::valid_field_key(key) {
         return Err(format!(
-            "\"{key}\" is not a valid field name ([A-Za-z_][A-Za-z0-9_.-]*, and not one of \
-             time, level, stream, msg, partial, logger)"
+            "\"{key}\" is not a valid field name ([A-Za-z_][A-Za-z0-9_.-]*)"
         ));
+    }
+    let reserved = schema.reserved_keys();
+    if reserved.contains(&key) {
+        let mut why = format!(
+            "\"{key}\" is one of the keys usher writes itself in the {} log schema (",
+            schema.name()
+        );
+        for (n, reserved) in reserved.iter().enumerate() {
+            why.push_str(if n == 0 { "" } else { ", " });
+            why.push_str(reserved);
+        }
+        why.push(')');
+        return Err(why);
     }
     Ok((key.to_string(), value.to_string()))
 }

@@ -9,16 +9,16 @@
 //! [`use_raw`] or [`use_json`] sets the process's subscriber once, at start: a level filter by
 //! verbosity over the layer.
 //!
-//! - `json` log format: records on stderr in the schema of the child's lines, with
-//!   `"logger":"usher"` and the event's fields between `logger` and `msg`: info and above by
-//!   default, debug with `-v`. The layer only formats and enqueues; a thread of its own writes,
+//! - `json` log format: records on stderr in the schema of the child's lines (`--log-schema`),
+//!   with `"logger":"usher"` and the event's fields between `logger` and `msg` (under the
+//!   schema's names: see `logs::schema`): info and above by default, debug with `-v`. The layer only formats and enqueues; a thread of its own writes,
 //!   so a stalled stderr never stalls the signal loop (past the queue's bound, events are
 //!   counted and dropped, and a later `events_dropped` record says how many).
 //! - `raw` format: plain `usher: ...` lines, warnings and errors only; `-v` adds the info events,
 //!   `-vv` the debug ones.
 //!
-//! Keys: `time`, `level`, `stream`, `msg`, `logger`, `partial` are the schema's and never come
-//! from an event's fields (such a field is left out). An event's field wins over a static
+//! Keys: the schema's own (in usher's: `time`, `level`, `stream`, `msg`, `logger`, `partial`)
+//! never come from an event's fields (such a field is left out). An event's field wins over a static
 //! `--log-field` of the same key, which is then left out of that record: the same rule as for a
 //! child's JSON line, whose own keys win over the static fields.
 //!
@@ -414,11 +414,24 @@ mod tests {
     type Written = Arc<Mutex<Vec<u8>>>;
 
     fn events(max_record: usize, fields: &[(&str, &str)]) -> (Arc<JsonEvents>, Written) {
+        schema_events(logs::LogSchema::Usher, max_record, fields)
+    }
+
+    fn schema_events(
+        schema: logs::LogSchema,
+        max_record: usize,
+        fields: &[(&str, &str)],
+    ) -> (Arc<JsonEvents>, Written) {
         let fields = fields
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let format = Arc::new(LogFormat::new(max_record, fields, logs::Level::Error));
+        let format = Arc::new(LogFormat::new(
+            schema,
+            max_record,
+            fields,
+            logs::Level::Error,
+        ));
         let written = Written::default();
         let sink = Arc::clone(&written);
         let sink: Sink = Box::new(move |record| sink.lock().unwrap().extend_from_slice(record));
@@ -471,6 +484,64 @@ mod tests {
         assert_eq!(got[2]["msg"], "reaped \"x\"\n");
         assert_eq!(got[3]["level"], "debug");
         assert!(got.iter().all(|r| r.get("stream").is_none()), "{got:?}");
+    }
+
+    /// The same tracing events in each schema: the names change, the values do not.
+    #[test]
+    fn events_follow_the_schema() {
+        use logs::LogSchema;
+        for (schema, level, logger, event, pid, msg) in [
+            (
+                LogSchema::Gcp,
+                "severity",
+                "logger",
+                "event",
+                "pid",
+                "message",
+            ),
+            (
+                LogSchema::Ecs,
+                "log.level",
+                "log.logger",
+                "event.action",
+                "usher.pid",
+                "message",
+            ),
+            (
+                LogSchema::Otel,
+                "SeverityText",
+                "otel.scope.name",
+                "EventName",
+                "pid",
+                "Body",
+            ),
+        ] {
+            let (json, _) = schema_events(schema, 16384, &[("service", "api")]);
+            with_layout_events(&json);
+            let got = records(&queued(&json));
+            assert_eq!(got.len(), 2, "{got:?}");
+            for record in &got {
+                assert_eq!(record[logger], "usher", "{record:?}");
+                assert_eq!(record["service"], "api");
+            }
+            assert_eq!(got[0][event], "child_started");
+            assert_eq!(got[0][pid], 42);
+            assert_eq!(got[0][msg], "started \"app\"");
+            assert_eq!(got[1][event], "process_reaped");
+            let warn = match schema {
+                LogSchema::Gcp => "WARNING",
+                LogSchema::Otel => "WARN",
+                _ => "warn",
+            };
+            assert_eq!(got[1][level], warn);
+        }
+    }
+
+    fn with_layout_events(json: &Arc<JsonEvents>) {
+        with_layer(json, || {
+            info!(child_started, pid = 42, "started {:?}", "app");
+            warn!(process_reaped, pid = 7, status = 143_u8, "reaped");
+        });
     }
 
     #[test]

@@ -126,10 +126,11 @@ impl LineEncoder {
         let level = *self.continued.get_or_insert_with(|| {
             level::sniff(&self.pending).unwrap_or(format.default_level(self.stream))
         });
-        let head = self.buffers.head(time, level);
+        let head = self.buffers.head(format, time, level);
+        let closing = format.closing(self.stream);
         let mut done = 0;
         while rest.len() > longest {
-            let taken = format.write_piece(head, format.closing(), rest, out);
+            let taken = format.write_piece(head, closing, rest, out);
             let Some((_, after)) = rest.split_at_checked(taken).filter(|_| taken > 0) else {
                 // Cannot happen (see `write_piece`), but should it, what is left stays in
                 // `pending`, to be written whole with the end of the line.

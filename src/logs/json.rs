@@ -1,28 +1,35 @@
 //! JSON pass-through: a line that is a JSON object (as serde_json decides) is its own record,
 //! its bytes kept as they are and only the keys usher would write that it lacks added before
-//! its final `}`. Its top-level keys are found by a walk over its text, not collected.
+//! its final `}`, in the schema's names. Its top-level keys are found by a walk over its text,
+//! not collected.
 
 use std::borrow::Cow;
 
 use serde_json::value::RawValue;
 
 use super::level::Level;
+use super::record::Stream;
+use super::schema::{Layout, Role};
 
 /// What a JSON line's record gets for each key it lacks.
 pub(super) struct Defaults<'a> {
     pub(super) time: &'a [u8; 27],
-    /// The level, unless the line has a `severity` string naming one.
+    /// The level, unless the line names one under a key the schema takes as a hint (`severity`
+    /// in usher's schema, `level` in the others).
     pub(super) level: Level,
-    pub(super) stream: &'static str,
+    pub(super) stream: Stream,
+    /// The schema's names and their rendered members.
+    pub(super) layout: &'a Layout,
     /// Each static field as (key, `"k":"v"`).
     pub(super) fields: &'a [(String, Vec<u8>)],
 }
 
 /// Writes the record of a line that is a JSON object, if it is one and its record fits in
 /// `max_record` bytes: the object's own bytes (without the JSON whitespace around it), with
-/// only the missing keys added before its final `}`, and '\n'. Returns false, having written
-/// nothing, otherwise: the line is then text. `found` is scratch space, kept by the caller
-/// so as not to allocate per line.
+/// only the missing keys added before its final `}` (time, level, the schema's version, stream,
+/// static fields, in that order), and '\n'. Returns false, having written nothing, otherwise:
+/// the line is then text. `found` is scratch space, kept by the caller so as not to allocate
+/// per line.
 pub(super) fn write_object(
     line: &[u8],
     defaults: &Defaults<'_>,
@@ -40,8 +47,12 @@ pub(super) fn write_object(
     if !is_json(text) {
         return false;
     }
-    let (mut empty, mut has_time, mut has_level, mut has_stream) = (true, false, false, false);
-    let mut severity = None;
+    let layout = defaults.layout;
+    let mut empty = true;
+    let (mut has_time, mut has_level, mut has_version, mut has_stream) =
+        (false, false, false, false);
+    // The level a hint key names, with the hint's rank: the lowest rank wins.
+    let mut hinted: Option<(u8, Level)> = None;
     found.clear();
     found.resize(defaults.fields.len(), false);
     let mut members = Members::new(text);
@@ -50,12 +61,19 @@ pub(super) fn write_object(
         let Some(key) = decode_key(key) else {
             return false; // cannot happen: serde_json accepted it
         };
-        match &*key {
-            "time" => has_time = true,
-            "level" => has_level = true,
-            "stream" => has_stream = true,
-            "severity" => severity = string_level(value),
-            _ => {}
+        match layout.role(&key) {
+            Some(Role::Time) => has_time = true,
+            Some(Role::Level) => has_level = true,
+            Some(Role::Version) => has_version = true,
+            Some(Role::Stream) => has_stream = true,
+            Some(Role::LevelHint(rank)) => {
+                if hinted.is_none_or(|(best, _)| rank < best)
+                    && let Some(level) = string_level(value)
+                {
+                    hinted = Some((rank, level));
+                }
+            }
+            None => {}
         }
         for (slot, (field, _)) in found.iter_mut().zip(defaults.fields) {
             *slot |= *field == *key;
@@ -84,14 +102,17 @@ pub(super) fn write_object(
         }
     };
     if !has_time {
-        add(out, &[br#""time":""#, defaults.time, b"\""]);
+        add(out, &[layout.time_member_open(), defaults.time, b"\""]);
     }
     if !has_level {
-        let level = severity.unwrap_or(defaults.level);
-        add(out, &[br#""level":""#, level.as_str().as_bytes(), b"\""]);
+        let level = hinted.map_or(defaults.level, |(_, level)| level);
+        add(out, &[layout.level_member(level)]);
+    }
+    if !has_version && let Some(version) = layout.version_member() {
+        add(out, &[version]);
     }
     if !has_stream {
-        add(out, &[br#""stream":""#, defaults.stream.as_bytes(), b"\""]);
+        add(out, &[layout.stream_member(defaults.stream)]);
     }
     for ((_, field), found) in defaults.fields.iter().zip(found.iter()) {
         if !found {

@@ -4,8 +4,9 @@
 //!
 //! One way down: `framing` (a stream's bytes into lines, an over-long line into pieces as it
 //! arrives) uses `record` (the record format; for each line, a text record or JSON
-//! pass-through; usher's own events with their fields), which uses `json` (pass-through of lines that are JSON objects) and `escape`
-//! (JSON string escaping, a leaf); `level` and `time` are leaves.
+//! pass-through; usher's own events with their fields), which uses `schema` (the names of the
+//! record's own fields for --log-schema, rendered once), `json` (pass-through of lines that are
+//! JSON objects) and `escape` (JSON string escaping, a leaf); `level` and `time` are leaves.
 //!
 //! This is usher's hottest path, so it works on bytes: newlines are found with memchr, runs of
 //! bytes needing no escape are copied whole (found eight at a time), the timestamp arrives
@@ -17,6 +18,7 @@ mod framing;
 mod json;
 pub mod level;
 mod record;
+mod schema;
 #[cfg(test)]
 mod test_support;
 pub mod time;
@@ -24,3 +26,4 @@ pub mod time;
 pub use framing::LineEncoder;
 pub use level::Level;
 pub use record::{EventFields, LogFormat, Stream, encode_event, valid_field_key};
+pub use schema::LogSchema;

@@ -1,7 +1,8 @@
-//! The record format: the head (`time`, `level`, `stream` or `logger`), the msg, the static
-//! fields (--log-field), the limit on a record's size (--log-max-record) and how a text too
-//! long for one record is cut into `"partial":true` pieces; for each complete line, the choice
-//! between JSON pass-through and a text record; usher's own events, with their fields.
+//! The record format: the head (time, level, and the stream or usher's `logger`, named by the
+//! schema: see `schema`), the message, the static fields (--log-field), the limit on a record's
+//! size (--log-max-record) and how a text too long for one record is cut into `"partial":true`
+//! pieces; for each complete line, the choice between JSON pass-through and a text record;
+//! usher's own events, with their fields.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -9,6 +10,7 @@ use std::fmt;
 use super::escape::{LONGEST_UNIT, escape, escape_limited, escape_valid};
 use super::json;
 use super::level::{self, Level};
+use super::schema::{Layout, LogSchema};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stream {
@@ -23,36 +25,24 @@ impl Stream {
             Stream::Stderr => "stderr",
         }
     }
-
-    /// What follows the level in a text record from this stream, up to the msg.
-    fn tag(self) -> &'static [u8] {
-        match self {
-            Stream::Stdout => br#"","stream":"stdout","#,
-            Stream::Stderr => br#"","stream":"stderr","#,
-        }
-    }
 }
 
-const TIME_KEY: &[u8] = br#"{"time":""#;
-const LEVEL_KEY: &[u8] = br#"","level":""#;
-const USHER_TAG: &[u8] = br#"","logger":"usher","#;
-const PARTIAL: &[u8] = br#""partial":true,"#;
-const MSG_KEY: &[u8] = br#""msg":""#;
-const END: &[u8] = b"}\n";
 const TIMESTAMP_LEN: usize = 27;
 /// The least room for msg bytes a record keeps, whatever the static fields take.
 const MIN_MSG_ROOM: usize = 16;
-/// Keys usher writes itself, so static fields may not use them.
-const RESERVED_KEYS: [&str; 6] = ["time", "level", "stream", "msg", "partial", "logger"];
 
-/// How records look: from --log-max-record, --log-field K=V (static fields), --stderr-level.
+/// How records look: from --log-schema, --log-max-record, --log-field K=V (static fields),
+/// --stderr-level.
 #[derive(Debug)]
 pub struct LogFormat {
     /// The most bytes a record takes, its '\n' included.
     max_record: usize,
-    /// The end of every text record: `","k":"v",...}` and '\n' (static fields as `,"k":"v"`).
-    /// An event setting a static field's key gets a closing without it (see [`encode_event`]).
-    closing: Vec<u8>,
+    /// The schema's names and fixed parts.
+    layout: Layout,
+    /// The end of every text record from each stream (stdout, stderr): the message's closing
+    /// quote, for a message-first schema its tag, `,"k":"v"` per static field, `}` and '\n'. An
+    /// event setting a static field's key gets a closing without it (see [`encode_event`]).
+    closings: [Vec<u8>; 2],
     /// Each static field as (key, `"k":"v"`), for JSON lines that may have some already.
     fields: Vec<(String, Vec<u8>)>,
     stderr_level: Level,
@@ -61,14 +51,17 @@ pub struct LogFormat {
 impl LogFormat {
     /// `max_record`: the most bytes any record may take, its '\n' included (>= 1024, checked
     /// by the caller). `static_fields`: (key, value) pairs, keys already validated by
-    /// [`valid_field_key`]. Should the static fields leave no room for a msg within
-    /// `max_record`, the limit is raised just enough to hold a few msg bytes per record:
-    /// splitting must always make progress.
+    /// [`valid_field_key`] and not reserved by the schema ([`LogSchema::reserved_keys`]).
+    /// Should the static fields leave no room for a msg within `max_record`, the limit is
+    /// raised just enough to hold a few msg bytes per record: splitting must always make
+    /// progress.
     pub fn new(
+        schema: LogSchema,
         max_record: usize,
         static_fields: Vec<(String, String)>,
         stderr_level: Level,
     ) -> LogFormat {
+        let layout = Layout::new(schema);
         let mut fields = Vec::with_capacity(static_fields.len());
         for (key, value) in static_fields {
             let mut field = Vec::with_capacity(key.len() + value.len() + 6);
@@ -77,10 +70,27 @@ impl LogFormat {
             json_string(&value, &mut field);
             fields.push((key, field));
         }
-        let closing = render_closing(&fields, &[]);
-        // The largest head: a five-letter level, a 20-byte tag (both tags are), partial.
-        let head = TIME_KEY.len() + TIMESTAMP_LEN + LEVEL_KEY.len() + 5 + 20 + MSG_KEY.len();
-        let largest = head + PARTIAL.len() + closing.len();
+        let closings = [Stream::Stdout, Stream::Stderr]
+            .map(|stream| layout.closing(layout.stream_tag(stream), &[], &fields, &[]));
+        // The largest text record but for its msg: the longest level's head, the stream's
+        // closing, and partial. Measured, since key names differ by schema.
+        let mut largest = 0;
+        let mut head = Vec::new();
+        for (stream, closing) in [Stream::Stdout, Stream::Stderr].iter().zip(&closings) {
+            for level in [
+                Level::Trace,
+                Level::Debug,
+                Level::Info,
+                Level::Warn,
+                Level::Error,
+                Level::Fatal,
+            ] {
+                head.clear();
+                let time = &[b'0'; TIMESTAMP_LEN];
+                layout.head(time, level, layout.stream_tag(*stream), &[], &mut head);
+                largest = largest.max(head.len() + closing.len() + layout.partial_len());
+            }
+        }
         // An unfinished line gets its level once `longest_whole_line` bytes have arrived: they
         // must hold all that `sniff` looks at.
         let max_record = max_record
@@ -88,7 +98,8 @@ impl LogFormat {
             .max(level::SNIFF_WINDOW + 1);
         LogFormat {
             max_record,
-            closing,
+            layout,
+            closings,
             fields,
             stderr_level,
         }
@@ -107,30 +118,23 @@ impl LogFormat {
         self.max_record - 1
     }
 
-    /// The end of a text record with every static field: `closing` for [`Self::write_text`]
-    /// and [`Self::write_piece`].
-    pub(super) fn closing(&self) -> &[u8] {
-        &self.closing
+    /// The end of a text record from `stream` with every static field: `closing` for
+    /// [`Self::write_piece`].
+    pub(super) fn closing(&self, stream: Stream) -> &[u8] {
+        &self.closings[match stream {
+            Stream::Stdout => 0,
+            Stream::Stderr => 1,
+        }]
     }
 
-    /// The end of a record whose head already sets `keys`: the static fields of those keys
-    /// are left out.
-    fn closing_without(&self, keys: &[&str]) -> Cow<'_, [u8]> {
-        if self
-            .fields
-            .iter()
-            .any(|(key, _)| keys.contains(&key.as_str()))
-        {
-            Cow::Owned(render_closing(&self.fields, keys))
-        } else {
-            Cow::Borrowed(&self.closing)
-        }
-    }
-
-    /// Room for the escaped msg in a text record with a head (see [`render_head`]) of `head`
-    /// bytes, a closing of `closing` bytes, and `"partial":true,` if `partial`.
+    /// Room for the escaped msg in a text record with a head (see [`Layout::head`]) of `head`
+    /// bytes, a closing of `closing` bytes, and `"partial":true` if `partial`.
     fn room(&self, head: usize, closing: usize, partial: bool) -> usize {
-        let partial = if partial { PARTIAL.len() } else { 0 };
+        let partial = if partial {
+            self.layout.partial_len()
+        } else {
+            0
+        };
         self.max_record.saturating_sub(head + partial + closing)
     }
 
@@ -177,9 +181,11 @@ impl LogFormat {
     }
 
     /// One `"partial":true` record with as much of the start of `msg` as fits, never cutting a
-    /// character or an escape. Returns how many bytes of `msg` it holds: more than 0, as every
-    /// record has room for the longest unit and every head ends with the msg key. Should either
-    /// ever fail, it writes nothing and returns 0: the caller keeps the bytes.
+    /// character or an escape. `partial` goes before the message key, or for a message-first
+    /// schema right after the message. Returns how many bytes of `msg` it holds: more than 0,
+    /// as every record has room for the longest unit, every head ends with the message key and
+    /// every closing starts with the message's closing quote. Should any of that ever fail, it
+    /// writes nothing and returns 0: the caller keeps the bytes.
     pub(super) fn write_piece(
         &self,
         head: &[u8],
@@ -187,15 +193,31 @@ impl LogFormat {
         msg: &[u8],
         out: &mut Vec<u8>,
     ) -> usize {
-        // `"partial":true,` goes before the msg key.
-        let Some(start) = head.strip_suffix(MSG_KEY) else {
+        let layout = &self.layout;
+        let room = self.room(head.len(), closing.len(), true);
+        let mark = out.len();
+        if layout.message_first() {
+            let Some(after_quote) = closing.strip_prefix(b"\"") else {
+                return 0;
+            };
+            out.extend_from_slice(head);
+            let taken = escape_limited(msg, room, out);
+            if taken == 0 {
+                out.truncate(mark);
+                return 0;
+            }
+            out.extend_from_slice(b"\",");
+            out.extend_from_slice(layout.partial());
+            out.extend_from_slice(after_quote);
+            return taken;
+        }
+        let Some(start) = head.strip_suffix(layout.message_open()) else {
             return 0;
         };
-        let mark = out.len();
         out.extend_from_slice(start);
-        out.extend_from_slice(PARTIAL);
-        out.extend_from_slice(MSG_KEY);
-        let room = self.room(head.len(), closing.len(), true);
+        out.extend_from_slice(layout.partial());
+        out.push(b',');
+        out.extend_from_slice(layout.message_open());
         let taken = escape_limited(msg, room, out);
         if taken == 0 {
             out.truncate(mark);
@@ -224,7 +246,8 @@ impl LogFormat {
                     let defaults = json::Defaults {
                         time,
                         level: self.default_level(stream),
-                        stream: stream.as_str(),
+                        stream,
+                        layout: &self.layout,
                         fields: &self.fields,
                     };
                     if json::write_object(line, &defaults, self.max_record, &mut buffers.found, out)
@@ -235,40 +258,15 @@ impl LogFormat {
                 level::sniff(line).unwrap_or(self.default_level(stream))
             }
         };
-        self.write_text(buffers.head(time, level), &self.closing, line, out)
+        let head = buffers.head(self, time, level);
+        self.write_text(head, self.closing(stream), line, out)
     }
-}
-
-/// The start of a text record, up to and with `"msg":"`: `members` (`"k":v,` each) go
-/// between the tag and the msg.
-fn render_head(time: &[u8; 27], level: Level, tag: &[u8], members: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(TIME_KEY);
-    out.extend_from_slice(time);
-    out.extend_from_slice(LEVEL_KEY);
-    out.extend_from_slice(level.as_str().as_bytes());
-    out.extend_from_slice(tag);
-    out.extend_from_slice(members);
-    out.extend_from_slice(MSG_KEY);
-}
-
-/// The end of a text record: the msg's closing quote, each static field (`"k":"v"`) but those
-/// keyed in `skip` after a comma, `}` and '\n'.
-fn render_closing(fields: &[(String, Vec<u8>)], skip: &[&str]) -> Vec<u8> {
-    let mut closing = b"\"".to_vec();
-    for (key, field) in fields {
-        if !skip.contains(&key.as_str()) {
-            closing.push(b',');
-            closing.extend_from_slice(field);
-        }
-    }
-    closing.extend_from_slice(END);
-    closing
 }
 
 /// What one stream's encoder keeps from line to line so as not to build it again.
 #[derive(Debug)]
 pub(super) struct Buffers {
-    tag: &'static [u8],
+    stream: Stream,
     time: [u8; 27],
     /// Record heads by level, each built once per time: the lines of one push share a time,
     /// and most lines of a stream share a level, so a record starts with one copy.
@@ -280,14 +278,16 @@ pub(super) struct Buffers {
 impl Buffers {
     pub(super) fn new(stream: Stream) -> Buffers {
         Buffers {
-            tag: stream.tag(),
+            stream,
             time: [0; 27],
             heads: Default::default(),
             found: Vec::new(),
         }
     }
 
-    pub(super) fn head(&mut self, time: &[u8; 27], level: Level) -> &[u8] {
+    /// The head of a text record from this stream (see [`Layout::head`]) in `format`, which
+    /// must be the same for every call.
+    pub(super) fn head(&mut self, format: &LogFormat, time: &[u8; 27], level: Level) -> &[u8] {
         if self.time != *time {
             self.time = *time;
             self.heads.iter_mut().for_each(Vec::clear);
@@ -302,57 +302,69 @@ impl Buffers {
             Level::Fatal => fatal,
         };
         if head.is_empty() {
-            render_head(time, level, self.tag, &[], head);
+            let layout = &format.layout;
+            layout.head(time, level, layout.stream_tag(self.stream), &[], head);
         }
         head
     }
 }
 
 /// An event's structured fields, as [`encode_event`] writes them: JSON members in the order
-/// they were added. The record's own keys (time, level, stream, msg, partial, logger) are
-/// never taken: a field with one of them is left out.
+/// they were added, each under the key the schema gives it (see `schema`: ECS puts them under
+/// `usher.`, the event's name under `event.action`). A field landing on one of the record's
+/// own keys (time, level, stream, msg, partial, logger in the usher schema) is left out.
 #[derive(Debug, Default)]
 pub struct EventFields {
-    /// `"key":value,` for each field.
-    members: Vec<u8>,
-    keys: Vec<&'static str>,
+    /// Each field's value as JSON, one after another.
+    values: Vec<u8>,
+    /// Each field's name, and where its value ends in `values`.
+    names: Vec<(&'static str, usize)>,
 }
 
 impl EventFields {
     /// A field whose value is a JSON string: `value` escaped as a line's text is.
     pub fn string(&mut self, key: &'static str, value: &str) {
-        if self.key(key) {
-            json_string(value, &mut self.members);
-            self.members.push(b',');
-        }
+        json_string(value, &mut self.values);
+        self.names.push((key, self.values.len()));
     }
 
     /// A field whose value is written as its Display form, which must be JSON: a number,
     /// `true`, `false` or `null`.
     pub fn literal(&mut self, key: &'static str, value: &dyn fmt::Display) {
-        if self.key(key) {
-            self.members.extend_from_slice(value.to_string().as_bytes());
-            self.members.push(b',');
-        }
+        self.values.extend_from_slice(value.to_string().as_bytes());
+        self.names.push((key, self.values.len()));
     }
 
-    /// Starts a member `"key":`, unless the key is the record's own.
-    fn key(&mut self, key: &'static str) -> bool {
-        if RESERVED_KEYS.contains(&key) {
-            return false;
+    /// The fields as `"k":v` members joined by commas, with their keys in `layout`'s schema,
+    /// and those keys: a field whose key the schema reserves is left out.
+    fn render(&self, layout: &Layout) -> (Vec<u8>, Vec<Cow<'static, str>>) {
+        let mut members = Vec::with_capacity(self.values.len() + 16 * self.names.len());
+        let mut keys = Vec::with_capacity(self.names.len());
+        let mut start = 0;
+        for &(name, end) in &self.names {
+            let value = self.values.get(start..end).unwrap_or_default();
+            start = end;
+            let key = layout.field_key(name);
+            if layout.reserves(&key) {
+                continue;
+            }
+            if !members.is_empty() {
+                members.push(b',');
+            }
+            json_string(&key, &mut members);
+            members.push(b':');
+            members.extend_from_slice(value);
+            keys.push(key);
         }
-        self.keys.push(key);
-        json_string(key, &mut self.members);
-        self.members.push(b':');
-        true
+        (members, keys)
     }
 }
 
-/// usher's own event as a record for stderr:
-/// `{"time":..,"level":..,"logger":"usher",<fields>,"msg":..,<static fields>}`. A field wins
-/// over a static field of the same key, which that record then leaves out (as a child's JSON
-/// line's own keys do). Split like a line should it be longer than max_record: every piece
-/// has the fields, and is filled as far as they leave room.
+/// usher's own event as a record for stderr, in the format's schema: for the usher schema
+/// `{"time":..,"level":..,"logger":"usher",<fields>,"msg":..,<static fields>}` (see
+/// [`Layout`]). A field wins over a static field of the same key, which that record then leaves
+/// out (as a child's JSON line's own keys do). Split like a line should it be longer than
+/// max_record: every piece has the fields, and is filled as far as they leave room.
 pub fn encode_event(
     format: &LogFormat,
     level: Level,
@@ -361,9 +373,11 @@ pub fn encode_event(
     time: &[u8; 27],
     out: &mut Vec<u8>,
 ) {
-    let mut head = Vec::with_capacity(96 + fields.members.len());
-    render_head(time, level, USHER_TAG, &fields.members, &mut head);
-    let closing = format.closing_without(&fields.keys);
+    let layout = &format.layout;
+    let (members, keys) = fields.render(layout);
+    let mut head = Vec::with_capacity(128 + members.len());
+    layout.head(time, level, layout.usher_tag(), &members, &mut head);
+    let closing = layout.closing(layout.usher_tag(), &members, &format.fields, &keys);
     let _partial = format.write_text(&head, &closing, msg.as_bytes(), out);
 }
 
@@ -374,16 +388,14 @@ fn json_string(text: &str, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-/// Keys for --log-field: `[A-Za-z_][A-Za-z0-9_.-]*` and not one usher writes itself (time,
-/// level, stream, msg, partial, logger).
+/// Keys for --log-field: `[A-Za-z_][A-Za-z0-9_.-]*`. Whether the schema reserves the key is
+/// [`LogSchema::reserved_keys`]'s to say.
 pub fn valid_field_key(key: &str) -> bool {
     let mut bytes = key.bytes();
     let starts_well = bytes
         .next()
         .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
-    starts_well
-        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-        && !RESERVED_KEYS.contains(&key)
+    starts_well && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 #[cfg(test)]
@@ -511,7 +523,7 @@ mod tests {
         fields.literal("clean", &false);
         fields.string("why", "a \"tab\"\there\u{7f}");
         // The record's own keys are never taken.
-        for key in RESERVED_KEYS {
+        for key in LogSchema::Usher.reserved_keys() {
             fields.string(key, "not this");
             fields.literal(key, &1);
         }
@@ -591,15 +603,30 @@ mod tests {
 
     #[test]
     fn field_keys() {
-        for key in ["service", "_x", "a.b-c_d9", "Z", "Time", "levels"] {
+        for key in [
+            "service", "_x", "a.b-c_d9", "Z", "Time", "levels", "time", "msg",
+        ] {
             assert!(valid_field_key(key), "{key}");
         }
         for key in [
-            "", "9a", ".a", "-a", "a b", "a=b", "é", "a\"", "time", "level", "stream", "msg",
-            "partial", "logger",
+            "",
+            "9a",
+            ".a",
+            "-a",
+            "a b",
+            "a=b",
+            "é",
+            "a\"",
+            "@timestamp",
+            "a/b",
         ] {
             assert!(!valid_field_key(key), "{key}");
         }
+        // The usher schema's own keys are reserved (`cli` rejects them).
+        assert_eq!(
+            LogSchema::Usher.reserved_keys(),
+            ["time", "level", "msg", "stream", "logger", "partial"]
+        );
     }
 
     #[test]

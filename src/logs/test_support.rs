@@ -4,17 +4,26 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::{Level, LineEncoder, LogFormat, Stream};
+use super::{Level, LineEncoder, LogFormat, LogSchema, Stream};
 
 pub(super) const TIME: &[u8; 27] = b"2026-11-26T14:34:17.123456Z";
 pub(super) const LATER: &[u8; 27] = b"2026-11-26T14:34:18.000001Z";
 
 pub(super) fn format(max: usize, fields: &[(&str, &str)], stderr_level: Level) -> Arc<LogFormat> {
+    schema_format(LogSchema::Usher, max, fields, stderr_level)
+}
+
+pub(super) fn schema_format(
+    schema: LogSchema,
+    max: usize,
+    fields: &[(&str, &str)],
+    stderr_level: Level,
+) -> Arc<LogFormat> {
     let fields = fields
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    Arc::new(LogFormat::new(max, fields, stderr_level))
+    Arc::new(LogFormat::new(schema, max, fields, stderr_level))
 }
 
 pub(super) fn plain() -> Arc<LogFormat> {
