@@ -544,6 +544,26 @@ pub fn wait_writable(fd: BorrowedFd<'_>) -> io::Result<()> {
     }
 }
 
+/// Waits until `fd` has something to read (data, or its writer gone) or `deadline` passes.
+/// Returns whether it has: false once the deadline passed with nothing to read.
+pub fn wait_readable(fd: BorrowedFd<'_>, deadline: std::time::Instant) -> io::Result<bool> {
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        // Rounded up to poll's whole milliseconds: rounding down would wake early and spin.
+        let millis = u32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(u32::MAX);
+        let timeout = PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX);
+        match nix::poll::poll(&mut fds, timeout) {
+            Ok(0) if left.is_zero() => return Ok(false),
+            // Woken before the deadline with nothing ready (rounding): wait for the rest.
+            Ok(0) => {}
+            Ok(_) => return Ok(true),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Whether usher's stdout is a terminal (a person is reading: `--log-format auto` means raw).
 pub fn stdout_is_terminal() -> bool {
     nix::unistd::isatty(io::stdout()).unwrap_or(false)

@@ -39,6 +39,7 @@ fn bad_flags_exit_2_naming_the_flag_before_anything_starts() {
         (&["--remap-exit", "300"], "--remap-exit"),
         (&["-p", "BOGUS"], "-p"),
         (&["--log-format", "xml"], "--log-format"),
+        (&["--log-multiline", "java"], "--log-multiline"),
         (&["--stop-signal", "KILL"], "--stop-signal"),
         (&["--stop-signal", "STOP"], "--stop-signal"),
         (&["--stop-signal", "TERM,NOSUCH"], "--stop-signal"),
@@ -75,6 +76,7 @@ fn bad_environment_exits_2_naming_the_variable() {
         ("USHER_STOP_SIGNAL", "SIGKILL"),
         ("USHER_STOP_SIGNAL", ""),
         ("USHER_WAIT_ALL", "maybe"),
+        ("USHER_LOG_MULTILINE", "on"),
     ] {
         let stderr = rejected(&[], &[(var, value)]);
         assert!(stderr.contains(var), "{var}: {stderr}");

@@ -17,6 +17,11 @@ pub(super) fn format(max: usize, fields: &[(&str, &str)], stderr_level: Level) -
     Arc::new(LogFormat::new(max, fields, stderr_level))
 }
 
+/// A format with multi-line joining on.
+pub(super) fn joining(max: usize) -> Arc<LogFormat> {
+    Arc::new(LogFormat::new(max, Vec::new(), Level::Error).with_multiline(true))
+}
+
 pub(super) fn plain() -> Arc<LogFormat> {
     format(16384, &[], Level::Error)
 }
