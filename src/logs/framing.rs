@@ -562,43 +562,54 @@ mod tests {
     }
 
     /// `cargo test --release --bin usher logs::framing::tests::throughput -- --ignored
-    /// --nocapture`: 1,000,000 lines of 100 bytes through `push` in 64 KiB chunks.
+    /// --nocapture`: 1,000,000 lines of 100 bytes through `push` in 64 KiB chunks, with
+    /// multi-line joining off and on.
     #[test]
     #[ignore]
     fn throughput() {
-        let format = format(16384, &[("service", "api")], Level::Error);
-        let mut input = Vec::new();
+        // A logger's lines, and `flood`'s (bench/logs.py).
+        let mut logger = Vec::new();
+        let mut flood = Vec::new();
         for n in 0..1_000_000u32 {
-            let start = input.len();
+            let start = logger.len();
             let line = format!(
                 "INFO request {n:07} handled: GET /api/v1/users?page=2 status=200 bytes=5120 \
                  ua=\"curl/8.5\""
             );
-            input.extend_from_slice(line.as_bytes());
-            input.resize(start + 99, b'.');
-            input.push(b'\n');
+            logger.extend_from_slice(line.as_bytes());
+            logger.resize(start + 99, b'.');
+            logger.push(b'\n');
+            flood.extend_from_slice(format!("{n:07} {}\n", "x".repeat(91)).as_bytes());
         }
-        let run = |count: bool| {
-            let mut encoder = LineEncoder::new(format.clone(), Stream::Stdout);
-            let mut out = Vec::with_capacity(1 << 20);
-            let mut records = 0;
-            let started = std::time::Instant::now();
-            for chunk in input.chunks(64 * 1024) {
-                encoder.push(chunk, TIME, &mut out);
-                if count {
-                    records += memchr::memchr_iter(b'\n', &out).count();
-                }
-                out.clear();
+        for (name, input) in [("logger", &logger), ("flood", &flood)] {
+            for multiline in [false, true] {
+                let fields = vec![("service".to_string(), "api".to_string())];
+                let format = LogFormat::new(16384, fields, Level::Error).with_multiline(multiline);
+                let format = Arc::new(format);
+                let run = |count: bool| {
+                    let mut encoder = LineEncoder::new(format.clone(), Stream::Stdout);
+                    let mut out = Vec::with_capacity(1 << 20);
+                    let mut records = 0;
+                    let started = std::time::Instant::now();
+                    for chunk in input.chunks(64 * 1024) {
+                        encoder.push(chunk, TIME, &mut out);
+                        if count {
+                            records += memchr::memchr_iter(b'\n', &out).count();
+                        }
+                        out.clear();
+                    }
+                    (started.elapsed(), records)
+                };
+                assert_eq!(run(true).1, 1_000_000);
+                // The best of five, as the machine may be busy with something else.
+                let best = (0..5).map(|_| run(false).0).min().unwrap();
+                println!(
+                    "{name} lines, multiline {}: {:.2} M lines/s ({:.0} MB/s of input)",
+                    if multiline { "auto" } else { "off" },
+                    1.0 / best.as_secs_f64(),
+                    100.0 / best.as_secs_f64()
+                );
             }
-            (started.elapsed(), records)
-        };
-        assert_eq!(run(true).1, 1_000_000);
-        // The best of five, as the machine may be busy with something else.
-        let best = (0..5).map(|_| run(false).0).min().unwrap();
-        println!(
-            "{:.2} M lines/s ({:.0} MB/s of input)",
-            1.0 / best.as_secs_f64(),
-            100.0 / best.as_secs_f64()
-        );
+        }
     }
 }

@@ -152,8 +152,8 @@ impl State {
 /// before them to continue, they begin a record of their own.
 fn start(line: &[u8]) -> Option<State> {
     use State::*;
-    let (indent, rest) = split_indent(line);
-    if indent > 0 {
+    if matches!(line.first(), Some(b' ' | b'\t')) {
+        let rest = split_indent(line).1;
         return if rest.starts_with(b"at ") {
             Some(JavaFrames)
         } else if rest.starts_with(b"File \"") {
@@ -177,21 +177,29 @@ fn start(line: &[u8]) -> Option<State> {
         b'E' if line.starts_with(b"Exception in thread \"") => Some(JavaFrames),
         b'C' if line.starts_with(b"Caused by: ") => Some(JavaFrames),
         b'U' if line.starts_with(b"Unhandled exception. ") => Some(JavaFrames),
-        _ => {
+        // What every other line is checked for, so the usual lines are let go at their first
+        // byte: a timestamp or a number (digits), a bracket, a quote start no trace.
+        b'A'..=b'Z' | b'a'..=b'z' | b'_' | b'/' | b'.' | b'<' | b'~' | b'-' => {
             let (word, after) = first_word(line);
-            if name_of(word, after).is_some_and(|name| {
-                name.ends_with(b"Exception")
-                    || name.ends_with(b"Error")
-                    || name.ends_with(b"Throwable")
-            }) {
-                Some(JavaFrames)
-            } else if !after.is_empty() && ruby_location(word) {
-                Some(RubyBacktrace)
-            } else {
-                None
+            match word.last() {
+                Some(b'n') if !after.is_empty() && ruby_location(word) => Some(RubyBacktrace),
+                Some(b':') => exception_class(name_of(word, after)),
+                _ if after.is_empty() || after.starts_with(b" [") => {
+                    exception_class(name_of(word, after))
+                }
+                _ => None,
             }
         }
+        _ => None,
     }
+}
+
+/// A Java, .NET or JavaScript exception's name: a first line.
+fn exception_class(name: Option<&[u8]>) -> Option<State> {
+    let name = name?;
+    let class =
+        name.ends_with(b"Exception") || name.ends_with(b"Error") || name.ends_with(b"Throwable");
+    class.then_some(State::JavaFrames)
 }
 
 /// A Java/.NET/Node.js continuation line (its indentation already split off).
