@@ -155,8 +155,9 @@ fn off_gives_each_line_its_record() {
 }
 
 /// A line that looks like a trace start and never continues, endless continuation lines, a
-/// trace longer than the record limit, invalid UTF-8 inside a trace: valid records within the
-/// limit, nothing lost, the endless lines in records of at most 1000 lines.
+/// trace longer than the record limit, invalid UTF-8 inside a trace, a trace that ends the
+/// output without a last newline: valid records within the limit, nothing lost, the endless
+/// lines in records of at most 1000 lines.
 #[test]
 fn bad_input_becomes_valid_records_and_nothing_is_lost() {
     if !require_root("bad_input_becomes_valid_records_and_nothing_is_lost") {

@@ -247,5 +247,8 @@ pub fn bad() -> Vec<(Vec<String>, Vec<u8>)> {
         b"Traceback (most recent call last):\n  File \"/app/\xff.py\", line 1\n    x = '\xe2\x82'\nUnicodeError: \xc3\n";
     let text = String::from_utf8_lossy(invalid.strip_suffix(b"\n").unwrap_or(invalid));
     cases.push((vec![text.into_owned()], invalid.to_vec()));
+    // Last: a trace at the very end of the output, without its last newline.
+    let last = "Traceback (most recent call last):\n  File \"/app/last.py\", line 1, in <module>\nSystemExit: 3";
+    cases.push((vec![last.to_string()], last.as_bytes().to_vec()));
     cases
 }
