@@ -47,9 +47,8 @@ use super::writer::Writer;
 pub const HOLD: Duration = Duration::from_millis(50);
 
 /// The most lines a joined record takes: endless continuation lines become records of this
-/// many lines each, whatever comes. Above Java's default 1024-frame limit would be nicer for a
-/// StackOverflowError, but a thousand lines is already far more than anyone reads in one
-/// record; the rest of such a trace continues in a second record.
+/// many lines each, whatever comes. Far more than anyone reads in one record; a longer trace
+/// (a StackOverflowError's 1024 frames, a dump of every goroutine) goes on in a next record.
 pub const MAX_LINES: usize = 1000;
 
 const TRACEBACK: &[u8] = b"Traceback (most recent call last):";
