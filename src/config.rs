@@ -45,6 +45,8 @@ pub struct Config {
     pub log_fields: Vec<(String, String)>,
     /// `--log-max-record`, in bytes.
     pub log_max_record: usize,
+    /// `--log-multiline`: whether stack traces are joined into one record each.
+    pub log_multiline: Multiline,
     pub stderr_level: Level,
     /// `--user`, resolved against the image's /etc files when the child is prepared.
     pub user: Option<String>,
@@ -106,6 +108,15 @@ pub enum LogMode {
     Raw,
     /// JSON unless usher's stdout is a terminal (a person is reading).
     Auto,
+}
+
+/// `--log-multiline`: what becomes a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Multiline {
+    /// Each stack trace is one record (its lines joined with '\n'); other lines one each.
+    Auto,
+    /// Each line is one record.
+    Off,
 }
 
 /// `--remap-exit`: child exit codes reported as 0 (tini's `-e`).

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::child::{self, ChildSpec};
-use crate::config::{Config, LiveCheck, LogMode, OnUnhealthy, ReadySource};
+use crate::config::{Config, LiveCheck, LogMode, Multiline, OnUnhealthy, ReadySource};
 use crate::container::{Container, oom, termination};
 use crate::health::liveness::{self, Alarm, AlarmReceiver};
 use crate::health::notify::{self, NotifySocket, Roles};
@@ -80,12 +80,15 @@ pub fn run(mut config: Config) -> u8 {
     };
     let log_format = (config.log_format == LogMode::Json).then(|| {
         let fields = std::mem::take(&mut config.log_fields);
-        Arc::new(LogFormat::new(
-            config.log_schema,
-            config.log_max_record,
-            fields,
-            config.stderr_level,
-        ))
+        Arc::new(
+            LogFormat::new(
+                config.log_schema,
+                config.log_max_record,
+                fields,
+                config.stderr_level,
+            )
+            .with_multiline(config.log_multiline == Multiline::Auto),
+        )
     });
     match &log_format {
         Some(format) => events::use_json(config.verbosity, Arc::clone(format)),

@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::prctl;
@@ -544,6 +544,26 @@ pub fn wait_writable(fd: BorrowedFd<'_>) -> io::Result<()> {
     }
 }
 
+/// Waits until `fd` has something to read (data, or its writer gone) or `deadline` passes.
+/// Returns whether it has: false once the deadline passed with nothing to read.
+pub fn wait_readable(fd: BorrowedFd<'_>, deadline: Instant) -> io::Result<bool> {
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        // Rounded up to poll's whole milliseconds: rounding down would wake early and spin.
+        let millis = u32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(u32::MAX);
+        let timeout = PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX);
+        match nix::poll::poll(&mut fds, timeout) {
+            Ok(0) if left.is_zero() => return Ok(false),
+            // poll's own timer ran out: the clock says whether the deadline has.
+            Ok(0) => {}
+            Ok(_) => return Ok(true),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Whether usher's stdout is a terminal (a person is reading: `--log-format auto` means raw).
 pub fn stdout_is_terminal() -> bool {
     nix::unistd::isatty(io::stdout()).unwrap_or(false)
@@ -740,6 +760,24 @@ mod tests {
             // SAFETY: an initialised set and a valid signal number.
             .filter(|&signo| unsafe { libc::sigismember(set.as_ref(), signo) } == 1)
             .collect()
+    }
+
+    /// The relay's wait for a held trace: false once the deadline passed on an empty pipe
+    /// (never before it), true at once when data is there or the writer is gone.
+    #[test]
+    fn wait_readable_ends_at_the_deadline_or_at_data() {
+        let (reader, writer) = pipe().unwrap();
+        let deadline = Instant::now() + Duration::from_millis(30);
+        assert!(!wait_readable(reader.as_fd(), deadline).unwrap());
+        assert!(Instant::now() >= deadline);
+        // A deadline already past: one look, no wait.
+        assert!(!wait_readable(reader.as_fd(), Instant::now()).unwrap());
+        write(writer.as_fd(), b"x").unwrap();
+        let far = Instant::now() + Duration::from_secs(60);
+        assert!(wait_readable(reader.as_fd(), far).unwrap());
+        let (reader, writer) = pipe().unwrap();
+        drop(writer);
+        assert!(wait_readable(reader.as_fd(), far).unwrap());
     }
 
     /// What the constructor does at load time, run in a test thread: the taken signals blocked

@@ -50,6 +50,7 @@ fn bad_flags_exit_2_naming_the_flag_before_anything_starts() {
             "--log-field",
         ),
         (&["--log-field", "msg=x"], "--log-field"),
+        (&["--log-multiline", "java"], "--log-multiline"),
         (&["--stop-signal", "KILL"], "--stop-signal"),
         (&["--stop-signal", "STOP"], "--stop-signal"),
         (&["--stop-signal", "TERM,NOSUCH"], "--stop-signal"),
@@ -119,6 +120,7 @@ fn bad_environment_exits_2_naming_the_variable() {
         ("USHER_WAIT_ALL", "maybe"),
         ("USHER_LOG_SCHEMA", "otlp"),
         ("USHER_LOG_SCHEMA", ""),
+        ("USHER_LOG_MULTILINE", "on"),
     ] {
         let stderr = rejected(&[], &[(var, value)]);
         assert!(stderr.contains(var), "{var}: {stderr}");

@@ -21,7 +21,7 @@ use crate::child::environment::SecretNames;
 use crate::child::privileges::CapSet;
 use crate::config::{
     Config, DEFAULT_GRACE, DEFAULT_HEALTH_ADDR, DEFAULT_LIVE_THRESHOLD, ExitRemap, GivenAs,
-    LogMode, OnUnhealthy, Policy, ReadySource, StopSignals,
+    LogMode, Multiline, OnUnhealthy, Policy, ReadySource, StopSignals,
 };
 use crate::http_check;
 use crate::logs::Level;
@@ -378,6 +378,9 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
              for --log-max-record {log_max_record}"
         )));
     }
+    let log_multiline = settings
+        .take_parsed(&LOG_MULTILINE, values::log_multiline)?
+        .unwrap_or(Multiline::Auto);
     let stderr_level = settings
         .take_parsed(&STDERR_LEVEL, values::level)?
         .unwrap_or(Level::Error);
@@ -425,6 +428,7 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
         log_schema,
         log_fields,
         log_max_record,
+        log_multiline,
         stderr_level,
         user,
         cap_keep,
@@ -773,6 +777,26 @@ mod tests {
         );
         let config = run_env(&["x"], &[("USHER_LOG_FIELDS", "a=1, b=x=y")]).unwrap();
         assert_eq!(config.log_fields[1], ("b".to_string(), "x=y".to_string()));
+        // --log-multiline: auto by default (see the README for the measurement), flag over
+        // variable, and errors name what the user wrote.
+        assert_eq!(run(&["x"]).unwrap().log_multiline, Multiline::Auto);
+        let off = run_env(&["x"], &[("USHER_LOG_MULTILINE", "off")]).unwrap();
+        assert_eq!(off.log_multiline, Multiline::Off);
+        let flag_wins = run_env(
+            &["--log-multiline", "auto", "x"],
+            &[("USHER_LOG_MULTILINE", "off")],
+        )
+        .unwrap();
+        assert_eq!(flag_wins.log_multiline, Multiline::Auto);
+        let err = error(&["--log-multiline", "java", "x"]);
+        assert!(
+            err.starts_with("--log-multiline:") && err.contains("java"),
+            "{err}"
+        );
+        let err = run_env(&["x"], &[("USHER_LOG_MULTILINE", "on")])
+            .unwrap_err()
+            .0;
+        assert!(err.starts_with("USHER_LOG_MULTILINE:"), "{err}");
         for (args, flag) in [
             (&["--log-field", "service", "x"][..], "--log-field:"),
             (&["--log-field", "a b=c", "x"], "--log-field:"),

@@ -209,6 +209,13 @@ pub const LOG_MAX_RECORD: Opt = Opt::new(One, Main)
     .default("16384")
     .help("no record is longer; longer lines are split into partial records");
 
+pub const LOG_MULTILINE: Opt = Opt::new(One, Main)
+    .long("log-multiline")
+    .env("USHER_LOG_MULTILINE")
+    .value("M")
+    .default("auto")
+    .help("auto: each stack trace (Java, Python, Go, Node.js, Ruby) is one record; off: each line");
+
 pub const STDERR_LEVEL: Opt = Opt::new(One, Main)
     .long("stderr-level")
     .env("USHER_STDERR_LEVEL")
@@ -303,6 +310,7 @@ pub const ALL: &[&Opt] = &[
     &LOG_SCHEMA,
     &LOG_FIELD,
     &LOG_MAX_RECORD,
+    &LOG_MULTILINE,
     &STDERR_LEVEL,
     &VERBOSE,
     &HELP,

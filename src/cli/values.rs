@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::config::{LiveCheck, LogMode};
+use crate::config::{LiveCheck, LogMode, Multiline};
 use crate::logs::{self, Level, LogSchema};
 
 /// Docker and containerd split lines at 16 KiB; no record may be shorter than this much.
@@ -92,6 +92,15 @@ pub fn log_format(value: &str) -> Result<LogMode, String> {
         other => Err(format!(
             "unknown log format \"{other}\" (json, raw or auto)"
         )),
+    }
+}
+
+/// `--log-multiline`: `auto` or `off`.
+pub fn log_multiline(value: &str) -> Result<Multiline, String> {
+    match value {
+        "auto" => Ok(Multiline::Auto),
+        "off" => Ok(Multiline::Off),
+        other => Err(format!("unknown multi-line mode \"{other}\" (auto or off)")),
     }
 }
 

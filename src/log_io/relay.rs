@@ -1,10 +1,13 @@
 //! The log relays: one thread per child stream, reading the pipe in large blocking reads and
 //! writing each chunk's records with one write to usher's own stdout or stderr. A slow reader
 //! of usher's output slows the child (its pipe fills) instead of growing usher's memory, and no
-//! relay ever runs on the signal loop's thread.
+//! relay ever runs on the signal loop's thread. While the encoder holds a record that a stack
+//! trace's next line may continue (`--log-multiline auto`), the relay waits for the pipe at
+//! most `logs::HOLD` after the read that began it, then writes the record.
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
@@ -13,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::health::Health;
 use crate::log_io::events::warn;
 use crate::log_io::output::{self, Target};
-use crate::logs::{LineEncoder, LogFormat, Stream};
+use crate::logs::{HOLD, LineEncoder, LogFormat, Stream};
 use crate::sys;
 
 /// Bytes read from the child's pipe at once.
@@ -96,17 +99,39 @@ fn relay(
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut records = Vec::with_capacity(READ_CHUNK * 2);
     let mut output_open = true;
+    // The record the encoder holds for a trace's next lines, and when to stop waiting for them.
+    let mut hold: Option<(u64, Instant)> = None;
     loop {
+        if let Some((_, deadline)) = hold {
+            // Input that is there already continues the record, however late; only waiting
+            // for more is bounded. A failed wait ends the hold too.
+            if !sys::wait_readable(pipe.as_fd(), deadline).unwrap_or(false) {
+                hold = None;
+                records.clear();
+                encoder.flush_held(&mut records);
+                count(health, stream, 0, &mut encoder);
+                if output_open {
+                    output_open = write_records(stream, &records);
+                }
+                continue;
+            }
+        }
         let read = match pipe.read(&mut chunk) {
             Ok(0) => break,
             Ok(read) => read,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         };
+        let read_at = Instant::now();
         progress.fetch_add(read as u64, Ordering::Relaxed);
         let time = crate::logs::time::rfc3339_micros(SystemTime::now());
         records.clear();
         encoder.push(chunk.get(..read).unwrap_or_default(), &time, &mut records);
+        hold = match (encoder.held(), hold) {
+            (None, _) => None,
+            (Some(held), Some((same, deadline))) if held == same => Some((held, deadline)),
+            (Some(held), _) => Some((held, read_at + HOLD)),
+        };
         count(health, stream, read, &mut encoder);
         // Once usher's own output is gone (EPIPE), keep draining the pipe so the child is not
         // blocked or killed by a SIGPIPE for a log line nobody can read any more.
@@ -125,9 +150,8 @@ fn relay(
 
 /// Counts a chunk for /metrics, from the encoder's own tally (no second pass over the records).
 fn count(health: &Health, stream: Stream, read: usize, encoder: &mut LineEncoder) {
-    let lines = std::mem::take(&mut encoder.lines);
-    let partial = std::mem::take(&mut encoder.partial_records);
-    health.logged(stream, read, lines + partial, partial);
+    let (records, partial) = encoder.take_counts();
+    health.logged(stream, read, records, partial);
 }
 
 /// One write of whole records; after a failure (usher's output closed) the relay keeps

@@ -1,6 +1,7 @@
 //! Framing: one stream's bytes, as they are read, cut into lines (LF, or CR LF), and a line
 //! too long for one record (--log-max-record) cut into pieces as it arrives, so that memory
-//! stays bounded whatever the child writes.
+//! stays bounded whatever the child writes. Complete lines go on to multi-line joining when
+//! it is on (`--log-multiline auto`), else straight to their records.
 //!
 //! Splitting is a function of the line alone, not of how it arrived: an over-long line is cut
 //! into the same records whether it came in one read or a byte at a time.
@@ -10,36 +11,34 @@ use std::sync::Arc;
 use memchr::memchr;
 
 use super::level::{self, Level};
-use super::record::{Buffers, LogFormat, Stream};
+use super::multiline::Joiner;
+use super::record::{LogFormat, Stream};
+use super::writer::Writer;
 
 /// Turns one stream's bytes, as they are read, into records. Holds at most about max_record
 /// bytes of an unfinished line: a longer line is emitted in pieces as it arrives, each record
 /// but the last marked "partial":true, so memory stays bounded whatever the child writes.
+/// With multi-line joining on, it may also hold a record that a stack trace's next line could
+/// still continue: see [`LineEncoder::held`].
 #[derive(Debug)]
 pub struct LineEncoder {
-    format: Arc<LogFormat>,
-    stream: Stream,
+    writer: Writer,
+    /// Joins stack traces into one record; None with `--log-multiline off`.
+    joiner: Option<Joiner>,
     /// The unfinished line's bytes not yet written.
     pending: Vec<u8>,
     /// Set once pieces of the unfinished line have been written: the level they carry.
     continued: Option<Level>,
-    buffers: Buffers,
-    /// Records written so far that are pieces of an over-long line.
-    pub partial_records: usize,
-    /// Lines written so far (each one record, after its partial pieces if any).
-    pub lines: usize,
 }
 
 impl LineEncoder {
     pub fn new(format: Arc<LogFormat>, stream: Stream) -> LineEncoder {
+        let joiner = format.multiline().then(Joiner::new);
         LineEncoder {
-            format,
-            stream,
+            writer: Writer::new(format, stream),
+            joiner,
             pending: Vec::new(),
             continued: None,
-            buffers: Buffers::new(stream),
-            partial_records: 0,
-            lines: 0,
         }
     }
 
@@ -50,25 +49,23 @@ impl LineEncoder {
         let mut rest = data;
         while let Some((line, after)) = split_line(rest) {
             rest = after;
-            self.lines += 1;
             if self.pending.is_empty() && self.continued.is_none() {
                 // The common case: the whole line is in `data`, written without a copy.
-                let (stream, buffers) = (self.stream, &mut self.buffers);
-                self.partial_records +=
-                    self.format
-                        .write_line(strip_cr(line), stream, None, time, buffers, out);
-            } else {
-                self.append(line, time, out);
-                let level = self.continued.take();
-                let line = strip_cr(&self.pending);
-                self.partial_records += (self.format).write_line(
-                    line,
-                    self.stream,
-                    level,
+                complete(
+                    &mut self.joiner,
+                    &mut self.writer,
+                    strip_cr(line),
                     time,
-                    &mut self.buffers,
                     out,
                 );
+            } else {
+                self.append(line, time, out);
+                let line = strip_cr(&self.pending);
+                match self.continued.take() {
+                    // Pieces are out: the rest of the line ends its record, never joined.
+                    Some(level) => self.writer.text(line, Some(level), time, out),
+                    None => complete(&mut self.joiner, &mut self.writer, line, time, out),
+                }
                 self.pending.clear();
             }
         }
@@ -77,23 +74,47 @@ impl LineEncoder {
         }
     }
 
-    /// End of stream: a last line without a trailing newline is emitted (not partial). Its
-    /// trailing CR, if any, is kept: with no LF after it, it is not a line ending.
+    /// End of stream: a last line without a trailing newline is emitted (not partial), and any
+    /// held record. The last line's trailing CR, if any, is kept: with no LF after it, it is
+    /// not a line ending.
     pub fn finish(&mut self, time: &[u8; 27], out: &mut Vec<u8>) {
-        if !self.pending.is_empty() || self.continued.is_some() {
-            let level = self.continued.take();
-            let line = &self.pending;
-            self.lines += 1;
-            self.partial_records +=
-                (self.format).write_line(line, self.stream, level, time, &mut self.buffers, out);
+        match self.continued.take() {
+            Some(level) => self.writer.text(&self.pending, Some(level), time, out),
+            None if !self.pending.is_empty() => {
+                complete(&mut self.joiner, &mut self.writer, &self.pending, time, out);
+            }
+            None => {}
         }
         self.pending = Vec::new();
+        self.flush_held(out);
+    }
+
+    /// The record being held for lines that may still continue it (a possible stack trace),
+    /// as a number that changes with each new held record; None when nothing is held. The
+    /// relay waits at most [`super::HOLD`] after the read that began it, then calls
+    /// [`Self::flush_held`].
+    pub fn held(&self) -> Option<u64> {
+        self.joiner.as_ref().and_then(Joiner::held)
+    }
+
+    /// Writes the held record, if any, to `out`: no more lines will join it.
+    pub fn flush_held(&mut self, out: &mut Vec<u8>) {
+        if let Some(joiner) = &mut self.joiner {
+            joiner.flush(&mut self.writer, out);
+        }
+    }
+
+    /// Records written since the last call, as (records, of which partial), for /metrics.
+    pub fn take_counts(&mut self) -> (usize, usize) {
+        let records = std::mem::take(&mut self.writer.records);
+        let partial = std::mem::take(&mut self.writer.partial_records);
+        (records + partial, partial)
     }
 
     /// Adds bytes of an unfinished line, writing pieces of it whenever it has grown too long to
     /// become one record, so `pending` never holds much more than max_record bytes.
     fn append(&mut self, bytes: &[u8], time: &[u8; 27], out: &mut Vec<u8>) {
-        let longest = self.format.longest_whole_line();
+        let longest = self.writer.longest();
         // Room for one byte past the longest line even with a CR held back (see `write_pieces`).
         let capacity = longest + 2;
         let mut rest = bytes;
@@ -115,32 +136,41 @@ impl LineEncoder {
     /// `pending` (it stops at least `longest - piece` bytes earlier), so an incomplete UTF-8
     /// sequence there is left for the next push to complete.
     fn write_pieces(&mut self, time: &[u8; 27], out: &mut Vec<u8>) {
-        let format = &*self.format;
-        let longest = format.longest_whole_line();
         // A CR at the end may be the CR of CR LF, which is not part of the line.
-        let mut rest = strip_cr(&self.pending);
-        if rest.len() <= longest {
+        let rest = strip_cr(&self.pending);
+        if rest.len() <= self.writer.longest() {
             return;
         }
-        // The line's first SNIFF_WINDOW bytes decide its level, and they are all here.
-        let level = *self.continued.get_or_insert_with(|| {
-            level::sniff(&self.pending).unwrap_or(format.default_level(self.stream))
-        });
-        let head = self.buffers.head(format, time, level);
-        let closing = format.closing(self.stream);
-        let mut done = 0;
-        while rest.len() > longest {
-            let taken = format.write_piece(head, closing, rest, out);
-            let Some((_, after)) = rest.split_at_checked(taken).filter(|_| taken > 0) else {
-                // Cannot happen (see `write_piece`), but should it, what is left stays in
-                // `pending`, to be written whole with the end of the line.
-                break;
-            };
-            self.partial_records += 1;
-            done += taken;
-            rest = after;
-        }
+        let level = match self.continued {
+            Some(level) => level,
+            None => {
+                // A line too long for one record is never part of a trace: what is held ends
+                // before it, and goes out first.
+                if let Some(joiner) = &mut self.joiner {
+                    joiner.flush(&mut self.writer, out);
+                }
+                // The line's first SNIFF_WINDOW bytes decide its level, and they are all here.
+                let level = level::sniff(&self.pending).unwrap_or(self.writer.default_level());
+                *self.continued.insert(level)
+            }
+        };
+        let done = self.writer.pieces(rest, level, time, out);
         self.pending.drain(..done);
+    }
+}
+
+/// A complete line (not over-long, no pieces written): to the joiner if there is one, else to
+/// its record.
+fn complete(
+    joiner: &mut Option<Joiner>,
+    writer: &mut Writer,
+    line: &[u8],
+    time: &[u8; 27],
+    out: &mut Vec<u8>,
+) {
+    match joiner {
+        Some(joiner) => joiner.line(line, time, writer, out),
+        None => writer.text(line, None, time, out),
     }
 }
 
@@ -259,9 +289,12 @@ mod tests {
             let out = String::from_utf8(out).unwrap();
             let marked = out.matches(r#""partial":true"#).count();
             assert!(marked >= 4, "{marked}");
-            assert_eq!(encoder.partial_records, marked, "chunks of {chunk}");
-            assert_eq!(encoder.lines, 2, "chunks of {chunk}");
-            assert_eq!(out.lines().count(), encoder.lines + encoder.partial_records);
+            assert_eq!(encoder.writer.partial_records, marked, "chunks of {chunk}");
+            assert_eq!(encoder.writer.records, 2, "chunks of {chunk}");
+            assert_eq!(
+                out.lines().count(),
+                encoder.writer.records + encoder.writer.partial_records
+            );
         }
     }
 
@@ -529,43 +562,56 @@ mod tests {
     }
 
     /// `cargo test --release --bin usher logs::framing::tests::throughput -- --ignored
-    /// --nocapture`: 1,000,000 lines of 100 bytes through `push` in 64 KiB chunks.
+    /// --nocapture`: 1,000,000 lines of 100 bytes through `push` in 64 KiB chunks, with
+    /// multi-line joining off and on.
     #[test]
     #[ignore]
     fn throughput() {
-        let format = format(16384, &[("service", "api")], Level::Error);
-        let mut input = Vec::new();
+        // A logger's lines, and `flood`'s (bench/logs.py).
+        let mut logger = Vec::new();
+        let mut flood = Vec::new();
         for n in 0..1_000_000u32 {
-            let start = input.len();
+            let start = logger.len();
             let line = format!(
                 "INFO request {n:07} handled: GET /api/v1/users?page=2 status=200 bytes=5120 \
                  ua=\"curl/8.5\""
             );
-            input.extend_from_slice(line.as_bytes());
-            input.resize(start + 99, b'.');
-            input.push(b'\n');
+            logger.extend_from_slice(line.as_bytes());
+            logger.resize(start + 99, b'.');
+            logger.push(b'\n');
+            flood.extend_from_slice(format!("{n:07} {}\n", "x".repeat(91)).as_bytes());
         }
-        let run = |count: bool| {
-            let mut encoder = LineEncoder::new(format.clone(), Stream::Stdout);
-            let mut out = Vec::with_capacity(1 << 20);
-            let mut records = 0;
-            let started = std::time::Instant::now();
-            for chunk in input.chunks(64 * 1024) {
-                encoder.push(chunk, TIME, &mut out);
-                if count {
-                    records += memchr::memchr_iter(b'\n', &out).count();
-                }
-                out.clear();
+        for (name, input) in [("logger", &logger), ("flood", &flood)] {
+            for multiline in [false, true] {
+                let fields = vec![("service".to_string(), "api".to_string())];
+                let format =
+                    LogFormat::new(crate::logs::LogSchema::Usher, 16384, fields, Level::Error)
+                        .with_multiline(multiline);
+                let format = Arc::new(format);
+                let run = |count: bool| {
+                    let mut encoder = LineEncoder::new(format.clone(), Stream::Stdout);
+                    let mut out = Vec::with_capacity(1 << 20);
+                    let mut records = 0;
+                    let started = std::time::Instant::now();
+                    for chunk in input.chunks(64 * 1024) {
+                        encoder.push(chunk, TIME, &mut out);
+                        if count {
+                            records += memchr::memchr_iter(b'\n', &out).count();
+                        }
+                        out.clear();
+                    }
+                    (started.elapsed(), records)
+                };
+                assert_eq!(run(true).1, 1_000_000);
+                // The best of five, as the machine may be busy with something else.
+                let best = (0..5).map(|_| run(false).0).min().unwrap();
+                println!(
+                    "{name} lines, multiline {}: {:.2} M lines/s ({:.0} MB/s of input)",
+                    if multiline { "auto" } else { "off" },
+                    1.0 / best.as_secs_f64(),
+                    100.0 / best.as_secs_f64()
+                );
             }
-            (started.elapsed(), records)
-        };
-        assert_eq!(run(true).1, 1_000_000);
-        // The best of five, as the machine may be busy with something else.
-        let best = (0..5).map(|_| run(false).0).min().unwrap();
-        println!(
-            "{:.2} M lines/s ({:.0} MB/s of input)",
-            1.0 / best.as_secs_f64(),
-            100.0 / best.as_secs_f64()
-        );
+        }
     }
 }

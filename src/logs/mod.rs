@@ -3,7 +3,9 @@
 //! out what comes back.
 //!
 //! One way down: `framing` (a stream's bytes into lines, an over-long line into pieces as it
-//! arrives) uses `record` (the record format; for each line, a text record or JSON
+//! arrives) hands complete lines to `multiline` (stack traces joined into one record, when
+//! on); both write through `writer` (one stream's records, pieces of a text still growing,
+//! counts), which uses `record` (the record format; for each line, a text record or JSON
 //! pass-through; usher's own events with their fields), which uses `schema` (the names of the
 //! record's own fields for --log-schema, rendered once), `json` (pass-through of lines that are
 //! JSON objects) and `escape` (JSON string escaping, a leaf); `level` and `time` are leaves.
@@ -17,13 +19,16 @@ mod escape;
 mod framing;
 mod json;
 pub mod level;
+mod multiline;
 mod record;
 mod schema;
 #[cfg(test)]
 mod test_support;
 pub mod time;
+mod writer;
 
 pub use framing::LineEncoder;
 pub use level::Level;
+pub use multiline::HOLD;
 pub use record::{EventFields, LogFormat, Stream, encode_event, valid_field_key};
 pub use schema::LogSchema;

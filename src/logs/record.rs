@@ -46,6 +46,8 @@ pub struct LogFormat {
     /// Each static field as (key, `"k":"v"`), for JSON lines that may have some already.
     fields: Vec<(String, Vec<u8>)>,
     stderr_level: Level,
+    /// `--log-multiline auto`: stack traces are joined into one record each.
+    multiline: bool,
 }
 
 impl LogFormat {
@@ -102,7 +104,17 @@ impl LogFormat {
             closings,
             fields,
             stderr_level,
+            multiline: false,
         }
+    }
+
+    /// The format with multi-line joining on or off (off unless set: each line its record).
+    pub fn with_multiline(self, multiline: bool) -> LogFormat {
+        LogFormat { multiline, ..self }
+    }
+
+    pub(super) fn multiline(&self) -> bool {
+        self.multiline
     }
 
     pub(super) fn default_level(&self, stream: Stream) -> Level {

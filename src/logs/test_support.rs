@@ -26,6 +26,11 @@ pub(super) fn schema_format(
     Arc::new(LogFormat::new(schema, max, fields, stderr_level))
 }
 
+/// A format with multi-line joining on.
+pub(super) fn joining(max: usize) -> Arc<LogFormat> {
+    Arc::new(LogFormat::new(LogSchema::Usher, max, Vec::new(), Level::Error).with_multiline(true))
+}
+
 pub(super) fn plain() -> Arc<LogFormat> {
     format(16384, &[], Level::Error)
 }
