@@ -129,10 +129,17 @@ fn found<'a>(dir: Option<&'a Dir>, controller: &'static str) -> Result<&'a Dir, 
     dir.ok_or(ReadError::NoCgroup { controller })
 }
 
-/// The text of `dir/file`.
+/// The text of `dir/file`. /proc and cgroup files say their size is 0, so `fs::read_to_string`
+/// would start with 32-byte probe reads (nine reads of mountinfo, each rendering the table
+/// again, at every start); a page of room first takes most of them in one read.
 fn read_text(dir: &Path, file: &str) -> Result<String, ReadError> {
+    use std::io::Read;
     let path = dir.join(file);
-    std::fs::read_to_string(&path).map_err(|source| ReadError::Io { path, source })
+    let mut text = String::with_capacity(4096);
+    match std::fs::File::open(&path).and_then(|mut f| f.read_to_string(&mut text)) {
+        Ok(_) => Ok(text),
+        Err(source) => Err(ReadError::Io { path, source }),
+    }
 }
 
 /// Reads `dir/file` and parses it with `parse`; `what` says what was expected if it fails.
