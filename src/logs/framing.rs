@@ -528,43 +528,61 @@ mod tests {
     }
 
     /// `cargo test --release --bin usher logs::framing::tests::throughput -- --ignored
-    /// --nocapture`: 1,000,000 lines of 100 bytes through `push` in 64 KiB chunks.
+    /// --nocapture`: 1,000,000 lines through `push` in 64 KiB chunks, for three kinds of lines:
+    /// 100-byte lines that start with a level (`INFO request ...`), `examples/flood`'s 100-byte
+    /// lines that name none (`0000001 xxx...`), and the level corpus's lines over and over.
     #[test]
     #[ignore]
     fn throughput() {
         let format = format(16384, &[("service", "api")], Level::Error);
-        let mut input = Vec::new();
-        for n in 0..1_000_000u32 {
-            let start = input.len();
-            let line = format!(
-                "INFO request {n:07} handled: GET /api/v1/users?page=2 status=200 bytes=5120 \
-                 ua=\"curl/8.5\""
-            );
-            input.extend_from_slice(line.as_bytes());
-            input.resize(start + 99, b'.');
-            input.push(b'\n');
-        }
-        let run = |count: bool| {
-            let mut encoder = LineEncoder::new(format.clone(), Stream::Stdout);
-            let mut out = Vec::with_capacity(1 << 20);
-            let mut records = 0;
-            let started = std::time::Instant::now();
-            for chunk in input.chunks(64 * 1024) {
-                encoder.push(chunk, TIME, &mut out);
-                if count {
-                    records += memchr::memchr_iter(b'\n', &out).count();
-                }
-                out.clear();
+        let corpus: Vec<Vec<u8>> = crate::logs::level_corpus::entries()
+            .into_iter()
+            .map(|entry| entry.line)
+            .collect();
+        type Line<'a> = &'a dyn Fn(usize) -> Vec<u8>;
+        let kinds: [(&str, Line); 3] = [
+            ("INFO lines", &|n| {
+                let mut line = format!(
+                    "INFO request {n:07} handled: GET /api/v1/users?page=2 status=200 bytes=5120 \
+                     ua=\"curl/8.5\""
+                )
+                .into_bytes();
+                line.resize(99, b'.');
+                line
+            }),
+            ("flood lines", &|n| {
+                format!("{n:07} {}", "x".repeat(91)).into_bytes()
+            }),
+            ("corpus lines", &|n| corpus[n % corpus.len()].clone()),
+        ];
+        for (kind, line) in kinds {
+            let mut input = Vec::new();
+            for n in 0..1_000_000 {
+                input.extend_from_slice(&line(n));
+                input.push(b'\n');
             }
-            (started.elapsed(), records)
-        };
-        assert_eq!(run(true).1, 1_000_000);
-        // The best of five, as the machine may be busy with something else.
-        let best = (0..5).map(|_| run(false).0).min().unwrap();
-        println!(
-            "{:.2} M lines/s ({:.0} MB/s of input)",
-            1.0 / best.as_secs_f64(),
-            100.0 / best.as_secs_f64()
-        );
+            let run = |count: bool| {
+                let mut encoder = LineEncoder::new(format.clone(), Stream::Stdout);
+                let mut out = Vec::with_capacity(1 << 20);
+                let mut records = 0;
+                let started = std::time::Instant::now();
+                for chunk in input.chunks(64 * 1024) {
+                    encoder.push(chunk, TIME, &mut out);
+                    if count {
+                        records += memchr::memchr_iter(b'\n', &out).count();
+                    }
+                    out.clear();
+                }
+                (started.elapsed(), records)
+            };
+            assert_eq!(run(true).1, 1_000_000);
+            // The best of five, as the machine may be busy with something else.
+            let best = (0..5).map(|_| run(false).0).min().unwrap();
+            println!(
+                "{kind}: {:.2} M lines/s ({:.0} MB/s of input)",
+                1.0 / best.as_secs_f64(),
+                input.len() as f64 / 1e6 / best.as_secs_f64()
+            );
+        }
     }
 }

@@ -6,12 +6,17 @@ use std::borrow::Cow;
 
 use serde_json::value::RawValue;
 
-use super::level::Level;
+use super::level::{self, Level};
+
+/// The key under which a JSON line whose `level` is not a string (pino's and bunyan's `30`,
+/// GELF's `6`) gets the level's name, its `level` kept as it is: so every record has a string
+/// level a collector can map.
+pub(super) const LEVEL_NAME_KEY: &str = "level_name";
 
 /// What a JSON line's record gets for each key it lacks.
 pub(super) struct Defaults<'a> {
     pub(super) time: &'a [u8; 27],
-    /// The level, unless the line has a `severity` string naming one.
+    /// The level, unless the line names one in another key (see [`level::JSON_LEVEL_KEYS`]).
     pub(super) level: Level,
     pub(super) stream: &'static str,
     /// Each static field as (key, `"k":"v"`).
@@ -23,6 +28,11 @@ pub(super) struct Defaults<'a> {
 /// only the missing keys added before its final `}`, and '\n'. Returns false, having written
 /// nothing, otherwise: the line is then text. `found` is scratch space, kept by the caller
 /// so as not to allocate per line.
+///
+/// The level: a line without `level` gets one from the first of its other level keys
+/// ([`level::JSON_LEVEL_KEYS`], then MongoDB's `s`) that names one, else the stream's default.
+/// A line whose `level` is not a string gets [`LEVEL_NAME_KEY`]: its number's level
+/// ([`Level::from_number`]), else the other keys', else the default.
 pub(super) fn write_object(
     line: &[u8],
     defaults: &Defaults<'_>,
@@ -40,8 +50,10 @@ pub(super) fn write_object(
     if !is_json(text) {
         return false;
     }
-    let (mut empty, mut has_time, mut has_level, mut has_stream) = (true, false, false, false);
-    let mut severity = None;
+    let (mut empty, mut has_time, mut has_stream, mut has_level_name) = (true, false, false, false);
+    let mut level_value = None;
+    // The level another key names, and that key's rank in JSON_LEVEL_KEYS (MongoDB's last).
+    let mut named: Option<(usize, Level)> = None;
     found.clear();
     found.resize(defaults.fields.len(), false);
     let mut members = Members::new(text);
@@ -50,12 +62,43 @@ pub(super) fn write_object(
         let Some(key) = decode_key(key) else {
             return false; // cannot happen: serde_json accepted it
         };
-        match &*key {
-            "time" => has_time = true,
-            "level" => has_level = true,
-            "stream" => has_stream = true,
-            "severity" => severity = string_level(value),
-            _ => {}
+        // The other level keys, by rank (see level::JSON_LEVEL_KEYS; MongoDB's last).
+        let other = match &*key {
+            "time" => {
+                has_time = true;
+                None
+            }
+            "level" => {
+                level_value = Some(value);
+                None
+            }
+            "stream" => {
+                has_stream = true;
+                None
+            }
+            LEVEL_NAME_KEY => {
+                has_level_name = true;
+                None
+            }
+            "severity" => Some(1),
+            "log.level" => Some(2),
+            "levelname" => Some(3),
+            "lvl" => Some(4),
+            "LogLevel" => Some(5),
+            "@l" => Some(6),
+            "s" => Some(7),
+            _ => None,
+        };
+        if let Some(rank) = other
+            && named.is_none_or(|(best, _)| rank < best)
+        {
+            let level = match rank {
+                7 => level::mongodb_severity(value),
+                _ => level::json_value_level(value, false),
+            };
+            if let Some(level) = level {
+                named = Some((rank, level));
+            }
         }
         for (slot, (field, _)) in found.iter_mut().zip(defaults.fields) {
             *slot |= *field == *key;
@@ -65,6 +108,21 @@ pub(super) fn write_object(
         // Cannot happen (serde_json accepted the text), but should the walk stop short, keys
         // it did not see could be written twice: the line is text instead.
         return false;
+    }
+    let named = named.map(|(_, level)| level);
+    // `level` as a string is the line's own say; anything else gets a name beside it.
+    let level_name = match level_value {
+        Some(value) if !value.starts_with('"') && !has_level_name => Some(
+            level::json_value_level(value, true)
+                .or(named)
+                .unwrap_or(defaults.level),
+        ),
+        _ => None,
+    };
+    if level_name.is_some() {
+        for (slot, (field, _)) in found.iter_mut().zip(defaults.fields) {
+            *slot |= field == LEVEL_NAME_KEY;
+        }
     }
 
     let Some(open) = object.strip_suffix(b"}") else {
@@ -86,9 +144,16 @@ pub(super) fn write_object(
     if !has_time {
         add(out, &[br#""time":""#, defaults.time, b"\""]);
     }
-    if !has_level {
-        let level = severity.unwrap_or(defaults.level);
+    if level_value.is_none() {
+        let level = named.unwrap_or(defaults.level);
         add(out, &[br#""level":""#, level.as_str().as_bytes(), b"\""]);
+    }
+    if let Some(level) = level_name {
+        let key = LEVEL_NAME_KEY.as_bytes();
+        add(
+            out,
+            &[b"\"", key, b"\":\"", level.as_str().as_bytes(), b"\""],
+        );
     }
     if !has_stream {
         add(out, &[br#""stream":""#, defaults.stream.as_bytes(), b"\""]);
@@ -218,18 +283,6 @@ fn decode_key(quoted: &str) -> Option<Cow<'_, str>> {
     }
 }
 
-/// The level a JSON string value names (`"WARNING"` -> Warn), if it is a string naming one.
-fn string_level(raw: &str) -> Option<Level> {
-    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
-    if inner.contains('\\') {
-        serde_json::from_str::<String>(raw)
-            .ok()
-            .and_then(|text| Level::parse(&text))
-    } else {
-        Level::parse(inner)
-    }
-}
-
 /// Trims JSON's own whitespace (space, tab, CR, LF) only: `trim_ascii` would also drop a form
 /// feed, a byte the record must keep.
 fn trim_json_whitespace(mut line: &[u8]) -> &[u8] {
@@ -283,7 +336,7 @@ mod tests {
             ),
             (
                 r#"{"level":30}"#,
-                format!(r#"{{"level":30,{head},"stream":"stdout"}}"#),
+                format!(r#"{{"level":30,{head},"level_name":"info","stream":"stdout"}}"#),
             ),
             (
                 r#"{"severity":"WARNING"}"#,
@@ -349,7 +402,7 @@ mod tests {
                 r#"{"x":[1,{"time":2}],"level":"info","stream":"s","time":0}"#,
                 "none",
             ),
-            (r#"{ "time" : 0 , "level" : 1 , "stream" : 2 }"#, "none"),
+            (r#"{ "time" : 0 , "level" : "1" , "stream" : 2 }"#, "none"),
             (
                 r#"{"severity":{"a":"WARN"},"n":-1.5e3,"t":true,"f":false,"z":null}"#,
                 "all",
@@ -365,6 +418,73 @@ mod tests {
             };
             assert_eq!(out, expected);
         }
+    }
+
+    /// Numeric levels keep their number and gain `level_name`; lines without `level` take it
+    /// from the keys other frameworks use.
+    #[test]
+    fn levels_from_numbers_and_other_keys() {
+        let head = r#""time":"2026-11-26T14:34:17.123456Z""#;
+        for (line, added) in [
+            // pino and bunyan; GELF's syslog severities; fractions and odd numbers.
+            (r#"{"level":30,"msg":"x"}"#, r#""level_name":"info""#),
+            (r#"{"level":50}"#, r#""level_name":"error""#),
+            (r#"{"level":60}"#, r#""level_name":"fatal""#),
+            (r#"{"level":10}"#, r#""level_name":"trace""#),
+            (r#"{"level":3}"#, r#""level_name":"error""#),
+            (r#"{"level":6}"#, r#""level_name":"info""#),
+            (r#"{"level":45.5}"#, r#""level_name":"warn""#),
+            // Not a number that names a level: another key's level, else the default.
+            (r#"{"level":-1}"#, r#""level_name":"info""#),
+            (
+                r#"{"level":null,"severity":"ERROR"}"#,
+                r#""level_name":"error""#,
+            ),
+            (r#"{"level":{"name":"warn"}}"#, r#""level_name":"info""#),
+            // Other keys, when `level` is missing.
+            (r#"{"severity":"WARNING"}"#, r#""level":"warn""#),
+            (r#"{"log.level":"ERROR"}"#, r#""level":"error""#),
+            (r#"{"levelname":"CRITICAL"}"#, r#""level":"fatal""#),
+            (r#"{"lvl":"dbug"}"#, r#""level":"debug""#),
+            (r#"{"LogLevel":"Information"}"#, r#""level":"info""#),
+            (r#"{"@l":"Warning"}"#, r#""level":"warn""#),
+            (r#"{"s":"E","c":"STORAGE"}"#, r#""level":"error""#),
+            (r#"{"s":"D2"}"#, r#""level":"debug""#),
+            (r#"{"s":"x"}"#, r#""level":"info""#),
+            (r#"{"s":"W","lvl":"error"}"#, r#""level":"error""#),
+            (r#"{"@l":"Error","severity":"debug"}"#, r#""level":"debug""#),
+            (r#"{"severity":40}"#, r#""level":"info""#),
+        ] {
+            let out = stdout(format!("{line}\n").as_bytes());
+            let expected = format!(
+                "{},{head},{added},\"stream\":\"stdout\"}}\n",
+                &line[..line.len() - 1]
+            );
+            assert_eq!(out, expected, "{line}");
+        }
+        // A string `level` is the line's own, even one no framework of ours uses; a line that
+        // has `level_name` already gets none.
+        for line in [
+            r#"{"level":"http","time":1,"stream":1}"#,
+            r#"{"level":30,"level_name":"x","time":1,"stream":1}"#,
+        ] {
+            assert_eq!(stdout(format!("{line}\n").as_bytes()), format!("{line}\n"));
+        }
+        // A static field named level_name yields to usher's.
+        let format = format(
+            16384,
+            &[("level_name", "static"), ("zone", "z")],
+            Level::Error,
+        );
+        let out = encode(
+            &format,
+            Stream::Stdout,
+            br#"{"level":50,"time":1,"stream":1}"#,
+        );
+        assert_eq!(
+            out,
+            "{\"level\":50,\"time\":1,\"stream\":1,\"level_name\":\"error\",\"zone\":\"z\"}\n"
+        );
     }
 
     #[test]
@@ -461,7 +581,7 @@ mod tests {
         let max = 1024;
         let format = format(max, &[], Level::Error);
         // With all its keys present, an object of max - 1 bytes is its own record.
-        let keys = r#"{"time":1,"level":2,"stream":3,"pad":""#;
+        let keys = r#"{"time":1,"level":"x","stream":3,"pad":""#;
         let full = format!("{keys}{}\"}}", "p".repeat(max - 1 - keys.len() - 2));
         assert_eq!(full.len(), max - 1);
         let out = encode(&format, Stream::Stdout, full.as_bytes());

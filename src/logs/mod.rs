@@ -16,6 +16,9 @@ mod escape;
 mod framing;
 mod json;
 pub mod level;
+#[cfg(test)]
+#[path = "../../examples/support/level_corpus.rs"]
+mod level_corpus;
 mod record;
 #[cfg(test)]
 mod test_support;
