@@ -140,6 +140,13 @@ impl ExitRemap {
 /// SIGKILL, ends the app, and its `grace_over` and `usher_exiting` events are written.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(8);
 
+/// `--stderr-level` unless told otherwise: the level of a stderr line that names none. Info,
+/// measured on the level corpus (tests/data/log_levels.txt, README "Levels"): of the stderr
+/// lines that name no level, more are information (Go's `log`, request logs, shell
+/// entrypoints, java.util.logging's header lines) than errors or warnings, as runtimes write
+/// their ordinary logs to stderr; the lines that do say error or warn mostly say so themselves.
+pub const DEFAULT_STDERR_LEVEL: Level = Level::Info;
+
 /// `--stop-signal`: the signals whose receipt begins a graceful stop (drain, forward, grace,
 /// SIGKILL); any other signal is only forwarded. Default TERM (Docker, Kubernetes) and INT
 /// (Ctrl-C); an image whose `STOPSIGNAL` is QUIT (nginx) names QUIT here.

@@ -20,11 +20,10 @@ use lexopt::prelude::*;
 use crate::child::environment::SecretNames;
 use crate::child::privileges::CapSet;
 use crate::config::{
-    Config, DEFAULT_GRACE, DEFAULT_HEALTH_ADDR, DEFAULT_LIVE_THRESHOLD, ExitRemap, GivenAs,
-    LogMode, Multiline, OnUnhealthy, Policy, ReadySource, StopSignals,
+    Config, DEFAULT_GRACE, DEFAULT_HEALTH_ADDR, DEFAULT_LIVE_THRESHOLD, DEFAULT_STDERR_LEVEL,
+    ExitRemap, GivenAs, LogMode, Multiline, OnUnhealthy, Policy, ReadySource, StopSignals,
 };
 use crate::http_check;
-use crate::logs::Level;
 use crate::probe::Probe;
 use crate::supervise::signals::{Rewrites, Signo};
 use options::{Kind, Opt};
@@ -383,7 +382,7 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
         .unwrap_or(Multiline::Auto);
     let stderr_level = settings
         .take_parsed(&STDERR_LEVEL, values::level)?
-        .unwrap_or(Level::Error);
+        .unwrap_or(DEFAULT_STDERR_LEVEL);
     let allow_new_privs = settings.take_switch(&ALLOW_NEW_PRIVS)?;
     // Errors found when the child is prepared name the flag or variable, as here.
     let mut given_as = GivenAs::default();
@@ -445,6 +444,7 @@ mod tests {
     use super::*;
     use crate::config::LiveCheck;
     use crate::http_check::Target;
+    use crate::logs::Level;
     use std::path::PathBuf;
 
     fn run(args: &[&str]) -> Result<Config, UsageError> {
@@ -742,7 +742,7 @@ mod tests {
         let config = run(&["x"]).unwrap();
         assert_eq!(config.log_format, LogMode::Auto);
         assert_eq!(config.log_max_record, 16384);
-        assert_eq!(config.stderr_level, Level::Error);
+        assert_eq!(config.stderr_level, Level::Info);
         let args = [
             "--log-format",
             "json",

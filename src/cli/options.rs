@@ -220,7 +220,7 @@ pub const STDERR_LEVEL: Opt = Opt::new(One, Main)
     .long("stderr-level")
     .env("USHER_STDERR_LEVEL")
     .value("LEVEL")
-    .default("error")
+    .default("info")
     .help("level of a stderr line that names none");
 
 pub const VERBOSE: Opt = Opt::new(Count, Main)

@@ -7,9 +7,14 @@ use std::borrow::Cow;
 
 use serde_json::value::RawValue;
 
-use super::level::Level;
+use super::level::{self, Level};
 use super::record::Stream;
 use super::schema::{Layout, Role};
+
+/// The key under which a JSON line whose level key (the schema's: `level` in usher's) holds no
+/// string (pino's and bunyan's `30`, GELF's `6`) gets the level's name, its own value kept as it
+/// is: so every record has a string level a collector can map.
+pub(super) const LEVEL_NAME_KEY: &str = "level_name";
 
 /// What a JSON line's record gets for each key it lacks.
 pub(super) struct Defaults<'a> {
@@ -49,8 +54,11 @@ pub(super) fn write_object(
     }
     let layout = defaults.layout;
     let mut empty = true;
-    let (mut has_time, mut has_level, mut has_version, mut has_stream) =
+    let (mut has_time, mut has_level_alias, mut has_version, mut has_stream) =
         (false, false, false, false);
+    let mut has_level_name = false;
+    // The value of the schema's level key, if the line has it.
+    let mut level_value = None;
     // The level a hint key names, with the hint's rank: the lowest rank wins.
     let mut hinted: Option<(u8, Level)> = None;
     found.clear();
@@ -63,18 +71,20 @@ pub(super) fn write_object(
         };
         match layout.role(&key) {
             Some(Role::Time) => has_time = true,
-            Some(Role::Level) => has_level = true,
+            Some(Role::Level) => level_value = Some(value),
+            Some(Role::LevelAlias) => has_level_alias = true,
             Some(Role::Version) => has_version = true,
             Some(Role::Stream) => has_stream = true,
             Some(Role::LevelHint(rank)) => {
                 if hinted.is_none_or(|(best, _)| rank < best)
-                    && let Some(level) = string_level(value)
+                    && let Some(level) = hint_level(&key, value)
                 {
                     hinted = Some((rank, level));
                 }
             }
             None => {}
         }
+        has_level_name |= key == LEVEL_NAME_KEY;
         for (slot, (field, _)) in found.iter_mut().zip(defaults.fields) {
             *slot |= *field == *key;
         }
@@ -83,6 +93,21 @@ pub(super) fn write_object(
         // Cannot happen (serde_json accepted the text), but should the walk stop short, keys
         // it did not see could be written twice: the line is text instead.
         return false;
+    }
+    let hinted = hinted.map(|(_, level)| level);
+    // The level key holding a string is the line's own say; anything else gets a name beside it.
+    let level_name = match level_value {
+        Some(value) if !value.starts_with('"') && !has_level_name => Some(
+            level::json_value_level(value, true)
+                .or(hinted)
+                .unwrap_or(defaults.level),
+        ),
+        _ => None,
+    };
+    if level_name.is_some() {
+        for (slot, (field, _)) in found.iter_mut().zip(defaults.fields) {
+            *slot |= field == LEVEL_NAME_KEY;
+        }
     }
 
     let Some(open) = object.strip_suffix(b"}") else {
@@ -104,9 +129,18 @@ pub(super) fn write_object(
     if !has_time {
         add(out, &[layout.time_member_open(), defaults.time, b"\""]);
     }
-    if !has_level {
-        let level = hinted.map_or(defaults.level, |(_, level)| level);
-        add(out, &[layout.level_member(level)]);
+    if level_value.is_none() && !has_level_alias {
+        add(
+            out,
+            &[layout.level_member(hinted.unwrap_or(defaults.level))],
+        );
+    }
+    if let Some(level) = level_name {
+        let key = LEVEL_NAME_KEY.as_bytes();
+        add(
+            out,
+            &[b"\"", key, b"\":\"", level.as_str().as_bytes(), b"\""],
+        );
     }
     if !has_version && let Some(version) = layout.version_member() {
         add(out, &[version]);
@@ -239,15 +273,14 @@ fn decode_key(quoted: &str) -> Option<Cow<'_, str>> {
     }
 }
 
-/// The level a JSON string value names (`"WARNING"` -> Warn), if it is a string naming one.
-fn string_level(raw: &str) -> Option<Level> {
-    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
-    if inner.contains('\\') {
-        serde_json::from_str::<String>(raw)
-            .ok()
-            .and_then(|text| Level::parse(&text))
-    } else {
-        Level::parse(inner)
+/// The level a hint key's value names: MongoDB's `s` letters, a number under `level` (pino,
+/// bunyan, GELF), else a string naming one (`"WARNING"` -> Warn; see [`Level::from_name`]).
+fn hint_level(key: &str, raw: &str) -> Option<Level> {
+    match key {
+        "s" => level::mongodb_severity(raw),
+        // pino's and bunyan's numbers, where `level` is not the schema's own level key.
+        "level" => level::json_value_level(raw, true),
+        _ => level::json_value_level(raw, false),
     }
 }
 
@@ -304,7 +337,7 @@ mod tests {
             ),
             (
                 r#"{"level":30}"#,
-                format!(r#"{{"level":30,{head},"stream":"stdout"}}"#),
+                format!(r#"{{"level":30,{head},"level_name":"info","stream":"stdout"}}"#),
             ),
             (
                 r#"{"severity":"WARNING"}"#,
@@ -370,7 +403,7 @@ mod tests {
                 r#"{"x":[1,{"time":2}],"level":"info","stream":"s","time":0}"#,
                 "none",
             ),
-            (r#"{ "time" : 0 , "level" : 1 , "stream" : 2 }"#, "none"),
+            (r#"{ "time" : 0 , "level" : "1" , "stream" : 2 }"#, "none"),
             (
                 r#"{"severity":{"a":"WARN"},"n":-1.5e3,"t":true,"f":false,"z":null}"#,
                 "all",
@@ -386,6 +419,73 @@ mod tests {
             };
             assert_eq!(out, expected);
         }
+    }
+
+    /// Numeric levels keep their number and gain `level_name`; lines without `level` take it
+    /// from the keys other frameworks use.
+    #[test]
+    fn levels_from_numbers_and_other_keys() {
+        let head = r#""time":"2026-11-26T14:34:17.123456Z""#;
+        for (line, added) in [
+            // pino and bunyan; GELF's syslog severities; fractions and odd numbers.
+            (r#"{"level":30,"msg":"x"}"#, r#""level_name":"info""#),
+            (r#"{"level":50}"#, r#""level_name":"error""#),
+            (r#"{"level":60}"#, r#""level_name":"fatal""#),
+            (r#"{"level":10}"#, r#""level_name":"trace""#),
+            (r#"{"level":3}"#, r#""level_name":"error""#),
+            (r#"{"level":6}"#, r#""level_name":"info""#),
+            (r#"{"level":45.5}"#, r#""level_name":"warn""#),
+            // Not a number that names a level: another key's level, else the default.
+            (r#"{"level":-1}"#, r#""level_name":"info""#),
+            (
+                r#"{"level":null,"severity":"ERROR"}"#,
+                r#""level_name":"error""#,
+            ),
+            (r#"{"level":{"name":"warn"}}"#, r#""level_name":"info""#),
+            // Other keys, when `level` is missing.
+            (r#"{"severity":"WARNING"}"#, r#""level":"warn""#),
+            (r#"{"log.level":"ERROR"}"#, r#""level":"error""#),
+            (r#"{"levelname":"CRITICAL"}"#, r#""level":"fatal""#),
+            (r#"{"lvl":"dbug"}"#, r#""level":"debug""#),
+            (r#"{"LogLevel":"Information"}"#, r#""level":"info""#),
+            (r#"{"@l":"Warning"}"#, r#""level":"warn""#),
+            (r#"{"s":"E","c":"STORAGE"}"#, r#""level":"error""#),
+            (r#"{"s":"D2"}"#, r#""level":"debug""#),
+            (r#"{"s":"x"}"#, r#""level":"info""#),
+            (r#"{"s":"W","lvl":"error"}"#, r#""level":"error""#),
+            (r#"{"@l":"Error","severity":"debug"}"#, r#""level":"debug""#),
+            (r#"{"severity":40}"#, r#""level":"info""#),
+        ] {
+            let out = stdout(format!("{line}\n").as_bytes());
+            let expected = format!(
+                "{},{head},{added},\"stream\":\"stdout\"}}\n",
+                &line[..line.len() - 1]
+            );
+            assert_eq!(out, expected, "{line}");
+        }
+        // A string `level` is the line's own, even one no framework of ours uses; a line that
+        // has `level_name` already gets none.
+        for line in [
+            r#"{"level":"http","time":1,"stream":1}"#,
+            r#"{"level":30,"level_name":"x","time":1,"stream":1}"#,
+        ] {
+            assert_eq!(stdout(format!("{line}\n").as_bytes()), format!("{line}\n"));
+        }
+        // A static field named level_name yields to usher's.
+        let format = format(
+            16384,
+            &[("level_name", "static"), ("zone", "z")],
+            Level::Error,
+        );
+        let out = encode(
+            &format,
+            Stream::Stdout,
+            br#"{"level":50,"time":1,"stream":1}"#,
+        );
+        assert_eq!(
+            out,
+            "{\"level\":50,\"time\":1,\"stream\":1,\"level_name\":\"error\",\"zone\":\"z\"}\n"
+        );
     }
 
     #[test]
@@ -482,7 +582,7 @@ mod tests {
         let max = 1024;
         let format = format(max, &[], Level::Error);
         // With all its keys present, an object of max - 1 bytes is its own record.
-        let keys = r#"{"time":1,"level":2,"stream":3,"pad":""#;
+        let keys = r#"{"time":1,"level":"x","stream":3,"pad":""#;
         let full = format!("{keys}{}\"}}", "p".repeat(max - 1 - keys.len() - 2));
         assert_eq!(full.len(), max - 1);
         let out = encode(&format, Stream::Stdout, full.as_bytes());

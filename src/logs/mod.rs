@@ -19,6 +19,9 @@ mod escape;
 mod framing;
 mod json;
 pub mod level;
+#[cfg(test)]
+#[path = "../../examples/support/level_corpus.rs"]
+mod level_corpus;
 mod multiline;
 mod record;
 mod schema;

@@ -435,7 +435,7 @@ mod tests {
             (b"INFORMATION follows", "info"),
             (b"ERRORS: 0", "info"),
             (b"<error> x", "info"),
-            (b"x ERROR", "info"),
+            (b"two words ERROR", "info"),
             (b"ERROR\tx", "error"),
         ];
         for (line, level) in cases {

@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 
-use super::level::Level;
+use super::level::{self, Level};
 use super::record::Stream;
 
 /// `--log-schema`.
@@ -97,9 +97,6 @@ struct Keys {
     level_number: Option<(&'static str, [&'static str; 6])>,
     /// Other keys a JSON line may hold its level in, in this schema: usher then adds none.
     level_aliases: &'static [&'static str],
-    /// Keys whose string value names a JSON line's level when the schema's own is missing, the
-    /// first found in this order winning.
-    level_hints: &'static [&'static str],
     message: &'static str,
     stream: &'static str,
     logger: &'static str,
@@ -124,7 +121,6 @@ const USHER: Keys = Keys {
     level_names: None,
     level_number: None,
     level_aliases: &[],
-    level_hints: &["severity"],
     message: "msg",
     stream: "stream",
     logger: "logger",
@@ -147,7 +143,6 @@ const GCP: Keys = Keys {
     level_names: Some(["DEBUG", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]),
     level_number: None,
     level_aliases: &["logging.googleapis.com/severity"],
-    level_hints: &["level"],
     message: "message",
     stream: "stream",
     logger: "logger",
@@ -171,7 +166,6 @@ const ECS: Keys = Keys {
     level_names: None,
     level_number: None,
     level_aliases: &[],
-    level_hints: &["level", "severity"],
     message: "message",
     stream: "stream",
     logger: "log.logger",
@@ -194,7 +188,6 @@ const OTEL: Keys = Keys {
     level_names: Some(["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]),
     level_number: Some(("SeverityNumber", ["1", "5", "9", "13", "17", "21"])),
     level_aliases: &["SeverityNumber"],
-    level_hints: &["level", "severity"],
     message: "Body",
     stream: "log.iostream",
     logger: "otel.scope.name",
@@ -210,7 +203,11 @@ const OTEL: Keys = Keys {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Role {
     Time,
+    /// The schema's own level key.
     Level,
+    /// Another key that holds the level in this schema (OpenTelemetry's `SeverityNumber`): the
+    /// line's level is there, and usher adds none.
+    LevelAlias,
     Version,
     Stream,
     /// A key whose string value may name the level; the lower the rank, the stronger.
@@ -289,13 +286,16 @@ impl Layout {
         add(&[keys.time], Role::Time);
         add(keys.time_aliases, Role::Time);
         add(&[keys.level], Role::Level);
-        add(keys.level_aliases, Role::Level);
+        add(keys.level_aliases, Role::LevelAlias);
         if let Some((key, _)) = keys.version {
             add(&[key], Role::Version);
         }
         add(keys.version_aliases, Role::Version);
         add(&[keys.stream], Role::Stream);
-        for (rank, hint) in keys.level_hints.iter().enumerate() {
+        // Where a JSON line may name its level when the schema's own key is missing: the keys
+        // frameworks use (level::JSON_LEVEL_KEYS, strongest first), then MongoDB's `s`. The
+        // schema's own level key among them is its level (added first), not a hint.
+        for (rank, hint) in level::JSON_LEVEL_KEYS.iter().chain(&["s"]).enumerate() {
             add(&[hint], Role::LevelHint(rank as u8));
         }
         Layout {
@@ -890,12 +890,12 @@ mod tests {
             let max = 1024;
             let format = schema_format(schema, max, &[], Level::Error);
             let own_keys = match schema {
-                LogSchema::Usher => r#"{"time":1,"level":2,"stream":3,"pad":""#,
-                LogSchema::Gcp => r#"{"time":1,"severity":2,"stream":3,"pad":""#,
+                LogSchema::Usher => r#"{"time":1,"level":"2","stream":3,"pad":""#,
+                LogSchema::Gcp => r#"{"time":1,"severity":"2","stream":3,"pad":""#,
                 LogSchema::Ecs => {
-                    r#"{"@timestamp":1,"log.level":2,"ecs.version":"","stream":3,"pad":""#
+                    r#"{"@timestamp":1,"log.level":"2","ecs.version":"","stream":3,"pad":""#
                 }
-                LogSchema::Otel => r#"{"Timestamp":1,"SeverityText":2,"log.iostream":3,"pad":""#,
+                LogSchema::Otel => r#"{"Timestamp":1,"SeverityText":"2","log.iostream":3,"pad":""#,
             };
             let full = format!("{own_keys}{}\"}}", "p".repeat(max - 1 - own_keys.len() - 2));
             assert_eq!(full.len(), max - 1);
@@ -1034,7 +1034,7 @@ mod tests {
         assert_eq!(gcp.role("severity"), Some(Role::Level));
         assert_eq!(
             Layout::new(LogSchema::Usher).role("severity"),
-            Some(Role::LevelHint(0))
+            Some(Role::LevelHint(1))
         );
         assert_eq!(ecs.role("ecs"), Some(Role::Version));
         assert_eq!(ecs.role("msg"), None);
