@@ -296,6 +296,12 @@ pub fn sniff(line: &[u8]) -> Option<Level> {
         }
         // Go's runtime; the walk would take it for `error:`.
         b'f' if text.starts_with(b"fatal error: ") => return Some(Level::Fatal),
+        // The commonest form, `INFO ...`, `ERROR: ...`, without the walk's set-up.
+        _ if is_level_initial(first) => {
+            if let Some(level) = field_level(text, Position::First) {
+                return Some(level);
+            }
+        }
         _ => {}
     }
     // Most lines name their level in a leading field: the forms known by how the line starts
