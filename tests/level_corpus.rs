@@ -24,7 +24,9 @@ const REQUIRED_PERCENT: usize = 95;
 /// the entries of that stream).
 fn run(usher_args: &[&str], fixture_args: &[&str]) -> Vec<(Entry, Map<String, Value>)> {
     let fixture = fixture("level_corpus");
-    let mut args = vec!["--log-format", "json"];
+    // One record per line: this measures level detection, not the joining of stack traces
+    // (tests/multiline.rs), which would make a trace's lines one record.
+    let mut args = vec!["--log-format", "json", "--log-multiline", "off"];
     args.extend_from_slice(usher_args);
     args.push("--");
     args.push(&fixture);

@@ -388,7 +388,8 @@ fn each_schema_s_records_field_by_field() {
             str_of(record, schema.level).to_string()
         };
         assert_eq!(level_of("something broke"), schema.level("error"));
-        assert_eq!(level_of("without a level"), schema.level("error"));
+        // A stderr line naming no level gets --stderr-level's default, info (measured: README).
+        assert_eq!(level_of("without a level"), schema.level("info"));
         assert_eq!(level_of("plain words"), schema.level("info"));
         assert_eq!(level_of("detail"), schema.level("debug"));
         // The 1 MB line came in partial records, each marked with the schema's key.
