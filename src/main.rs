@@ -19,8 +19,19 @@ use std::process::ExitCode;
 
 use cli::Invocation;
 
-const VERSION: &str = concat!("usher ", env!("CARGO_PKG_VERSION"), "\n");
-const LICENSE: &str = "usher is dual-licensed under MIT OR Apache-2.0.\n";
+/// `usher 0.1.0 (commit abc1234, x86_64-unknown-linux-gnu)`: the commit is `abc1234-dirty` when
+/// built from changed sources and `unknown` without `.git` (a tarball); see build.rs.
+const VERSION: &str = concat!(
+    "usher ",
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BUILD_INFO_COMMIT"),
+    ", ",
+    env!("BUILD_INFO_TARGET"),
+    ")\n"
+);
+const LICENSE: &str =
+    "usher is dual-licensed under MIT OR Apache-2.0 (LICENSE-MIT, LICENSE-APACHE).\n";
 
 fn main() -> ExitCode {
     let args = std::env::args_os().skip(1).collect();

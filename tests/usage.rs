@@ -174,6 +174,74 @@ fn help_and_version() {
     );
 }
 
+/// git's trimmed stdout in the repository, or None when git fails (not installed, not a checkout).
+fn git_in_repository(args: &[&str]) -> Option<String> {
+    let output = std::process::Command::new("git")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8(output.stdout).unwrap().trim().to_string())
+}
+
+/// `usher --version` is `usher VERSION (commit COMMIT, TARGET)`. COMMIT is HEAD's short hash in a
+/// git checkout, with `-dirty` when the sources differ from it, and `unknown` in a tarball
+/// (build.rs); a `BUILD_COMMIT` given at build time wins.
+#[test]
+fn version_names_the_commit_and_the_target() {
+    let output = usher_command().arg("--version").output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8(output.stdout).unwrap();
+    let prefix = concat!("usher ", env!("CARGO_PKG_VERSION"), " (commit ");
+    let (commit, target) = text
+        .strip_suffix(")\n")
+        .and_then(|line| line.strip_prefix(prefix))
+        .and_then(|inner| inner.split_once(", "))
+        .unwrap_or_else(|| panic!("not `{prefix}COMMIT, TARGET)`: {text:?}"));
+
+    // The target triple usher was built for: this test's architecture, on Linux.
+    let parts: Vec<&str> = target.split('-').collect();
+    assert!(
+        parts.len() >= 3 && parts[0] == std::env::consts::ARCH && parts[2] == "linux",
+        "not a Linux target triple for {}: {target:?}",
+        std::env::consts::ARCH
+    );
+
+    let given = option_env!("BUILD_COMMIT").map(str::trim);
+    let in_git = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".git")
+        .exists();
+    match (given, git_in_repository(&["rev-parse", "HEAD"])) {
+        (Some(given), _) if !given.is_empty() => assert_eq!(commit, given),
+        (_, Some(head)) if in_git => {
+            let (hash, dirty) = match commit.strip_suffix("-dirty") {
+                Some(hash) => (hash, true),
+                None => (commit, false),
+            };
+            assert!(
+                hash.len() >= 7 && head.starts_with(hash),
+                "commit {commit:?} is not HEAD ({head})"
+            );
+            let changes = git_in_repository(&[
+                "status",
+                "--porcelain",
+                "--",
+                "src",
+                "build.rs",
+                "Cargo.toml",
+                "Cargo.lock",
+                ".cargo",
+            ])
+            .unwrap();
+            assert_eq!(dirty, !changes.is_empty(), "{commit}: changes {changes:?}");
+        }
+        _ => assert_eq!(commit, "unknown"),
+    }
+}
+
 #[test]
 fn argv_is_passed_on_exactly() {
     let output = usher_command()

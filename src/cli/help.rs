@@ -110,7 +110,7 @@ pub fn usher() -> String {
         Section::Migration,
     );
     out.push_str(concat!(
-        "\nDurations: 250ms, 10s, 2m, 1h (a bare number means seconds; at most 24h).\n",
+        "\nDurations: whole numbers, 250ms, 10s, 2m, 1h; a bare number means seconds; at most 24h.\n",
         "Signals: TERM, SIGTERM or 15. Switches given as variables: 1/0, true/false, yes/no, on/off.\n",
         "Options end at the first word that is not one, or at --.\n",
         "Also read: TINI_VERBOSITY, TINI_SUBREAPER, TINI_KILL_PROCESS_GROUP, DUMB_INIT_SETSID\n",

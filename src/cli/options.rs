@@ -227,7 +227,7 @@ pub const VERBOSE: Opt = Opt::new(Count, Main)
     .long("verbose")
     .short('v')
     .env("USHER_VERBOSE")
-    .help("more of usher's own events (repeatable)");
+    .help("more of usher's own events (repeatable): JSON logs show info without it, -v adds debug; raw logs show warnings, -v adds info, -vv debug");
 
 pub const HELP: Opt = Opt::new(Action(Action::Help), Main)
     .long("help")
@@ -237,7 +237,7 @@ pub const HELP: Opt = Opt::new(Action(Action::Help), Main)
 pub const VERSION: Opt = Opt::new(Action(Action::Version), Main)
     .long("version")
     .short('V')
-    .help("usher's version");
+    .help("usher's version, commit and target");
 
 pub const USER: Opt = Opt::new(One, Privileges).long("user").env("USHER_USER").value("SPEC").help("run the child as name, uid, name:group, uid:gid, name:gid or uid:group (from the image's /etc files)");
 

@@ -20,7 +20,12 @@ pub fn duration(text: &str) -> Result<Duration, String> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(digits_end);
-    let invalid = || format!("invalid duration \"{text}\" (expected e.g. 250ms, 10s, 2m)");
+    let invalid = || {
+        format!(
+            "invalid duration \"{text}\" (a whole number with ms, s, m or h, e.g. 250ms, 10s, \
+             2m; a bare number means seconds)"
+        )
+    };
     let number: u64 = number.parse().map_err(|_| invalid())?;
     let millis_per_unit = match unit {
         "ms" => 1,
