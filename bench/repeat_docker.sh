@@ -4,7 +4,7 @@
 #
 #   bench/repeat_docker.sh [N]
 #
-# Each run is its own test run (USHER_E2E_RUN=<this script's id>-rK): after it, nothing labelled
+# Each run is its own test run (E2E_RUN_ID=<this script's id>-rK): after it, nothing labelled
 # with its id may remain, or the run counts as failed (and is swept). CI is set, so a test that
 # would skip (no engine, no busybox) fails. The log of a failed run stays in
 # target/repeat_docker/. Exits 1 unless every run was clean.
@@ -33,7 +33,7 @@ for k in $(seq 1 "$runs"); do
     log="$logs/run-$k.log"
     t0=$(date +%s.%N)
     status=0
-    USHER_E2E_RUN="$current" cargo test -q --test docker >"$log" 2>&1 || status=$?
+    E2E_RUN_ID="$current" cargo test -q --test docker >"$log" 2>&1 || status=$?
     took=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {print b - a}')
     times+=("$took")
     left="$(

@@ -25,19 +25,20 @@ const LABEL: &str = "usher-e2e";
 /// build can be found and removed.
 const IMAGE_LABEL: &str = "usher-e2e.image";
 
-/// This run's id: `USHER_E2E_RUN` when set (`.ci/run` and bench/repeat_docker.sh set their
+/// This run's id: `E2E_RUN_ID` when set (`.ci/run` and bench/repeat_docker.sh set their
 /// own), else `NS-PID-START` of this test process (its PID namespace's inode, its pid, its
 /// start time in clock ticks since boot): unique on the host while the process lives, and
-/// enough for `.ci/docker_sweep --stale` to tell whether the run is over.
+/// enough for `.ci/docker_sweep --stale` to tell whether the run is over. (Not a `USHER_*`
+/// name: the ushers of the other tests inherit it, and usher warns of unknown ones.)
 fn run_id() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     ID.get_or_init(|| {
-        if let Ok(id) = std::env::var("USHER_E2E_RUN") {
+        if let Ok(id) = std::env::var("E2E_RUN_ID") {
             // It goes into tags and names: Docker's characters only.
             let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
             assert!(
                 !id.is_empty() && id.len() <= 64 && id.chars().all(allowed),
-                "USHER_E2E_RUN={id:?}: want 1 to 64 of [a-z0-9-]"
+                "E2E_RUN_ID={id:?}: want 1 to 64 of [a-z0-9-]"
             );
             return id;
         }
