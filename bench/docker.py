@@ -39,17 +39,25 @@ def docker(*args, check=True):
     return subprocess.run(["docker", *args], check=check, capture_output=True, text=True)
 
 
+# On this run's images, intermediate ones included (a label right after FROM is inherited by
+# every step's image): what a failed build left is found by it.
+LABEL = f"usher-bench={os.getpid()}"
+
+
 def build(tag, files, entrypoint):
-    """A FROM scratch image holding files ({path in image: path on host})."""
+    """A FROM scratch image holding files ({path in image: path on host}). --no-cache: with the
+    legacy builder (no BuildKit) each step's image is the next one's parent and the cache shares
+    them between builds, so removing one run's image (which prunes its untagged parents) could
+    pull a parent from under another run's build; a chain of its own cannot."""
     with tempfile.TemporaryDirectory() as context:
-        lines = ["FROM scratch"]
+        lines = ["FROM scratch", f"LABEL {LABEL}"]
         for n, (inside, outside) in enumerate(files.items()):
             shutil.copy(outside, os.path.join(context, f"f{n}"))
             lines.append(f"COPY f{n} {inside}")
         lines += [f"USER {USER}", f"ENTRYPOINT {entrypoint}", 'CMD ["/app"]']
         with open(os.path.join(context, "Dockerfile"), "w") as dockerfile:
             dockerfile.write("\n".join(lines) + "\n")
-        docker("build", "-q", "-t", tag, context)
+        docker("build", "-q", "--no-cache", "--force-rm", "-t", tag, context)
 
 
 def libraries(binary):
@@ -150,6 +158,12 @@ def main():
     finally:
         for tag, _, _ in images.values():
             docker("rmi", "-f", tag, check=False)
+        # Leaves first, each taking its untagged parents along: a few passes clear a chain.
+        for _ in range(5):
+            left = docker("images", "-aq", "--no-trunc", "--filter", f"label={LABEL}").stdout.split()
+            if not left:
+                break
+            docker("rmi", "-f", *left, check=False)
 
     base = statistics.median(r[0] for r in results["tini-static"])
     print(f"## docker stop ({args.runs} runs per tool, {args.requests} requests before each "

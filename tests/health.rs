@@ -448,7 +448,11 @@ fn drain_turns_ready_off_before_the_child_is_signalled() {
     assert_eq!(usher.wait(), 0);
 }
 
-/// 300 idle and half-sent connections cannot keep a probe from being answered.
+/// 300 idle and half-sent connections cannot keep a probe from being answered: it is answered
+/// while the server still holds every one of them. The server drops a half-sent request after
+/// its header timeout (5 s), so a server that served the probe only once a connection slot or
+/// its turn came free would answer after closing them. No clock in the test: the bound is the
+/// server's own, and the latency is bench/health.py's.
 #[test]
 fn idle_connections_do_not_starve_a_probe() {
     if !require_root("idle_connections_do_not_starve_a_probe") {
@@ -465,13 +469,16 @@ fn idle_connections_do_not_starve_a_probe() {
         }
         idle.push(stream);
     }
-    let started = Instant::now();
     assert_eq!(get(port, "GET", "/health").0, 200);
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "answered after {:?}",
-        started.elapsed()
-    );
+    for (i, stream) in idle.iter().enumerate() {
+        stream.set_nonblocking(true).unwrap();
+        let held = stream.peek(&mut [0; 1]).err().map(|e| e.kind());
+        assert_eq!(
+            held,
+            Some(std::io::ErrorKind::WouldBlock),
+            "connection {i} was closed or answered before the probe was"
+        );
+    }
     drop(idle);
     usher.signal(libc::SIGTERM);
     assert_eq!(usher.wait(), 0);
