@@ -2,9 +2,9 @@
 //! address and counts what came back.
 //!
 //! `load_client HOST:PORT [--path PATH] [--workers N] [--seconds N] [--dns-cache SECONDS]`
-//! (defaults `/`, 1, run until SIGTERM, 0). Each request is a new TCP connection (`Connection: close`), so that a Swarm
-//! service's virtual IP balances every request anew, as it would a fleet of clients, rather than
-//! pinning one kept-alive connection to one replica.
+//! (defaults `/`, 1, run until SIGTERM, 0). Each request is a new TCP connection (`Connection:
+//! close`), so that a Swarm service's virtual IP balances every request anew, as it would a
+//! fleet of clients, rather than pinning one kept-alive connection to one replica.
 //!
 //! HOST is an IP (a service's virtual IP, which the test reads from `docker service inspect`),
 //! or a name, looked up before every request with one DNS query of its own (type A, over UDP)

@@ -147,7 +147,7 @@ struct Run {
     secret: String,
     images: Vec<String>,
     containers: Vec<String>,
-    _context: TempDir,
+    context: TempDir,
 }
 
 impl Run {
@@ -183,7 +183,7 @@ impl Run {
             id,
             images: Vec::new(),
             containers: Vec::new(),
-            _context: context,
+            context,
         };
         let scratch =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/docker/Dockerfile.scratch");
@@ -216,7 +216,7 @@ impl Run {
     }
 
     fn build(&mut self, name: &str, body: &str) {
-        let dir = self._context.dir.clone();
+        let dir = self.context.dir.clone();
         let dockerfile = dir.join(format!("Dockerfile.{name}"));
         let text = format!("FROM scratch\nLABEL {}\n{body}", self.label());
         std::fs::write(&dockerfile, text).unwrap();
