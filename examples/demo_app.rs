@@ -2,9 +2,12 @@
 //! reads a secret, and shuts down gracefully.
 //!
 //! `demo_app [--listen ADDR]` (default `0.0.0.0:8080`, or `DEMO_LISTEN`) answers `GET /` with a
-//! greeting, `GET /healthz` with `ok`, and `GET /admin` with 200 only to `Authorization: Bearer
-//! $DEMO_TOKEN` (the secret; usher's `--secret-env DEMO_TOKEN` reads it from the file named by
-//! `DEMO_TOKEN_FILE`). Each request is logged as a JSON line, everything else as text with a
+//! greeting naming its version and host (`hello from demo_app v2 on 3f2a9c1b7d04`: `DEMO_VERSION`,
+//! default `dev`, and `HOSTNAME`, which Docker sets to the container's id, so a load client can
+//! tell which release and which replica answered), `GET /healthz` with `ok` (or 503 when
+//! `DEMO_HEALTHZ=fail`: a broken release, for the Swarm rollback test), and `GET /admin` with 200
+//! only to `Authorization: Bearer $DEMO_TOKEN` (the secret; usher's `--secret-env DEMO_TOKEN`
+//! reads it from the file named by `DEMO_TOKEN_FILE`). Each request is logged as a JSON line, everything else as text with a
 //! level word, to show both kinds of line under usher. SIGTERM or SIGINT: it stops taking new
 //! connections, lets the request in progress finish, says goodbye and exits 0. SIGHUP: it says
 //! it would reload.
@@ -74,11 +77,16 @@ fn main() {
     let bound = listener
         .local_addr()
         .map_or_else(|_| listen.clone(), |addr| addr.to_string());
+    let site = Site::from_env(token);
     say(&format!(
-        "INFO demo app listening on {bound} as pid {} (uid {})",
+        "INFO demo app listening on {bound} as pid {} (uid {}), version {}",
         std::process::id(),
-        nix::unistd::getuid()
+        nix::unistd::getuid(),
+        site.version
     ));
+    if site.healthz_fails {
+        say("WARN DEMO_HEALTHZ=fail: /healthz answers 503");
+    }
     // Held while a request is served: shutting down takes it, so a request is never cut off.
     let in_flight = Arc::new(Mutex::new(()));
     let served = Arc::new(AtomicU64::new(0));
@@ -90,7 +98,7 @@ fn main() {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let _serving = in_flight.lock().unwrap();
-                serve(stream, token.as_deref(), &hang);
+                serve(stream, &site, &hang);
                 served.fetch_add(1, Ordering::Relaxed);
             }
         });
@@ -129,6 +137,34 @@ fn main() {
     }
 }
 
+/// What the app answers with, read from its environment once.
+struct Site {
+    token: Option<String>,
+    /// `hello from demo_app VERSION on HOST\n`.
+    greeting: String,
+    version: String,
+    healthz_fails: bool,
+}
+
+impl Site {
+    fn from_env(token: Option<String>) -> Site {
+        let var = |name: &str, default: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| default.to_string())
+        };
+        let version = var("DEMO_VERSION", "dev");
+        let host = var("HOSTNAME", "unknown");
+        Site {
+            token,
+            greeting: format!("hello from demo_app {version} on {host}\n"),
+            version,
+            healthz_fails: var("DEMO_HEALTHZ", "ok") == "fail",
+        }
+    }
+}
+
 /// The hang SIGUSR2 toggles: a handler waits here, request read and unanswered, while it is on.
 #[derive(Default)]
 struct Hang {
@@ -151,7 +187,8 @@ impl Hang {
     }
 }
 
-fn serve(stream: TcpStream, token: Option<&str>, hang: &Hang) {
+fn serve(stream: TcpStream, site: &Site, hang: &Hang) {
+    let token = site.token.as_deref();
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let mut reader = BufReader::new(&stream);
     let mut request_line = String::new();
@@ -193,7 +230,8 @@ fn serve(stream: TcpStream, token: Option<&str>, hang: &Hang) {
     let path = printable(words.next().unwrap_or(""));
     let (method, path) = (method.as_str(), path.as_str());
     let (status, body) = match (method, path) {
-        ("GET", "/") => ("200 OK", "hello from demo_app\n"),
+        ("GET", "/") => ("200 OK", site.greeting.as_str()),
+        ("GET", "/healthz") if site.healthz_fails => ("503 Service Unavailable", "failing\n"),
         ("GET", "/healthz") => ("200 OK", "ok\n"),
         ("GET", "/admin") if authorized => ("200 OK", "welcome, admin\n"),
         ("GET", "/admin") => ("401 Unauthorized", "no\n"),
