@@ -5,7 +5,8 @@
 #   bench/repeat_docker.sh [N]
 #
 # Each run is its own test run (E2E_RUN_ID=<this script's id>-rK): after it, nothing labelled
-# with its id may remain, or the run counts as failed (and is swept). CI is set, so a test that
+# with its id may remain (containers, images, build contexts in the temporary directory), or the
+# run counts as failed (and is swept). CI is set, so a test that
 # would skip (no engine, no busybox) fails. The log of a failed run stays in
 # target/repeat_docker/. Exits 1 unless every run was clean.
 set -euo pipefail
@@ -39,6 +40,7 @@ for k in $(seq 1 "$runs"); do
     left="$(
         docker ps -aq --filter "label=usher-e2e=$current"
         docker images -aq --filter "label=usher-e2e=$current"
+        grep -ls "^LABEL usher-e2e=$current " "${TMPDIR:-/tmp}"/usher-docker-*/Dockerfile || true
     )"
     why=""
     if [ "$status" != 0 ]; then
@@ -47,7 +49,7 @@ for k in $(seq 1 "$runs"); do
             sort -u | tr -d ' ' | paste -sd, -)"
     fi
     if [ -n "$left" ]; then
-        why="${why:+$why; }left $(echo "$left" | wc -l) containers/images"
+        why="${why:+$why; }left $(echo "$left" | wc -l) containers, images or build contexts"
         .ci/docker_sweep "$current" || true
     fi
     if [ -z "$why" ]; then
