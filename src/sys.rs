@@ -742,6 +742,76 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
 }
 
+/// Where the first byte of `bytes` equal to one of `needles` is, sixteen bytes at a time with
+/// SSE2 compares, inlined: for the short fields of a log line, where a memchr3 call costs more
+/// in set-up than the search.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub fn find_any_of_three(bytes: &[u8], needles: [u8; 3]) -> Option<usize> {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    let (blocks, tail) = bytes.as_chunks::<16>();
+    for (index, block) in blocks.iter().enumerate() {
+        let [a, b, c] = needles.map(|needle| needle as i8);
+        // SAFETY: SSE2 is part of the x86-64 baseline; the load reads exactly the 16 bytes of
+        // `block` (an unaligned load: no alignment needed).
+        let mask = unsafe {
+            let lanes = _mm_loadu_si128(block.as_ptr().cast());
+            _mm_movemask_epi8(_mm_or_si128(
+                _mm_or_si128(
+                    _mm_cmpeq_epi8(lanes, _mm_set1_epi8(a)),
+                    _mm_cmpeq_epi8(lanes, _mm_set1_epi8(b)),
+                ),
+                _mm_cmpeq_epi8(lanes, _mm_set1_epi8(c)),
+            ))
+        };
+        if mask != 0 {
+            return Some(index * 16 + mask.trailing_zeros() as usize);
+        }
+    }
+    let [a, b, c] = needles;
+    let at = tail
+        .iter()
+        .position(|&byte| byte == a || byte == b || byte == c)?;
+    Some(blocks.len() * 16 + at)
+}
+
+/// Where the first byte of `bytes` equal to one of `needles` is (memchr3 elsewhere).
+#[cfg(not(target_arch = "x86_64"))]
+pub fn find_any_of_three(bytes: &[u8], needles: [u8; 3]) -> Option<usize> {
+    let [a, b, c] = needles;
+    memchr::memchr3(a, b, c, bytes)
+}
+
+/// Two 16-bit masks of `block`: bit i of the first set when `block[i]` needs an escape in a
+/// JSON string (RFC 8259 section 7: below 0x20, `"`, `\\`; and DEL, which usher escapes too),
+/// of the second when it is not ASCII (0x80 and above). SSE2 compares: the log encoder's
+/// per-byte work, sixteen bytes in a few instructions.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub fn json_escape_mask(block: &[u8; 16]) -> (u32, u32) {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of the x86-64 baseline, so every CPU that runs this binary has it;
+    // the load reads exactly the 16 bytes of `block` (an unaligned load: no alignment needed).
+    let (escapes, non_ascii) = unsafe {
+        let lanes = _mm_loadu_si128(block.as_ptr().cast());
+        let control = _mm_cmpeq_epi8(_mm_min_epu8(lanes, _mm_set1_epi8(0x1f)), lanes);
+        let quote = _mm_cmpeq_epi8(lanes, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(lanes, _mm_set1_epi8(b'\\' as i8));
+        let delete = _mm_cmpeq_epi8(lanes, _mm_set1_epi8(0x7f));
+        let escapes = _mm_or_si128(
+            _mm_or_si128(control, quote),
+            _mm_or_si128(backslash, delete),
+        );
+        (_mm_movemask_epi8(escapes), _mm_movemask_epi8(lanes))
+    };
+    (escapes as u32, non_ascii as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

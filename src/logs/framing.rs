@@ -565,7 +565,8 @@ mod tests {
     /// --nocapture`: 1,000,000 lines through `push` in 64 KiB chunks, with multi-line joining
     /// off and on, for three kinds of lines: 100-byte lines that start with a level (`INFO
     /// request ...`), `examples/flood`'s 100-byte lines that name none (`0000001 xxx...`), and
-    /// the level corpus's lines over and over.
+    /// the level corpus's lines over and over. `THROUGHPUT_ONLY=flood` (a kind's first word) and
+    /// `THROUGHPUT_MULTILINE=auto` or `off` run one case, e.g. under callgrind.
     #[test]
     #[ignore]
     fn throughput() {
@@ -590,12 +591,18 @@ mod tests {
             ("corpus lines", &|n| corpus[n % corpus.len()].clone()),
         ];
         for (kind, line) in kinds {
+            if std::env::var("THROUGHPUT_ONLY").is_ok_and(|only| !kind.starts_with(&only)) {
+                continue;
+            }
             let mut input = Vec::new();
             for n in 0..1_000_000 {
                 input.extend_from_slice(&line(n));
                 input.push(b'\n');
             }
             for multiline in [false, true] {
+                if std::env::var("THROUGHPUT_MULTILINE").is_ok_and(|m| (m == "auto") != multiline) {
+                    continue;
+                }
                 let fields = vec![("service".to_string(), "api".to_string())];
                 let format =
                     LogFormat::new(crate::logs::LogSchema::Usher, 16384, fields, Level::Error)

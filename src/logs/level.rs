@@ -491,24 +491,7 @@ fn classify(rest: &[u8], position: Position) -> Field {
 /// a field stay in it.
 #[inline(always)]
 fn field_end(head: &[u8]) -> Option<usize> {
-    // Eight bytes at a time up to LONGEST_FIELD_AFTER_TIME, as most fields are short and a
-    // memchr call costs more than the search; memchr past that.
-    let mut at = 0;
-    while let Some(chunk) = head.get(at..).and_then(<[u8]>::first_chunk::<8>) {
-        if at >= LONGEST_FIELD_AFTER_TIME {
-            return Some(at + memchr3(b' ', b'\t', b'=', head.get(at..)?)?);
-        }
-        let word = u64::from_le_bytes(*chunk);
-        let found = zero_bytes(word ^ (ONES * u64::from(b' ')))
-            | zero_bytes(word ^ (ONES * u64::from(b'\t')))
-            | zero_bytes(word ^ (ONES * u64::from(b'=')));
-        if found != 0 {
-            return Some(at + (found.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    let tail = head.get(at..)?;
-    Some(at + tail.iter().position(|b| matches!(b, b' ' | b'\t' | b'='))?)
+    crate::sys::find_any_of_three(head, [b' ', b'\t', b'='])
 }
 
 /// `0x01` in every byte of a word.
@@ -923,7 +906,16 @@ fn json_text_level(text: &[u8]) -> Option<Level> {
 }
 
 /// `bytes` after any leading whitespace and ANSI escape sequences.
-fn skip_blanks(mut bytes: &[u8]) -> &[u8] {
+#[inline(always)]
+fn skip_blanks(bytes: &[u8]) -> &[u8] {
+    // Most fields and lines start with neither: no call.
+    match bytes.first() {
+        Some(byte) if *byte != 0x1b && !byte.is_ascii_whitespace() => bytes,
+        _ => skip_blanks_and_escapes(bytes),
+    }
+}
+
+fn skip_blanks_and_escapes(mut bytes: &[u8]) -> &[u8] {
     loop {
         match bytes {
             [byte, rest @ ..] if byte.is_ascii_whitespace() => bytes = rest,
@@ -1445,7 +1437,7 @@ mod tests {
 
     /// A rough figure for sniff alone, per line: the corpus's lines and flood-like plain lines
     /// (`cargo test --release --bin usher logs::level::tests::sniff_speed -- --ignored
-    /// --nocapture`).
+    /// --nocapture`; `SNIFF_ONLY=flood` or `corpus` runs one, e.g. under callgrind).
     #[test]
     #[ignore]
     fn sniff_speed() {
@@ -1457,6 +1449,9 @@ mod tests {
             .map(|n| format!("{n:07} {}", "x".repeat(91)).into_bytes())
             .collect();
         for (name, lines) in [("corpus", &corpus), ("flood", &flood)] {
+            if std::env::var("SNIFF_ONLY").is_ok_and(|only| only != name) {
+                continue;
+            }
             let rounds = 2_000_000 / lines.len();
             let best = (0..5)
                 .map(|_| {
