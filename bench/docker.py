@@ -2,7 +2,7 @@
 """`docker stop` of the demo app under usher, tini-static, dumb-init and catatonit, in FROM scratch
 images built in the same run. Prints a Markdown report on stdout.
 
-    sudo python3 bench/docker.py [--runs 10] [--requests 20]
+    python3 bench/docker.py [--runs 10] [--requests 20]
 
 Each run starts a container (read-only, no capabilities, non-root), sends the app
 --requests HTTP requests, then times `docker stop` until it returns, and checks the exit status

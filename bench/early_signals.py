@@ -5,7 +5,7 @@ floor of a minimal C init.
 
 Run as root from anywhere (paths are taken from this file's location):
 
-    sudo python3 bench/early_signals.py [--tries 10] [--delays 0,100,200,...] [--also NAME=PATH]
+    python3 bench/early_signals.py [--tries 10] [--delays 0,100,200,...] [--also NAME=PATH]
 
 It installs the peers with apt-get if they are missing (as bench/run.py does), builds usher
 (`cargo build --release --locked --bin usher`) and compiles the C harness bench/early_signals.c

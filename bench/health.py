@@ -4,7 +4,7 @@
 Latency is taken with one connection asking back to back (a prober's view, no queueing behind
 other clients); requests/s with --connections at once (saturation). Prints a Markdown report.
 
-    sudo python3 bench/health.py [--rounds 5] [--seconds 5] [--connections 10]
+    python3 bench/health.py [--rounds 5] [--seconds 5] [--connections 10]
 
 Every case runs once per round, in a shuffled order; figures are medians over the rounds.
 tini and dumb-init have no health server: the comparison is usher with itself, idle vs busy.

@@ -3,8 +3,8 @@
 with the same generator in the same run, plus usher's peak memory under a flood and under
 back-pressure. Prints a Markdown report on stdout.
 
-    sudo python3 bench/logs.py [--lines 2000000] [--rounds 5]
-    sudo python3 bench/logs.py --schemas usher,gcp,ecs,otel   # --log-schema side by side
+    python3 bench/logs.py [--lines 2000000] [--rounds 5]
+    python3 bench/logs.py --schemas usher,gcp,ecs,otel   # --log-schema side by side
 
 Every case runs once per round, in a shuffled order; figures are medians over the rounds.
 """

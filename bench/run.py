@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark usher against tini-static, dumb-init and catatonit, side by side, in one run.
 
-Run as root from anywhere (paths are taken from this file's location):
+Run as root (or with sudo) from anywhere (paths are taken from this file's location):
 
-    sudo python3 bench/run.py [--runs 300] [--term-runs 100] ...
+    python3 bench/run.py [--runs 300] [--term-runs 100] ...
 
 It installs tini, dumb-init and catatonit with apt-get if they are missing, builds usher
 (release, static) and its test fixtures, then measures:
@@ -790,7 +790,7 @@ def main():
     if min(args.runs, args.term_runs, args.rss_runs, args.grace_runs) < 2:
         parser.error("every run count must be at least 2")
     if os.geteuid() != 0:
-        parser.error("run as root (unshare --pid needs it): sudo python3 bench/run.py")
+        parser.error("run as root (unshare --pid needs it)")
 
     started_at = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     wall0 = time.perf_counter_ns()

@@ -2,7 +2,7 @@
 """A rolling update on Docker Swarm under continuous load, with usher and with tini-static as
 the image's entrypoint. Prints a Markdown report on stdout, progress on stderr.
 
-    sudo python3 bench/swarm_rolling.py [--rounds 3] [--dns-cache 0,3]
+    python3 bench/swarm_rolling.py [--rounds 3] [--dns-cache 0,3]
 
 Both services are deployed from examples/swarm/stack.yaml (3 replicas, start-first, one task
 at a time, health-gated): the usher image is examples/docker/Dockerfile.scratch (usher as PID 1,
