@@ -23,11 +23,14 @@
 //! together, 2 s before its SIGTERM. `USHER_SWARM_ENDPOINT_MODE=vip|dnsrr` overrides the choice.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/docker.rs"]
+mod engine;
 mod support;
+use engine::*;
 use serde_json::Value;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 use support::*;
@@ -38,20 +41,6 @@ const DRAIN_MS: u64 = 2000;
 const SECRET: &str = "swarm-s3cr3t-token";
 /// Rolling updates and rollbacks take about 10 to 20 s here; a loaded machine gets room.
 const UPDATE_DEADLINE: Duration = Duration::from_secs(180);
-
-fn docker(args: &[&str]) -> Output {
-    Command::new("docker").args(args).output().unwrap()
-}
-
-fn docker_ok(args: &[&str]) -> String {
-    let output = docker(args);
-    assert!(
-        output.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
 
 /// Polls `probe` until it gives a value or `deadline` passes: each poll is a `docker` command,
 /// which the engine answers in tens of milliseconds, so a short pause keeps it from spinning.
@@ -67,18 +56,6 @@ fn poll<T>(what: &str, deadline: Duration, mut probe: impl FnMut() -> Option<T>)
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-fn engine_answers(test: &str) -> bool {
-    let answers = Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    require(
-        test,
-        "a Docker engine (`docker version` got no answer)",
-        answers,
-    )
 }
 
 /// The swarm this test runs on: one it found, or one it made on loopback and leaves on drop,
@@ -159,7 +136,8 @@ impl Run {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .subsec_nanos();
-        let id = format!("{}x{:x}", std::process::id(), nanos & 0xffff);
+        // The run's id (what `.ci/docker_sweep` knows a dead run by) and a suffix per test.
+        let id = format!("{}-{:x}", run_id(), nanos & 0xffff);
         let stack = format!("usher-swarm-{id}");
         let context = TempDir::new("swarm");
         let examples = usher().parent().unwrap().join("examples");
