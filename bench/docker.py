@@ -117,7 +117,7 @@ def one_run(tag, requests):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--no-build", action="store_true")

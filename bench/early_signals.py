@@ -125,7 +125,7 @@ def report(args, tools, delays, results, info_start, info_end, started_at, elaps
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--tries", type=int, default=10, help="tries per tool and delay")
     parser.add_argument("--delays", default=DEFAULT_DELAYS,
                         help="comma-separated delays after the exec, in microseconds")

@@ -5,9 +5,11 @@ another revision (by default `main`), in the same run, interleaved, with two gen
 corpus's lines over and over: JSON, logfmt, timestamps, brackets). `cat` is the ceiling.
 Prints a Markdown report on stdout.
 
-    python3 bench/levels.py [--baseline-rev main] [--lines 2000000] [--rounds 7]
+    python3 bench/levels.py [--baseline-rev c7758ab] [--lines 2000000] [--rounds 7]
 
-The baseline is built from `git archive REV` in target/bench-baseline/ (its own target dir).
+The baseline is built from `git archive REV` in target/bench-baseline/ (its own target dir); by
+default REV is c7758ab, the last commit before level detection, multi-line records and log
+schemas, the "before" of BENCHMARKS.md's figure.
 Every case runs once per round, in a shuffled order; figures are medians over the rounds.
 """
 
@@ -29,6 +31,10 @@ BASELINE_DIR = os.path.join(ROOT, "target/bench-baseline")
 
 def log(message):
     print(f"[levels-bench] {message}", file=sys.stderr, flush=True)
+
+
+# The last commit before level detection, multi-line records and log schemas.
+BEFORE_LEVELS = "c7758ab"
 
 
 def build_baseline(rev):
@@ -55,8 +61,8 @@ def run(pipeline):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline-rev", default="main")
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--baseline-rev", default=BEFORE_LEVELS)
     parser.add_argument("--baseline", help="a baseline usher binary (no build)")
     parser.add_argument("--lines", type=int, default=2_000_000)
     parser.add_argument("--rounds", type=int, default=7)

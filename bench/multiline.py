@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""Multi-line records (issue 12): usher's log throughput with `--log-multiline auto` beside
-`off` (and beside usher built from main, if given), with two generators beside `cat`, and the
+"""Multi-line records: usher's log throughput with `--log-multiline auto` beside
+`off` (and beside a baseline usher, if given), with two generators beside `cat`, and the
 latency from a line's write to its record for lines that cannot start a trace and for lines
 that can (held). Prints a Markdown report on stdout.
 
     python3 bench/multiline.py [--lines 2000000] [--rounds 5] [--baseline PATH]
 
 Throughput: every case once per round in a shuffled order, medians over the rounds; usher
-writes to /dev/null. Generators: `flood` (formats every line, the issue-4 generator) and
+writes to /dev/null. Generators: `flood` (formats every line) and
 `line_flood` (a prebuilt buffer in 1 MiB writes: not the bottleneck). Latency: `stamped_lines`
 writes a line stamped with its wall-clock time every PERIOD ms; this script reads usher's
 records as they come and takes arrival - stamp.
@@ -71,10 +71,11 @@ def percentile(values, p):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--lines", type=int, default=2_000_000)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--baseline", help="an usher binary built from main, for 'today'")
+    parser.add_argument("--baseline", help="a baseline usher binary to compare with (e.g. one "
+                        "built from the commit before multi-line records)")
     parser.add_argument("--latency-lines", type=int, default=40)
     parser.add_argument("--period-ms", type=int, default=100)
     parser.add_argument("--no-build", action="store_true")
@@ -92,7 +93,7 @@ def main():
         "auto": f"{USHER} --log-format json --log-multiline auto --",
     }
     if args.baseline:
-        ushers["main"] = f"{args.baseline} --log-format json --"
+        ushers["baseline"] = f"{args.baseline} --log-format json --"
     cases = {}
     for gen, command in generators.items():
         cases[(gen, "cat")] = f"{command} | cat > /dev/null"
@@ -121,13 +122,13 @@ def main():
     best = {case: min(values) for case, values in times.items()}
     print(f"### Throughput ({n:,} lines of {WIDTH} bytes, {args.rounds} rounds)\n")
     print(f"- Date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; "
-          f"{os.cpu_count()} CPUs; usher writes to /dev/null; preliminary (machine shared)")
+          f"{os.cpu_count()} CPUs; usher writes to /dev/null")
     if args.baseline:
-        print("- `main`: usher built from main before multi-line records (no `--log-multiline`)")
+        print(f"- `baseline`: `{args.baseline}`")
     print("- Ratios as median / best: on a shared machine the best of the rounds is the steadier "
           "figure\n")
     print("| generator | sink | median s | best s | lines/s (median) | vs cat | auto vs off "
-          "| auto vs main |")
+          "| auto vs baseline |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for gen in generators:
         cat = median[(gen, "cat")]
@@ -142,7 +143,7 @@ def main():
                         f"{best[(gen, other)] / best[(gen, sink)]:.2f}")
 
             print(f"| `{gen}` | {name} | {seconds:.3f} | {best[(gen, sink)]:.3f} | "
-                  f"{n / seconds:,.0f} | {cat / seconds:.2f} | {ratio('off')} | {ratio('main')} |")
+                  f"{n / seconds:,.0f} | {cat / seconds:.2f} | {ratio('off')} | {ratio('baseline')} |")
     off, auto = median[("traces", "off")], median[("traces", "auto")]
     print(f"\nWith traces (`traces flood {trace_lines}`: {trace_lines:,} plain lines on each "
           f"stream, a trace's block after every 1000th): median `off` {off:.3f} s, `auto` "

@@ -772,7 +772,7 @@ def report(args, info_start, info_end, tools, sizes, start_exit, term, rss, grac
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--runs", type=int, default=300, help="start+exit runs per tool and mode")
     parser.add_argument("--warmup", type=int, default=10, help="unrecorded start+exit rounds")
     parser.add_argument("--term-runs", type=int, default=100, help="SIGTERM-to-exit runs per tool")

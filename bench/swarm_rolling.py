@@ -317,7 +317,7 @@ def report(bench, results, endpoint_mode, caches, took):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--rounds", type=int, default=3,
                         help="updates per tool and DNS cache setting (default 3)")
     parser.add_argument("--dns-cache", default="0,3",

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 use cli::Invocation;
 
-/// `usher 0.1.0 (commit abc1234, x86_64-unknown-linux-gnu)`: the commit is `abc1234-dirty` when
+/// `usher 0.2.0-dev (commit abc1234, x86_64-unknown-linux-gnu)`: the commit is `abc1234-dirty` when
 /// built from changed sources and `unknown` without `.git` (a tarball); see build.rs.
 const VERSION: &str = concat!(
     "usher ",
