@@ -31,7 +31,7 @@ use serde_json::Value;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -311,29 +311,6 @@ impl Run {
         })
     }
 
-    /// Waits until each of `containers` has exited; returns their exit codes.
-    fn wait_exited(&self, containers: &[String]) -> Vec<i64> {
-        containers
-            .iter()
-            .map(|container| {
-                poll(
-                    &format!("container {container} to exit"),
-                    UPDATE_DEADLINE,
-                    || {
-                        let state = docker_ok(&[
-                            "inspect",
-                            "--format",
-                            "{{.State.Running}} {{.State.ExitCode}}",
-                            container,
-                        ]);
-                        let (running, code) = state.split_once(' ').unwrap();
-                        (running == "false").then(|| code.parse().unwrap())
-                    },
-                )
-            })
-            .collect()
-    }
-
     /// Where the load client sends requests: the virtual IP on the stack's network, or the
     /// service's name (dnsrr).
     fn target(&self, endpoint_mode: &str) -> String {
@@ -454,6 +431,83 @@ impl Drop for Killed {
     }
 }
 
+/// A task container's output and exit code, collected from the moment the test knows the
+/// container. A read after the fact can race: once a scaled-down task has stopped, Swarm
+/// removes its container (`docker logs` then answers "can not get logs from container which
+/// is dead or marked for removal", `docker inspect` "No such container"), while a `docker
+/// logs -f` and a `docker wait` started on the running container end with its last line and
+/// its exit code, whenever the removal comes.
+struct TaskLog {
+    container: String,
+    follow: Killed,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+    _wait: Killed,
+    exit_code: Receiver<String>,
+}
+
+impl TaskLog {
+    /// Starts following `container`, which must still be running (a healthy task is).
+    fn follow(container: &str) -> TaskLog {
+        let mut follow = Command::new("docker")
+            .args(["logs", "-f", container])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = lines_of(follow.stdout.take().unwrap());
+        let stderr = lines_of(follow.stderr.take().unwrap());
+        let mut wait = Command::new("docker")
+            .args(["wait", container])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let exit_code = lines_of(wait.stdout.take().unwrap());
+        TaskLog {
+            container: container.to_string(),
+            follow: Killed(follow),
+            stdout,
+            stderr,
+            _wait: Killed(wait),
+            exit_code,
+        }
+    }
+
+    /// Waits (within `UPDATE_DEADLINE`) until the container has exited and its output is
+    /// all read; returns its lines (stdout's, then stderr's) and its exit code.
+    fn finish(mut self) -> (Vec<String>, i64) {
+        let deadline = Instant::now() + UPDATE_DEADLINE;
+        let mut lines = Vec::new();
+        for stream in [&self.stdout, &self.stderr] {
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match stream.recv_timeout(left) {
+                    Ok(line) => lines.push(line),
+                    Err(RecvTimeoutError::Disconnected) => break,
+                    Err(RecvTimeoutError::Timeout) => panic!(
+                        "container {} still running after {UPDATE_DEADLINE:?}: {lines:#?}",
+                        self.container
+                    ),
+                }
+            }
+        }
+        // Both pipes are closed: `docker logs -f` has ended, or is about to.
+        let status = self.follow.0.wait().unwrap();
+        assert!(
+            status.success(),
+            "docker logs -f {} failed ({status}): {lines:#?}",
+            self.container
+        );
+        let left = deadline.saturating_duration_since(Instant::now());
+        let code = self
+            .exit_code
+            .recv_timeout(left)
+            .unwrap_or_else(|e| panic!("docker wait {}: no exit code ({e:?})", self.container));
+        (lines, code.trim().parse().unwrap())
+    }
+}
+
 fn wait_for_line(lines: &Receiver<String>, text: &str, container: &str) -> String {
     let deadline = Instant::now() + DEADLINE;
     loop {
@@ -519,20 +573,20 @@ fn epoch_seconds(time: &str) -> f64 {
 /// A stopped task's usher said, in order: the stop with its drain, SIGTERM forwarded no
 /// sooner than the drain allows, the app's exit 0, usher's exit 0; and its container exited 0.
 /// Returns the last request the task served, in seconds before (negative) or after its stop.
-fn assert_drained_and_stopped(container: &str, exit_code: i64) -> f64 {
-    let logs = docker(&["logs", container]);
+fn assert_drained_and_stopped(task: TaskLog) -> f64 {
+    let container = task.container.clone();
+    let (lines, exit_code) = task.finish();
     assert_eq!(
         exit_code, 0,
         "task container {container} exited {exit_code}"
     );
-    let mut records = Vec::new();
-    for stream in [&logs.stdout, &logs.stderr] {
-        for line in String::from_utf8_lossy(stream).lines() {
-            let record: Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("{container}: not a JSON record ({e}): {line:?}"));
-            records.push(record);
-        }
-    }
+    let mut records: Vec<Value> = lines
+        .iter()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{container}: not a JSON record ({e}): {line:?}"))
+        })
+        .collect();
     records.sort_by(|a, b| {
         epoch_seconds(a["time"].as_str().unwrap())
             .total_cmp(&epoch_seconds(b["time"].as_str().unwrap()))
@@ -606,6 +660,8 @@ fn swarm_rolling_update_rollback_and_scale_down_lose_no_request() {
     run.create_secret();
     run.deploy(&endpoint_mode);
     let v1 = run.wait_healthy(3, "v1");
+    // Followed from now on: see `TaskLog`.
+    let v1_logs: Vec<TaskLog> = v1.iter().map(|c| TaskLog::follow(c)).collect();
     let target = run.target(&endpoint_mode);
     let mut report = vec![format!("endpoint_mode {endpoint_mode}, target {target}")];
 
@@ -622,11 +678,15 @@ fn swarm_rolling_update_rollback_and_scale_down_lose_no_request() {
     ]);
     run.wait_update("completed");
     let v2 = run.wait_healthy(3, "v2");
-    let codes = run.wait_exited(&v1);
+    let mut v2_logs: Vec<TaskLog> = v2.iter().map(|c| TaskLog::follow(c)).collect();
+    let mut drained = Vec::new();
+    for task in v1_logs {
+        let container = task.container.clone();
+        drained.push((container, assert_drained_and_stopped(task)));
+    }
     let (summary, output) = load.finish();
     assert_no_failure("rolling update to v2", &summary, &output, &["v1", "v2"]);
-    for (container, code) in v1.iter().zip(codes) {
-        let last = assert_drained_and_stopped(container, code);
+    for (container, last) in drained {
         report.push(format!(
             "v1 task {container}: last request {last:+.3}s from its SIGTERM"
         ));
@@ -675,13 +735,16 @@ fn swarm_rolling_update_rollback_and_scale_down_lose_no_request() {
         &format!("{}=1", run.service),
     ]);
     let left = run.wait_healthy(1, "v2");
-    let stopped: Vec<String> = v2.iter().filter(|c| !left.contains(c)).cloned().collect();
-    assert_eq!(stopped.len(), 2, "{v2:?} -> {left:?}");
-    let codes = run.wait_exited(&stopped);
+    v2_logs.retain(|task| !left.contains(&task.container));
+    assert_eq!(v2_logs.len(), 2, "{v2:?} -> {left:?}");
+    let mut drained = Vec::new();
+    for task in v2_logs {
+        let container = task.container.clone();
+        drained.push((container, assert_drained_and_stopped(task)));
+    }
     let (summary, output) = load.finish();
     assert_no_failure("scale to 1", &summary, &output, &["v2"]);
-    for (container, code) in stopped.iter().zip(codes) {
-        let last = assert_drained_and_stopped(container, code);
+    for (container, last) in drained {
         report.push(format!(
             "scaled-down task {container}: last request {last:+.3}s from its SIGTERM"
         ));
