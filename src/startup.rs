@@ -8,11 +8,13 @@
 //! 3. bind the health server's address (the default one, when taken, is left: a warning);
 //! 4. become a subreaper when not PID 1, create the notify socket (`--ready-when notify`,
 //!    `--live-when watchdog`), find the container's cgroups and take the OOM kill counter's
-//!    baseline, spawn the child (the foreground of usher's terminal when it has one: design.md,
-//!    "Terminals");
-//! 5. drop usher's own root;
-//! 6. start threads (event writer, log relays, health server, readiness and liveness watchers,
-//!    notify listener): only after the drop, since capabilities are per thread;
+//!    baseline, hold the log relays' threads (a pids limit refuses them now or never), spawn
+//!    the child (the foreground of usher's terminal when it has one: design.md, "Terminals");
+//! 5. drop usher's own root (the held threads end before it);
+//! 6. start threads (log relays, event writer, health server, readiness and liveness
+//!    watchers, notify listener): only after the drop, since capabilities are per thread; a
+//!    thread the system refuses leaves its part off, with a warning (README, "When things
+//!    run out");
 //! 7. set the parent-death signal (after the drop: a credential change clears it);
 //! 8. the event loop (which takes the terminal back when the main child exits), Kubernetes'
 //!    termination message, then drain the child's output.
@@ -29,7 +31,7 @@ use crate::container::{Container, oom, termination};
 use crate::health::liveness::{self, Alarm, AlarmReceiver};
 use crate::health::notify::{self, NotifySocket, Roles};
 use crate::health::resources::Resources;
-use crate::health::{self, Health, readiness};
+use crate::health::{self, CheckRecord, CheckState, Health, readiness};
 use crate::log_io::events::{self, debug, error, info, warn};
 use crate::log_io::relay;
 use crate::logs::{LogFormat, Stream};
@@ -93,6 +95,9 @@ pub fn run(mut config: Config) -> u8 {
     match &log_format {
         Some(format) => events::use_json(config.verbosity, Arc::clone(format)),
         None => events::use_raw(config.verbosity),
+    }
+    for warning in &child.unreadable {
+        warn!(user_file_unreadable, "{warning}");
     }
     for name in &config.unknown_variables {
         warn!(
@@ -215,7 +220,47 @@ fn supervise(
     if listener.is_some() {
         health.set_resources(Resources::new(container));
     }
-    let started = match child::spawn(&child) {
+    // Two threads held for the log relays while the child is forked: if the system refuses
+    // them (a pids limit), the child runs without them, its output not relayed but not lost,
+    // rather than started and then killed for want of its relays.
+    let mut reservation = None;
+    if child.capture_output {
+        match relay::reserve(&["usher-stdout", "usher-stderr"]) {
+            Ok(held) => reservation = Some(held),
+            Err(e) => child::say_relay_off(&format!("cannot start the log relays' threads: {e}")),
+        }
+    }
+    let capture = reservation.is_some();
+    let mut started = child::spawn(&child, capture);
+    // Released before a privilege drop, which no thread may live through; else they become
+    // the relays, and no thread the app starts meanwhile can take their place.
+    if child.privileges.switch_to.is_some() || started.is_err() {
+        drop(reservation.take());
+    }
+    // The child comes first: if it does not fit beside the relays' threads, it runs without.
+    if capture
+        && started
+            .as_ref()
+            .is_err_and(child::SpawnError::out_of_processes)
+    {
+        child::say_relay_off(
+            "cannot start both the child and the log relays' threads (a pids limit reached)",
+        );
+        // The released threads count against the limit a moment longer (see relay::RETRY_FOR).
+        let give_up = Instant::now() + relay::RETRY_FOR;
+        loop {
+            started = child::spawn(&child, false);
+            if !started
+                .as_ref()
+                .is_err_and(child::SpawnError::out_of_processes)
+                || Instant::now() >= give_up
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let started = match started {
         Ok(started) => started,
         Err(e) => {
             let reason = chain(&e);
@@ -269,34 +314,38 @@ fn supervise(
     .into_iter()
     .filter_map(|(pipe, stream)| Some((pipe?, stream)))
     .collect();
+    // The relays first: the threads reserved for them are the ones the system gave; the other
+    // threads degrade without them (events written by the thread that emits them, no health
+    // server, a check that cannot run reported as failed).
     let mut relays = None;
     if let Some(format) = log_format {
-        if let Err(e) = events::start_writer() {
-            warn!(event_writer_failed, "failed to start the event writer: {e}");
-        }
-        match relay::start(pipes, format, &health) {
+        match relay::start(pipes, format, &health, reservation.take()) {
             Ok(started) => relays = Some(started),
             Err(e) => {
                 error!(log_relays_failed, "failed to start the log relays: {e}");
                 return abandon_child(main_pid, terminal.as_ref()).into();
             }
         }
+        if let Err(e) = events::start_writer() {
+            warn!(
+                event_writer_failed,
+                "failed to start the event writer ({e}): usher's events are written as they \
+                 happen, by the thread that has them"
+            );
+        }
     }
     if let Some(listener) = listener
         && let Err(e) = health::server::start(listener, Arc::clone(&health))
     {
-        error!(
+        warn!(
             health_server_failed,
-            "failed to start the health server: {e}"
+            reason = %e,
+            "failed to start the health server ({e}): running without /health, /ready and \
+             /metrics"
         );
-        return abandon_child(main_pid, terminal.as_ref()).into();
     }
     if let Err(e) = readiness::start(config.ready_when.clone(), Arc::clone(&health)) {
-        error!(
-            readiness_watch_failed,
-            "failed to start watching readiness: {e}"
-        );
-        return abandon_child(main_pid, terminal.as_ref()).into();
+        unwatched(&health, Watched::Readiness, &e);
     }
     // One of the two watchers takes the alarm: the poller (tcp:, http:) or the notify listener
     // (watchdog).
@@ -304,22 +353,25 @@ fn supervise(
         LiveCheck::Watchdog(_) => (None, alarm),
         _ => (alarm, None),
     };
-    let watchers = liveness::start(
+    if let Err(e) = liveness::start(
         config.live_when.clone(),
         config.live_threshold,
         Arc::clone(&health),
         poller_alarm,
-    )
-    .and_then(|()| match notify {
-        Some(notify) => notify::start(notify, roles, Arc::clone(&health), notify_alarm),
-        None => Ok(()),
-    });
-    if let Err(e) = watchers {
-        error!(
-            liveness_watch_failed,
-            "failed to start watching liveness or the notify socket: {e}"
-        );
-        return abandon_child(main_pid, terminal.as_ref()).into();
+    ) {
+        unwatched(&health, Watched::Liveness, &e);
+    }
+    if let Some(notify) = notify
+        && let Err(e) = notify::start(notify, roles, Arc::clone(&health), notify_alarm)
+    {
+        // The socket went with the thread that could not start: the app's messages are
+        // refused (ECONNREFUSED) rather than queued until its sends block.
+        if config.ready_when == ReadySource::Notify {
+            unwatched(&health, Watched::Readiness, &e);
+        }
+        if config.live_when.watchdog().is_some() {
+            unwatched(&health, Watched::Liveness, &e);
+        }
     }
     // After the drop: the kernel clears the parent-death signal when credentials change.
     if let Some(signal) = config.parent_death_signal {
@@ -359,21 +411,58 @@ fn supervise(
         unhealthy: unhealthy.as_deref(),
     }));
     // Drain the child's output before leaving: everything written is relayed. Only when nothing
-    // has moved for the grace period (a process outside usher's reach holds a pipe open) does
-    // usher leave without the rest; after a stop, sooner if its exit deadline comes first.
+    // has moved for the grace period (a process outside usher's reach holds a pipe open, or a
+    // collector stopped reading usher's output) does usher leave without the rest; after a
+    // stop, sooner if its exit deadline comes first.
     let idle = within(ending.exit_by, grace.max(Duration::from_secs(1)));
     if let Some(relays) = &mut relays
         && !relays.wait(idle)
     {
         warn!(
             log_pipes_open,
-            "log pipes still open after {idle:?}: exiting without their last lines"
+            "the child's output not drained after {idle:?} without progress (a process outside \
+             usher's reach holds its pipe open, or usher's own output is not being read): \
+             exiting without the rest"
         );
     }
     info!(usher_exiting, status = code, "exiting with status {code}");
     Supervised {
         code,
         exit_by: ending.exit_by,
+    }
+}
+
+/// What a watcher that could not start was to watch.
+#[derive(Clone, Copy)]
+enum Watched {
+    Readiness,
+    Liveness,
+}
+
+/// A readiness or liveness watcher (or the notify listener) could not start (no thread): says
+/// so, and marks its check failed, so that `/ready` or `/health` answer 503 rather than vouch
+/// for what nobody checks.
+fn unwatched(health: &Health, watched: Watched, error: &std::io::Error) {
+    let why = format!("not checked: usher could not start watching it ({error})");
+    match watched {
+        Watched::Readiness => {
+            warn!(
+                readiness_watch_failed,
+                reason = %error,
+                "failed to start watching readiness ({error}): /ready stays 503"
+            );
+            health.set_ready_check(CheckRecord::new(CheckState::Failed, why.as_str(), 0));
+            health.set_detail(why);
+        }
+        Watched::Liveness => {
+            warn!(
+                liveness_watch_failed,
+                reason = %error,
+                "failed to start watching liveness ({error}): /health answers 503, since it \
+                 cannot tell"
+            );
+            health.set_live_check(CheckRecord::new(CheckState::Failed, why, 0));
+        }
     }
 }
 

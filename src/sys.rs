@@ -728,6 +728,16 @@ pub fn stdio_object(fd: BorrowedFd<'_>) -> io::Result<(u32, StdioObject)> {
     Ok((stat.st_uid, object))
 }
 
+/// Whether two descriptors are one file (fstat(2): same device and inode): `2>&1`, one pipe or
+/// terminal for both. True when either cannot be told, so that a caller keeping their writes
+/// apart stays on the safe side.
+pub fn same_file(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> bool {
+    match (nix::sys::stat::fstat(a), nix::sys::stat::fstat(b)) {
+        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+        _ => true,
+    }
+}
+
 /// fchown(2) of `fd` to `uid` and, if given, `gid` (None keeps the group).
 pub fn change_owner(fd: BorrowedFd<'_>, uid: u32, gid: Option<u32>) -> io::Result<()> {
     Ok(nix::unistd::fchown(

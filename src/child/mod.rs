@@ -23,7 +23,7 @@ use user::UserError;
 
 /// Why the command could not be started.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {program:?}", describe(source))]
+#[error("{}: {program:?}{}", describe(source), hint(source))]
 pub struct SpawnError {
     program: OsString,
     #[source]
@@ -39,7 +39,40 @@ fn describe(source: &io::Error) -> &'static str {
     }
 }
 
+/// What to look at when the command could not be started for want of a resource, rather than
+/// for what it is (fork(2), pipe(2) and execve(2) errors); empty for the others.
+fn hint(source: &io::Error) -> String {
+    match source.raw_os_error() {
+        Some(libc::E2BIG) => " (its arguments and environment are over the kernel's limit for \
+                             exec: 128 KiB for one string, a quarter of the stack limit in all)"
+            .into(),
+        Some(libc::EAGAIN) => " (no process could be created: a pids limit, such as a cgroup's \
+                              pids.max or docker run --pids-limit, or RLIMIT_NPROC, is reached)"
+            .into(),
+        Some(libc::EMFILE) => match sys::open_files_limit() {
+            Some(limit) => format!(" (usher's open-files limit, RLIMIT_NOFILE, is {limit})"),
+            None => " (usher's open-files limit, RLIMIT_NOFILE, is reached)".into(),
+        },
+        Some(libc::ENFILE) => " (the system's open-files limit is reached)".into(),
+        Some(libc::ENOMEM) => " (out of memory)".into(),
+        _ => String::new(),
+    }
+}
+
 impl SpawnError {
+    /// No process could be created (EAGAIN from fork: a pids limit or RLIMIT_NPROC).
+    pub fn out_of_processes(&self) -> bool {
+        self.source.raw_os_error() == Some(libc::EAGAIN)
+    }
+
+    /// usher, or the system, ran out of file descriptors (EMFILE, ENFILE).
+    pub fn out_of_descriptors(&self) -> bool {
+        matches!(
+            self.source.raw_os_error(),
+            Some(libc::EMFILE | libc::ENFILE)
+        )
+    }
+
     /// The shell's convention: 127 when the command is not found, 126 when it cannot run.
     pub fn exit_code(&self) -> u8 {
         match self.source.raw_os_error() {
@@ -106,6 +139,9 @@ pub struct ChildSpec {
     pub capture_output: bool,
     pub environment: Vec<(OsString, OsString)>,
     pub privileges: Privileges,
+    /// Warnings for once usher's events are set up: the image's files that a numeric `--user`
+    /// did without because they could not be read (see [`user::resolve_in_noting`]).
+    pub unreadable: Vec<String>,
 }
 
 impl ChildSpec {
@@ -113,13 +149,26 @@ impl ChildSpec {
     /// privileges. Errors name the option or variable at fault and never quote a secret.
     pub fn prepare(config: &Config) -> Result<ChildSpec, PrepareError> {
         let given_as = &config.given_as;
+        let mut unreadable = Vec::new();
         let user = match &config.user {
-            Some(spec) => Some(user::resolve_in(spec, Path::new("/")).map_err(|source| {
-                PrepareError::User {
-                    option: given_as.user.clone(),
-                    source,
-                }
-            })?),
+            Some(spec) => {
+                let (user, unread) =
+                    user::resolve_in_noting(spec, Path::new("/")).map_err(|source| {
+                        PrepareError::User {
+                            option: given_as.user.clone(),
+                            source,
+                        }
+                    })?;
+                unreadable.extend(unread.iter().map(|e| {
+                    format!(
+                        "{} {spec}: {}: the child runs as a uid the image does not know (group 0 \
+                         unless given, HOME=/, no USER or LOGNAME)",
+                        given_as.user,
+                        crate::startup::chain(e)
+                    )
+                }));
+                Some(user)
+            }
             None => None,
         };
         let (uid, gid) = sys::effective_ids();
@@ -162,6 +211,7 @@ impl ChildSpec {
             capture_output: config.log_format == LogMode::Json,
             environment,
             privileges,
+            unreadable,
         })
     }
 }
@@ -279,10 +329,39 @@ fn terminal_for_child(other_user: bool) -> Option<sys::Terminal> {
     }
 }
 
-/// Spawns the command and returns its pid (and its output pipes when captured). std's spawn reports an exec
-/// failure (or a failed credential change) back through a close-on-exec pipe and reaps that
-/// child itself, so no half-started child is left behind.
-pub fn spawn(spec: &ChildSpec) -> Result<Started, SpawnError> {
+/// Says that the child's output is not relayed although JSON logs were asked for: `why`, a
+/// resource usher ran out of (descriptors for the pipes, threads for the relays).
+pub fn say_relay_off(why: &str) {
+    events::warn!(
+        log_relay_off,
+        reason = why,
+        "{why}: the child writes to usher's stdout and stderr itself, as plain lines, not JSON \
+         records"
+    );
+}
+
+/// Spawns the command and returns its pid (and its output pipes when `capture`, the JSON log
+/// format, and usher has the descriptors for them: else the child shares usher's stdout and
+/// stderr, and a warning says so). std's spawn reports an exec failure (or a failed credential
+/// change) back through a close-on-exec pipe and reaps that child itself, so no half-started
+/// child is left behind.
+pub fn spawn(spec: &ChildSpec, capture: bool) -> Result<Started, SpawnError> {
+    let mut piped = false;
+    match spawn_once(spec, capture, &mut piped) {
+        // The pipes took the last descriptors that starting the child needs: better without.
+        Err(e) if piped && e.out_of_descriptors() => {
+            say_relay_off(&format!(
+                "cannot start the child with pipes for its output: {}",
+                crate::startup::chain(&e)
+            ));
+            spawn_once(spec, false, &mut piped)
+        }
+        result => result,
+    }
+}
+
+/// [`spawn`], once; `piped` tells whether the child was given pipes for its output.
+fn spawn_once(spec: &ChildSpec, capture: bool, piped: &mut bool) -> Result<Started, SpawnError> {
     let Some((program, args)) = spec.argv.split_first() else {
         let source = io::Error::new(io::ErrorKind::InvalidInput, "empty command");
         return Err(SpawnError {
@@ -332,15 +411,20 @@ pub fn spawn(spec: &ChildSpec) -> Result<Started, SpawnError> {
         source,
     };
     let (mut stdout, mut stderr) = (None, None);
-    if spec.capture_output {
-        let (read, write) = output_pipe(1, new_owner).map_err(spawn_error)?;
-        command.stdout(write);
-        stdout = Some(read);
-        let (read, write) = output_pipe(2, new_owner).map_err(spawn_error)?;
-        command.stderr(write);
-        stderr = Some(read);
-        inherited[1] = false;
-        inherited[2] = false;
+    if capture {
+        match output_pipe(1, new_owner).and_then(|out| Ok((out, output_pipe(2, new_owner)?))) {
+            Ok(((out_read, out_write), (err_read, err_write))) => {
+                command.stdout(out_write).stderr(err_write);
+                (stdout, stderr) = (Some(out_read), Some(err_read));
+                *piped = true;
+                inherited[1] = false;
+                inherited[2] = false;
+            }
+            // Out of descriptors: better the app's lines as they are than no app.
+            Err(e) => say_relay_off(&format!(
+                "cannot make the pipes for the child's output: {e}"
+            )),
+        }
     }
     if let Some(user) = new_owner {
         hand_inherited_stdio(inherited, user.uid);

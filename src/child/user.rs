@@ -122,12 +122,38 @@ pub fn resolve(
 }
 
 /// Reads `<root>/etc/passwd` and `<root>/etc/group` (a missing file is None; another read
-/// error is [`UserError::Read`], with the path and the io::Error) and resolves SPEC. `root` is
-/// "/" in production.
+/// error is [`UserError::Read`], with the path and the io::Error, unless the spec is numbers
+/// only: see [`resolve_in_noting`]) and resolves SPEC. `root` is "/" in production.
+#[allow(
+    dead_code,
+    reason = "without the notes: for the tests and fuzz targets"
+)]
 pub fn resolve_in(spec: &str, root: &Path) -> Result<Credentials, UserError> {
-    let passwd = read_optional(&root.join("etc/passwd"))?;
-    let group = read_optional(&root.join("etc/group"))?;
-    resolve(spec, passwd.as_deref(), group.as_deref())
+    resolve_in_noting(spec, root).map(|(credentials, _)| credentials)
+}
+
+/// [`resolve_in`], but for a spec of numbers only (`1000`, `1000:1000`), which needs neither
+/// file, a file that exists and cannot be read (mode 000 for a non-root usher, a directory) is
+/// taken as absent, as runc does, and returned beside the credentials ([`UserError::Read`]) for
+/// the caller to warn about. A name still needs its file: then it is an error.
+pub fn resolve_in_noting(
+    spec: &str,
+    root: &Path,
+) -> Result<(Credentials, Vec<UserError>), UserError> {
+    let numeric = split_spec(spec)
+        .is_ok_and(|(user, group)| is_decimal(user) && group.is_none_or(is_decimal));
+    let mut unread = Vec::new();
+    let mut read = |name: &str| match read_optional(&root.join(name)) {
+        Err(e @ UserError::Read { .. }) if numeric => {
+            unread.push(e);
+            Ok(None)
+        }
+        other => other,
+    };
+    let passwd = read("etc/passwd")?;
+    let group = read("etc/group")?;
+    let credentials = resolve(spec, passwd.as_deref(), group.as_deref())?;
+    Ok((credentials, unread))
 }
 
 /// The file's text, or None when it does not exist. Invalid UTF-8 (say a Latin-1 gecos) is
@@ -768,12 +794,12 @@ staff:x:50:app
         let root = TempRoot::new("unreadable");
         // A directory where the file should be: reading it fails with something else than NotFound.
         std::fs::create_dir(root.0.join("etc/passwd")).unwrap();
-        let error = resolve_in("1000", &root.0).unwrap_err();
+        let error = resolve_in("app", &root.0).unwrap_err();
         let prefix = format!("cannot read {}: ", root.0.join("etc/passwd").display());
         assert!(error.starts_with(&prefix), "{error}");
         assert!(!error.contains('\n'), "{error}");
         // The io::Error is kept as the source, not flattened into the message.
-        let error = super::resolve_in("1000", &root.0).unwrap_err();
+        let error = super::resolve_in("app", &root.0).unwrap_err();
         assert!(matches!(error, UserError::Read { .. }), "{error:?}");
         let source = error.source().and_then(|s| s.downcast_ref::<io::Error>());
         assert_eq!(source.and_then(io::Error::raw_os_error), Some(libc::EISDIR));
@@ -781,5 +807,38 @@ staff:x:50:app
             error.to_string(),
             format!("cannot read {}", root.0.join("etc/passwd").display())
         );
+    }
+
+    /// Numbers need neither file: one that cannot be read is taken as absent, and said; a name
+    /// still needs its file, and a group name /etc/group.
+    #[test]
+    fn numeric_specs_work_without_readable_files() {
+        let root = TempRoot::new("numeric");
+        std::fs::create_dir(root.0.join("etc/passwd")).unwrap();
+        std::fs::create_dir(root.0.join("etc/group")).unwrap();
+        for (spec, expected) in [
+            ("1000", creds(1000, 0, &[0], "/")),
+            ("1000:1000", creds(1000, 1000, &[1000], "/")),
+        ] {
+            let (credentials, unread) = super::resolve_in_noting(spec, &root.0).unwrap();
+            assert_eq!(nameless(credentials), expected, "{spec}");
+            let unread: Vec<String> = unread.iter().map(|e| chain(e)).collect();
+            assert_eq!(unread.len(), 2, "{unread:?}");
+            assert!(unread[0].starts_with("cannot read "), "{unread:?}");
+            assert!(unread[0].contains("etc/passwd: "), "{unread:?}");
+            assert!(unread[1].contains("etc/group: "), "{unread:?}");
+        }
+        for spec in ["app", "1000:staff"] {
+            let error = super::resolve_in_noting(spec, &root.0)
+                .map(drop)
+                .unwrap_err();
+            assert!(matches!(error, UserError::Read { .. }), "{spec}: {error:?}");
+        }
+        // Readable files: nothing to say.
+        let root = TempRoot::new("numeric-readable");
+        root.write("etc/passwd", PASSWD.as_bytes());
+        let (credentials, unread) = super::resolve_in_noting("1000", &root.0).unwrap();
+        assert_eq!(credentials.home, "/home/app");
+        assert!(unread.is_empty());
     }
 }

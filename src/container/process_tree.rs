@@ -148,14 +148,23 @@ pub fn sum(stats: &[(i32, Stat)], selected: &[i32], usher: i32, units: Units) ->
 /// Reads the figures of `usher`'s descendants under `proc_root` (`/proc`): one stat
 /// file per process in /proc, and one status file and one fd directory per selected process.
 ///
-/// Errors: `proc_root` unreadable (no /proc). Processes that end while being read are skipped.
+/// Errors: `proc_root` unreadable (no /proc), or not a proc file system (no `self` entry: an
+/// empty directory or a tmpfs over /proc, where a tree of no processes would be a made-up
+/// figure). Processes that end while being read are skipped.
 pub fn read(proc_root: &Path, usher: i32, units: Units) -> Result<Tree, ReadError> {
     let io_error = |source| ReadError::Io {
         path: proc_root.to_path_buf(),
         source,
     };
+    let entries = std::fs::read_dir(proc_root).map_err(io_error)?;
+    if std::fs::symlink_metadata(proc_root.join("self")).is_err() {
+        return Err(ReadError::Malformed {
+            path: proc_root.to_path_buf(),
+            what: "no self entry: not a proc file system",
+        });
+    }
     let mut stats = Vec::new();
-    for entry in std::fs::read_dir(proc_root).map_err(io_error)?.flatten() {
+    for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
             .to_str()
@@ -327,5 +336,15 @@ mod tests {
         assert_eq!(name.as_deref(), Some("sleep"));
         let missing = read(Path::new("/nonexistent"), 1, units);
         assert!(missing.is_err());
+        // A directory that is not a proc file system (a tmpfs over /proc): no figures at all,
+        // rather than a tree of no processes.
+        let empty = std::env::temp_dir().join(format!("usher-empty-proc-{me}"));
+        let _ = std::fs::create_dir(&empty);
+        let not_proc = read(&empty, 1, units);
+        let _ = std::fs::remove_dir(&empty);
+        assert!(
+            matches!(not_proc, Err(ReadError::Malformed { .. })),
+            "{not_proc:?}"
+        );
     }
 }

@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,10 +51,13 @@ pub fn taken(error: &io::Error) -> bool {
 }
 
 /// Serves on `listener` from a thread of its own. Started once usher has dropped its
-/// privileges: capabilities are per thread. Errors: the runtime cannot be built, the listener
-/// cannot be registered with it (epoll), or the thread cannot be spawned; the io::Error as is
-/// (the caller says what failed).
+/// privileges: capabilities are per thread. Errors: no descriptor to spare (see `serve`), the
+/// runtime cannot be built, the listener cannot be registered with it (epoll), or the thread
+/// cannot be spawned; the io::Error as is (the caller says what failed).
 pub fn start(listener: TcpListener, health: Arc<Health>) -> io::Result<()> {
+    // Without a descriptor to spare the server could accept nothing, and every probe would
+    // hang in the listen backlog: better refused at once (the listener closes with the error).
+    let spare = listener.as_fd().try_clone_to_owned()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -67,22 +71,37 @@ pub fn start(listener: TcpListener, health: Arc<Health>) -> io::Result<()> {
     std::thread::Builder::new()
         .name("usher-health".into())
         .spawn(move || {
-            runtime.block_on(serve(listener, health));
+            runtime.block_on(serve(listener, health, spare));
         })?;
     Ok(())
 }
 
-async fn serve(listener: tokio::net::TcpListener, health: Arc<Health>) {
+/// Accepts and serves connections. `spare` holds a descriptor for when every other is taken
+/// (EMFILE, ENFILE: a low RLIMIT_NOFILE, or many open connections): it is closed to accept the
+/// waiting connection in its place, which is served, and taken again once descriptors are
+/// free, rather than leave the probe waiting in the backlog while accept fails over and over.
+async fn serve(listener: tokio::net::TcpListener, health: Arc<Health>, spare: OwnedFd) {
     let limit = crate::sys::open_files_limit()
         .map(|files| files.saturating_sub(RESERVED_FILES).max(16))
         .and_then(|files| usize::try_from(files).ok())
         .unwrap_or(MAX_CONNECTIONS);
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS.min(limit)));
+    let mut spare = Some(spare);
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(ACCEPT_BACKOFF).await;
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // The next accept takes the connection in the spare's place.
+            Err(e) if out_of_descriptors(&e) && spare.is_some() => {
+                drop(spare.take());
+                continue;
+            }
+            Err(_) => {
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                spare = spare.or_else(|| listener.as_fd().try_clone_to_owned().ok());
+                continue;
+            }
         };
+        spare = spare.or_else(|| listener.as_fd().try_clone_to_owned().ok());
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
             drop(stream);
             continue;
@@ -111,6 +130,11 @@ async fn serve(listener: tokio::net::TcpListener, health: Arc<Health>) {
             drop(permit);
         });
     }
+}
+
+/// accept(2) failed for want of a descriptor, usher's or the system's.
+fn out_of_descriptors(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
 fn to_hyper(answer: routes::Response) -> Response<Full<Bytes>> {

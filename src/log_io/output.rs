@@ -1,11 +1,12 @@
-//! usher's own stdout and stderr, shared by the log relays and the events writer: one lock for
-//! both (they are often the same pipe: `2>&1`, journald), writes that wait rather than fail on a
-//! non-blocking descriptor, and a newline after a record that a failed write cut short, so that
-//! one bad write never glues two records together.
+//! usher's own stdout and stderr, shared by the log relays and the events writer: one lock per
+//! file, the same lock for both when they are the same file (`2>&1`, journald, a terminal), so
+//! that records stay whole and a collector that stops reading one stream does not hold up the
+//! other; writes that wait rather than fail on a non-blocking descriptor; and a newline after a
+//! record that a failed write cut short, so that one bad write never glues two records together.
 
 use std::io;
 use std::os::fd::AsFd;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::sys;
 
@@ -15,23 +16,39 @@ pub enum Target {
     Stderr,
 }
 
+/// One file's lock and what it knows.
 struct State {
-    /// A write on this target stopped inside a record.
+    /// A write on this target stopped inside a record (by target: one lock may serve both).
     cut: [bool; 2],
 }
 
-static OUTPUT: Mutex<State> = Mutex::new(State {
+static STDOUT: Mutex<State> = Mutex::new(State {
+    cut: [false, false],
+});
+static STDERR: Mutex<State> = Mutex::new(State {
     cut: [false, false],
 });
 
-/// Writes whole records to usher's stdout or stderr, under the one output lock.
+/// Whether usher's stdout and stderr are one file, decided once: their writes then take one
+/// lock, since two writers of one pipe could interleave the bytes of records longer than
+/// PIPE_BUF. When that cannot be told, they are taken to be one.
+static SHARED: OnceLock<bool> = OnceLock::new();
+
+fn lock(target: Target) -> MutexGuard<'static, State> {
+    let shared = *SHARED.get_or_init(|| sys::same_file(io::stdout().as_fd(), io::stderr().as_fd()));
+    let lock = match target {
+        Target::Stderr if !shared => &STDERR,
+        _ => &STDOUT,
+    };
+    lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Writes whole records to usher's stdout or stderr, under that file's lock.
 pub fn write_records(target: Target, records: &[u8]) -> io::Result<()> {
     if records.is_empty() {
         return Ok(());
     }
-    let mut state = OUTPUT
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut state = lock(target);
     let index = target as usize;
     if state.cut[index] {
         write_fully(target, b"\n")?;

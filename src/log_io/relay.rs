@@ -8,9 +8,9 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::AsFd;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::health::Health;
@@ -30,13 +30,107 @@ pub struct Relays {
     progress: Arc<AtomicU64>,
 }
 
-/// Starts a relay thread for each pipe.
-/// Counts what they relay in `health` (for /metrics).
+/// Threads held for the relays while the child is spawned, so that the system has refused
+/// them before the child starts rather than after (a pids limit counts threads). When usher
+/// drops no privileges they become the relays ([`start`]); before a privilege drop they are
+/// released, and joined, on drop: no thread may live through it (capabilities are per thread),
+/// and the relays start anew after it.
+pub struct Reservation {
+    released: Arc<AtomicBool>,
+    held: Vec<(JobSlot, std::thread::JoinHandle<()>)>,
+}
+
+/// Where a reserved thread finds its job.
+type JobSlot = Arc<Mutex<Option<Job>>>;
+
+/// A reserved thread's work, handed over once the thread exists.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Holds an idle thread for each of `names` (see [`Reservation`]). Errors: a thread could not
+/// be created (EAGAIN: a pids limit or RLIMIT_NPROC reached); the ones made are released.
+pub fn reserve(names: &[&str]) -> io::Result<Reservation> {
+    let mut reservation = Reservation {
+        released: Arc::new(AtomicBool::new(false)),
+        held: Vec::with_capacity(names.len()),
+    };
+    for name in names {
+        let released = Arc::clone(&reservation.released);
+        let job: JobSlot = Arc::default();
+        let handed = Arc::clone(&job);
+        let thread = std::thread::Builder::new()
+            .name((*name).to_string())
+            .spawn(move || {
+                loop {
+                    if let Some(job) = handed.lock().map_or(None, |mut job| job.take()) {
+                        return job();
+                    }
+                    if released.load(Ordering::Acquire) {
+                        return;
+                    }
+                    std::thread::park();
+                }
+            })?;
+        reservation.held.push((job, thread));
+    }
+    Ok(reservation)
+}
+
+impl Reservation {
+    /// Gives the held threads their jobs, in order (threads left over are released).
+    fn run(mut self, jobs: Vec<Job>) {
+        for (job, (slot, thread)) in jobs.into_iter().zip(self.held.drain(..)) {
+            if let Ok(mut slot) = slot.lock() {
+                *slot = Some(job);
+            }
+            thread.thread().unpark();
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.released.store(true, Ordering::Release);
+        for (_, thread) in self.held.drain(..) {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}
+
+/// How long a relay thread's creation is retried while the system refuses it (EAGAIN): the
+/// kernel uncharges a thread from a pids limit a moment after `join` returns, so the threads
+/// of a [`Reservation`] just released (before a privilege drop) may still count.
+pub const RETRY_FOR: Duration = Duration::from_millis(200);
+
+/// Spawns a thread running `body`, again while the system says EAGAIN, for [`RETRY_FOR`] at
+/// most. A refused attempt drops its copy of `body`: what must survive it (a pipe) is shared.
+fn spawn_retrying(name: &str, body: impl FnOnce() + Send + Clone + 'static) -> io::Result<()> {
+    let give_up = Instant::now() + RETRY_FOR;
+    loop {
+        let attempt = body.clone();
+        match std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(attempt)
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && Instant::now() < give_up => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Starts a relay thread for each pipe, on the `reserved` threads when given (one for each
+/// pipe, in order), else on new ones. Counts what they relay in `health` (for /metrics).
+/// Errors: a thread could not be created (the relays started before it keep running).
 pub fn start(
     pipes: Vec<(File, Stream)>,
     format: &Arc<LogFormat>,
     health: &Arc<Health>,
+    reserved: Option<Reservation>,
 ) -> io::Result<Relays> {
+    let mut jobs: Vec<Job> = Vec::new();
     let (sender, done) = channel();
     let running = pipes.len();
     let progress = Arc::new(AtomicU64::new(0));
@@ -49,10 +143,22 @@ pub fn start(
         let progress = Arc::clone(&progress);
         let health = Arc::clone(health);
         let name = format!("usher-{}", stream.as_str());
-        std::thread::Builder::new().name(name).spawn(move || {
-            relay(pipe, stream, format, &progress, &health);
+        // Taken by the attempt that runs; a refused one leaves it here.
+        let pipe = Arc::new(Mutex::new(Some(pipe)));
+        let body = move || {
+            let pipe = pipe.lock().map_or(None, |mut pipe| pipe.take());
+            if let Some(pipe) = pipe {
+                relay(pipe, stream, format, &progress, &health);
+            }
             let _ = sender.send(stream);
-        })?;
+        };
+        match reserved {
+            Some(_) => jobs.push(Box::new(body)),
+            None => spawn_retrying(&name, body)?,
+        }
+    }
+    if let Some(reserved) = reserved {
+        reserved.run(jobs);
     }
     Ok(Relays {
         done,
