@@ -9,6 +9,10 @@
 //!   taken what came before (the pipe is empty), so that a trace arrives in several reads.
 //! - `bad`: the bad inputs of `traces::bad` on stderr, one write each.
 //! - `flood N`: N plain lines on each stream, every trace's block after each 1000th line.
+//! - `paced MS LINES`: a Java trace of LINES lines (`traces::paced_java`) a line at a time,
+//!   each line on stdout then on stderr, MS milliseconds between lines (as a logger that
+//!   writes each line, or a container short of CPU, writes a trace), then
+//!   `traces::paced_done` on both streams with the longest gap there was.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "support/traces.rs"]
@@ -18,7 +22,7 @@ use std::fs::File;
 use std::io::Write;
 use std::mem::ManuallyDrop;
 use std::os::fd::FromRawFd;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// stdout or stderr, unbuffered: each `write_all` of a block is one write(2).
 struct Output {
@@ -57,7 +61,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args
         .next()
-        .expect("usage: traces burst|lines|split|bad|flood N");
+        .expect("usage: traces burst|lines|split|bad|flood N|paced MS LINES");
     let (mut stdout, mut stderr) = (Output::new(1), Output::new(2));
     match mode.as_str() {
         "burst" => {
@@ -112,6 +116,34 @@ fn main() {
             }
             out.flush().unwrap();
             err.flush().unwrap();
+        }
+        "paced" => {
+            let gap: u64 = args.next().expect("paced MS LINES").parse().unwrap();
+            let lines: usize = args.next().expect("paced MS LINES").parse().unwrap();
+            let written = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+            let mut longest = Duration::ZERO;
+            let mut last: Option<Instant> = None;
+            for (n, line) in traces::paced_java(lines, written.as_micros())
+                .iter()
+                .enumerate()
+            {
+                if n > 0 {
+                    // Pacing, not synchronisation: the gaps are what is under test.
+                    std::thread::sleep(Duration::from_millis(gap));
+                }
+                let now = Instant::now();
+                if let Some(last) = last {
+                    longest = longest.max(now - last);
+                }
+                last = Some(now);
+                for out in [&mut stdout, &mut stderr] {
+                    out.write(format!("{line}\n").as_bytes());
+                }
+            }
+            let done = traces::paced_done(longest.as_micros());
+            for out in [&mut stdout, &mut stderr] {
+                out.write(format!("{done}\n").as_bytes());
+            }
         }
         other => panic!("unknown mode {other}"),
     }

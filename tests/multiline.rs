@@ -1,5 +1,6 @@
 //! Multi-line records (`--log-multiline`): each stack trace of a real fixture one record, on
-//! both streams, however it reaches usher; bad input; the hold's bound; usher as PID 1.
+//! both streams, however it reaches usher; bad input; the hold's bounds; a trace written
+//! slowly; usher as PID 1.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -10,8 +11,10 @@ use serde_json::{Map, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use support::*;
 
-/// How long usher holds a line that could start a trace (src/logs/multiline.rs `HOLD`).
+/// How long usher waits for a held record's next line (src/logs/multiline.rs `HOLD`).
 const HOLD: Duration = Duration::from_millis(50);
+/// The longest usher holds a record (src/logs/multiline.rs `MAX_HOLD`).
+const MAX_HOLD: Duration = Duration::from_secs(2);
 
 type Record = Map<String, Value>;
 
@@ -255,4 +258,137 @@ fn raw_format_passes_traces_through() {
         .collect();
     assert_eq!(usher.stdout_seen, expected);
     assert_eq!(usher.stderr_seen, expected);
+}
+
+/// A paced trace's records on one stream: the trace's records (each with its level and its
+/// lines), the fixture's `paced_done` line after them, and the lines the trace was written as.
+struct Paced {
+    pieces: Vec<(String, Vec<String>)>,
+    longest_gap: Duration,
+    written: Vec<String>,
+}
+
+fn paced(stream: &[(Record, String)], lines: usize) -> Paced {
+    let (done, trace) = stream.split_last().expect("records");
+    let gap = msg(&done.0).strip_prefix("paced done, longest gap ");
+    let gap: u64 = gap
+        .and_then(|g| g.strip_suffix(" us"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let first = trace[0].1.lines().next().unwrap();
+    let micros: u128 = first.rsplit(' ').next().unwrap().parse().unwrap();
+    Paced {
+        pieces: trace
+            .iter()
+            .map(|(record, text)| {
+                let level = record["level"].as_str().unwrap().to_string();
+                (level, text.split('\n').map(str::to_string).collect())
+            })
+            .collect(),
+        longest_gap: Duration::from_micros(gap),
+        written: traces::paced_java(lines, micros),
+    }
+}
+
+impl Paced {
+    /// Every line of the trace there, in order, and every record labelled `error`, the level
+    /// of the trace's first line (the stream's default is `info`, and stdout's too).
+    fn check_lines_and_levels(&self, what: &str) {
+        let lines: Vec<&String> = self.pieces.iter().flat_map(|(_, l)| l).collect();
+        let written: Vec<&String> = self.written.iter().collect();
+        assert_eq!(lines, written, "{what}");
+        for (level, lines) in &self.pieces {
+            assert_eq!(level, "error", "{what}: {:?}", lines[0]);
+        }
+    }
+}
+
+/// A 30-line Java trace written a line at a time, 2, 10 or 30 ms between lines (a logger
+/// that writes each line, a container short of CPU): the pipe is never idle for the hold, so
+/// the trace is one record, with the level of its first line, on both streams.
+#[test]
+fn a_trace_written_slowly_is_one_record() {
+    if !require_root("a_trace_written_slowly_is_one_record") {
+        return;
+    }
+    for gap in ["2", "10", "30"] {
+        let streams = run_traces(&[], &["paced", gap, "30"], &[]);
+        for (stream, name) in streams.iter().zip(["stdout", "stderr"]) {
+            let what = format!("{gap} ms on {name}");
+            let paced = paced(stream, 30);
+            paced.check_lines_and_levels(&what);
+            if paced.longest_gap >= HOLD - Duration::from_millis(5) {
+                // The fixture itself was held up longer than the hold (a busy machine): the
+                // trace may be cut there, which the next test covers.
+                eprintln!(
+                    "{what}: a gap of {:?}, one record not checked",
+                    paced.longest_gap
+                );
+                continue;
+            }
+            assert_eq!(paced.pieces.len(), 1, "{what}: {:?}", paced.pieces);
+        }
+    }
+}
+
+/// The same trace with gaps longer than the hold: cut where the pipe was idle, and every
+/// piece (`Caused by: ...` and the frames after a cut) keeps the trace's level.
+#[test]
+fn a_trace_cut_by_idle_gaps_keeps_its_level() {
+    if !require_root("a_trace_cut_by_idle_gaps_keeps_its_level") {
+        return;
+    }
+    let streams = run_traces(&[], &["paced", "70", "30"], &[]);
+    for (stream, name) in streams.iter().zip(["stdout", "stderr"]) {
+        let paced = paced(stream, 30);
+        paced.check_lines_and_levels(name);
+        // Each read is one line unless usher was slower than the fixture.
+        assert!(paced.pieces.len() > 1, "{name}: {:?}", paced.pieces);
+    }
+}
+
+/// A trace that keeps coming, a line every 10 ms for 4 s: its first record goes out once it
+/// has been held MAX_HOLD (while the trace is still being written), the rest in records of
+/// their own, all with the trace's level.
+#[test]
+fn a_trace_that_keeps_coming_goes_out_by_the_total_bound() {
+    if !require_root("a_trace_that_keeps_coming_goes_out_by_the_total_bound") {
+        return;
+    }
+    let lines = 400;
+    let mut usher = Usher::pid1(&[
+        "--log-format",
+        "json",
+        "--",
+        &fixture("traces"),
+        "paced",
+        "10",
+        &lines.to_string(),
+    ]);
+    let first = parse(&usher.next_line());
+    let arrived = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let head = msg(&first).lines().next().unwrap().to_string();
+    let written: u64 = head.rsplit(' ').next().unwrap().parse().unwrap();
+    let latency = arrived.saturating_sub(Duration::from_micros(written));
+    assert_eq!(usher.wait(), 0);
+    let [stdout, stderr] = [&usher.stdout_seen, &usher.stderr_seen].map(|l| records(l, 16384));
+    for (stream, name) in [(&stdout, "stdout"), (&stderr, "stderr")] {
+        paced(stream, lines).check_lines_and_levels(name);
+    }
+    let paced = paced(&stdout, lines);
+    let first_lines = paced.pieces[0].1.len();
+    // Out before the trace was over, so within the deadline below whatever the pace.
+    assert!(first_lines < lines, "one record of {first_lines} lines");
+    assert!(
+        latency < MAX_HOLD + Duration::from_secs(1),
+        "the first record came {latency:?} after its first line"
+    );
+    if paced.longest_gap < HOLD - Duration::from_millis(5) {
+        // No idle gap cut it: it was held for the whole bound.
+        assert!(
+            latency >= MAX_HOLD,
+            "out after {latency:?}, {first_lines} lines"
+        );
+    }
 }

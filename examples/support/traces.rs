@@ -217,6 +217,29 @@ pub fn other_stream(name: &str, i: usize) -> String {
     format!("{name} other stream {i}\n")
 }
 
+/// A Java trace of `lines` lines (at least 2), as the `paced` mode writes it a line at a
+/// time: its first line says when it was written (microseconds since the epoch), a `Caused
+/// by:` halfway.
+pub fn paced_java(lines: usize, written_micros: u128) -> Vec<String> {
+    let mut trace = vec![format!(
+        "Exception in thread \"main\" java.lang.IllegalStateException: paced trace written at \
+         {written_micros}"
+    )];
+    for n in 1..lines {
+        trace.push(match n == lines / 2 {
+            true => "Caused by: java.io.IOException: paced cause".to_string(),
+            false => format!("\tat com.example.F{n}.call(F{n}.java:{n})"),
+        });
+    }
+    trace
+}
+
+/// The plain line the `paced` mode writes after its trace, with the longest time it took
+/// between two lines of the trace on one stream (a busy machine may stretch its sleeps).
+pub fn paced_done(longest_gap_micros: u128) -> String {
+    format!("paced done, longest gap {longest_gap_micros} us")
+}
+
 /// Bad input, each as written (the fixture's `bad` mode) and the records it must become (the
 /// msgs, partial pieces joined back, invalid UTF-8 as U+FFFD).
 pub fn bad() -> Vec<(Vec<String>, Vec<u8>)> {

@@ -2,8 +2,10 @@
 //! writing each chunk's records with one write to usher's own stdout or stderr. A slow reader
 //! of usher's output slows the child (its pipe fills) instead of growing usher's memory, and no
 //! relay ever runs on the signal loop's thread. While the encoder holds a record that a stack
-//! trace's next line may continue (`--log-multiline auto`), the relay waits for the pipe at
-//! most `logs::HOLD` after the read that began it, then writes the record.
+//! trace's next line may continue (`--log-multiline auto`), the relay waits for the pipe until
+//! the encoder's `held_until` (50 ms after the last read that added to the record, 2 s
+//! after its first line at the latest: `HOLD` and `MAX_HOLD` in logs/multiline.rs), then
+//! writes the record.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::health::Health;
 use crate::log_io::events::warn;
 use crate::log_io::output::{self, Target};
-use crate::logs::{HOLD, LineEncoder, LogFormat, Stream};
+use crate::logs::{LineEncoder, LogFormat, Stream};
 use crate::sys;
 
 /// Bytes read from the child's pipe at once.
@@ -205,14 +207,11 @@ fn relay(
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut records = Vec::with_capacity(READ_CHUNK * 2);
     let mut output_open = true;
-    // The record the encoder holds for a trace's next lines, and when to stop waiting for them.
-    let mut hold: Option<(u64, Instant)> = None;
     loop {
-        if let Some((_, deadline)) = hold {
+        if let Some(deadline) = encoder.held_until() {
             // Input that is there already continues the record, however late; only waiting
             // for more is bounded. A failed wait ends the hold too.
             if !sys::wait_readable(pipe.as_fd(), deadline).unwrap_or(false) {
-                hold = None;
                 records.clear();
                 encoder.flush_held(&mut records);
                 count(health, stream, 0, &mut encoder);
@@ -232,12 +231,8 @@ fn relay(
         progress.fetch_add(read as u64, Ordering::Relaxed);
         let time = crate::logs::time::rfc3339_micros(SystemTime::now());
         records.clear();
-        encoder.push(chunk.get(..read).unwrap_or_default(), &time, &mut records);
-        hold = match (encoder.held(), hold) {
-            (None, _) => None,
-            (Some(held), Some((same, deadline))) if held == same => Some((held, deadline)),
-            (Some(held), _) => Some((held, read_at + HOLD)),
-        };
+        let data = chunk.get(..read).unwrap_or_default();
+        encoder.push(data, &time, read_at, &mut records);
         count(health, stream, read, &mut encoder);
         // Once usher's own output is gone (EPIPE), keep draining the pipe so the child is not
         // blocked or killed by a SIGPIPE for a log line nobody can read any more.

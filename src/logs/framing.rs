@@ -7,6 +7,7 @@
 //! into the same records whether it came in one read or a byte at a time.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use memchr::memchr;
 
@@ -19,7 +20,7 @@ use super::writer::Writer;
 /// bytes of an unfinished line: a longer line is emitted in pieces as it arrives, each record
 /// but the last marked "partial":true, so memory stays bounded whatever the child writes.
 /// With multi-line joining on, it may also hold a record that a stack trace's next line could
-/// still continue: see [`LineEncoder::held`].
+/// still continue: see [`LineEncoder::held_until`].
 #[derive(Debug)]
 pub struct LineEncoder {
     writer: Writer,
@@ -29,6 +30,8 @@ pub struct LineEncoder {
     pending: Vec<u8>,
     /// Set once pieces of the unfinished line have been written: the level they carry.
     continued: Option<Level>,
+    /// When the last push was read (monotonic): the time of a last line without a newline.
+    read_at: Instant,
 }
 
 impl LineEncoder {
@@ -39,13 +42,16 @@ impl LineEncoder {
             joiner,
             pending: Vec::new(),
             continued: None,
+            read_at: Instant::now(),
         }
     }
 
     /// Appends to `out` the records for every line completed by `data` (and pieces of an
-    /// over-long line). `time` is when usher read `data` (all its lines get this time).
+    /// over-long line). `time` is when usher read `data` (all its lines get this time), and
+    /// `now` the same moment on the monotonic clock (for how long a record is held).
     /// A line ending in CR LF loses the CR, as for an app written for a terminal or Windows.
-    pub fn push(&mut self, data: &[u8], time: &[u8; 27], out: &mut Vec<u8>) {
+    pub fn push(&mut self, data: &[u8], time: &[u8; 27], now: Instant, out: &mut Vec<u8>) {
+        self.read_at = now;
         let mut rest = data;
         while let Some((line, after)) = split_line(rest) {
             rest = after;
@@ -56,6 +62,7 @@ impl LineEncoder {
                     &mut self.writer,
                     strip_cr(line),
                     time,
+                    now,
                     out,
                 );
             } else {
@@ -64,13 +71,16 @@ impl LineEncoder {
                 match self.continued.take() {
                     // Pieces are out: the rest of the line ends its record, never joined.
                     Some(level) => self.writer.text(line, Some(level), time, out),
-                    None => complete(&mut self.joiner, &mut self.writer, line, time, out),
+                    None => complete(&mut self.joiner, &mut self.writer, line, time, now, out),
                 }
                 self.pending.clear();
             }
         }
         if !rest.is_empty() {
             self.append(rest, time, out);
+        }
+        if let Some(joiner) = &mut self.joiner {
+            joiner.touch(now);
         }
     }
 
@@ -81,26 +91,39 @@ impl LineEncoder {
         match self.continued.take() {
             Some(level) => self.writer.text(&self.pending, Some(level), time, out),
             None if !self.pending.is_empty() => {
-                complete(&mut self.joiner, &mut self.writer, &self.pending, time, out);
+                let read_at = self.read_at;
+                complete(
+                    &mut self.joiner,
+                    &mut self.writer,
+                    &self.pending,
+                    time,
+                    read_at,
+                    out,
+                );
             }
             None => {}
         }
         self.pending = Vec::new();
-        self.flush_held(out);
-    }
-
-    /// The record being held for lines that may still continue it (a possible stack trace),
-    /// as a number that changes with each new held record; None when nothing is held. The
-    /// relay waits at most [`super::HOLD`] after the read that began it, then calls
-    /// [`Self::flush_held`].
-    pub fn held(&self) -> Option<u64> {
-        self.joiner.as_ref().and_then(Joiner::held)
-    }
-
-    /// Writes the held record, if any, to `out`: no more lines will join it.
-    pub fn flush_held(&mut self, out: &mut Vec<u8>) {
         if let Some(joiner) = &mut self.joiner {
             joiner.flush(&mut self.writer, out);
+        }
+    }
+
+    /// Until when the relay may wait for more of the stream while a record is held for lines
+    /// that may still continue it (a possible stack trace): [`super::multiline::HOLD`] after
+    /// the last read that added to it, [`super::multiline::MAX_HOLD`] after its first line at
+    /// the latest. None when nothing is held. If no input comes by then, the relay calls
+    /// [`Self::flush_held`].
+    pub fn held_until(&self) -> Option<Instant> {
+        self.joiner.as_ref().and_then(Joiner::held_until)
+    }
+
+    /// The wait for more ran out: writes the held record, if any, to `out`. No more lines
+    /// join it; the trace's next lines, if it goes on, make a record of their own with its
+    /// level.
+    pub fn flush_held(&mut self, out: &mut Vec<u8>) {
+        if let Some(joiner) = &mut self.joiner {
+            joiner.expire(&mut self.writer, out);
         }
     }
 
@@ -144,13 +167,14 @@ impl LineEncoder {
         let level = match self.continued {
             Some(level) => level,
             None => {
-                // A line too long for one record is never part of a trace: what is held ends
-                // before it, and goes out first.
-                if let Some(joiner) = &mut self.joiner {
-                    joiner.flush(&mut self.writer, out);
-                }
-                // The line's first SNIFF_WINDOW bytes decide its level, and they are all here.
-                let level = level::sniff(&self.pending).unwrap_or(self.writer.default_level());
+                // The line's first `longest` bytes decide its level (SNIFF_WINDOW is fewer) and
+                // whether it continues a trace, as when the whole line is at hand.
+                let start = rest.get(..self.writer.longest()).unwrap_or(rest);
+                let level = match &mut self.joiner {
+                    // Never joined: what is held goes out first.
+                    Some(joiner) => joiner.long_line(start, &mut self.writer, out),
+                    None => level::sniff(start).unwrap_or(self.writer.default_level()),
+                };
                 *self.continued.insert(level)
             }
         };
@@ -166,10 +190,11 @@ fn complete(
     writer: &mut Writer,
     line: &[u8],
     time: &[u8; 27],
+    now: Instant,
     out: &mut Vec<u8>,
 ) {
     match joiner {
-        Some(joiner) => joiner.line(line, time, writer, out),
+        Some(joiner) => joiner.line(line, time, now, writer, out),
         None => writer.text(line, None, time, out),
     }
 }
@@ -224,9 +249,9 @@ mod tests {
         // A CR LF cut between two pushes.
         let mut encoder = LineEncoder::new(plain(), Stream::Stdout);
         let mut out = Vec::new();
-        encoder.push(b"split\r", TIME, &mut out);
+        encoder.push(b"split\r", TIME, at(0), &mut out);
         assert!(out.is_empty());
-        encoder.push(b"\n", TIME, &mut out);
+        encoder.push(b"\n", TIME, at(0), &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             text_record("info", "split")
@@ -237,12 +262,12 @@ mod tests {
     fn the_last_line_without_newline_is_written_by_finish() {
         let mut encoder = LineEncoder::new(plain(), Stream::Stdout);
         let mut out = Vec::new();
-        encoder.push(b"first\nsecond, unfinished", TIME, &mut out);
+        encoder.push(b"first\nsecond, unfinished", TIME, at(0), &mut out);
         assert_eq!(
             String::from_utf8(out.clone()).unwrap(),
             text_record("info", "first")
         );
-        encoder.push(b" still", TIME, &mut out);
+        encoder.push(b" still", TIME, at(0), &mut out);
         encoder.finish(TIME, &mut out);
         let expected =
             text_record("info", "first") + &text_record("info", "second, unfinished still");
@@ -256,8 +281,8 @@ mod tests {
     fn each_push_stamps_its_own_time() {
         let mut encoder = LineEncoder::new(plain(), Stream::Stdout);
         let mut out = Vec::new();
-        encoder.push(b"a\nb", TIME, &mut out);
-        encoder.push(b"c\nd\n", LATER, &mut out);
+        encoder.push(b"a\nb", TIME, at(0), &mut out);
+        encoder.push(b"c\nd\n", LATER, at(0), &mut out);
         let times: Vec<_> = objects(&String::from_utf8(out).unwrap())
             .iter()
             .map(|r| (r["time"].clone(), r["msg"].clone()))
@@ -283,7 +308,7 @@ mod tests {
             let mut encoder = LineEncoder::new(Arc::clone(&format), Stream::Stdout);
             let mut out = Vec::new();
             for piece in line.as_bytes().chunks(chunk) {
-                encoder.push(piece, TIME, &mut out);
+                encoder.push(piece, TIME, at(0), &mut out);
             }
             encoder.finish(TIME, &mut out);
             let out = String::from_utf8(out).unwrap();
@@ -317,7 +342,7 @@ mod tests {
         let mut rest = line.as_slice();
         while !rest.is_empty() {
             let (now, later) = rest.split_at(random.below(3000).min(rest.len()));
-            encoder.push(now, TIME, &mut out);
+            encoder.push(now, TIME, at(0), &mut out);
             assert!(
                 encoder.pending.len() <= 4096 + 1,
                 "{}",
@@ -325,7 +350,7 @@ mod tests {
             );
             rest = later;
         }
-        encoder.push(b"\n", TIME, &mut out);
+        encoder.push(b"\n", TIME, at(0), &mut out);
         let out = String::from_utf8(out).unwrap();
         let (text, records) = rebuild(&out, 4096);
         assert_eq!(text, String::from_utf8_lossy(&line));
@@ -340,13 +365,30 @@ mod tests {
         let mut encoder = LineEncoder::new(format.clone(), Stream::Stdout);
         let mut out = Vec::new();
         for byte in line.as_bytes() {
-            encoder.push(&[*byte], TIME, &mut out);
+            encoder.push(&[*byte], TIME, at(0), &mut out);
         }
         assert!(!out.is_empty(), "pieces are written before the line ends");
         encoder.finish(TIME, &mut out);
         let out = String::from_utf8(out).unwrap();
         assert_eq!(rebuild(&out, 1024).0, line);
         assert_eq!(out, encode(&format, Stream::Stdout, line.as_bytes()));
+    }
+
+    /// With joining off nothing is held, so the relay never waits; with it on, a read that
+    /// brings only part of a line while a record is held starts the wait for more again.
+    #[test]
+    fn holds_run_from_the_last_read() {
+        let mut encoder = LineEncoder::new(plain(), Stream::Stderr);
+        let mut out = Vec::new();
+        encoder.push(b"java.lang.Error: x\n\tat a", TIME, at(0), &mut out);
+        assert_eq!(encoder.held_until(), None);
+        let mut encoder = LineEncoder::new(joining(16384), Stream::Stderr);
+        encoder.push(b"java.lang.Error: x\n\tat a", TIME, at(0), &mut out);
+        assert_eq!(encoder.held_until(), Some(at(50)));
+        encoder.push(b"(A.java:1)", TIME, at(30), &mut out);
+        assert_eq!(encoder.held_until(), Some(at(80)));
+        encoder.push(b"\nplain\n", TIME, at(60), &mut out);
+        assert_eq!(encoder.held_until(), None);
     }
 
     #[test]
@@ -356,9 +398,9 @@ mod tests {
         let mut encoder = LineEncoder::new(format.clone(), Stream::Stderr);
         let mut out = Vec::new();
         for chunk in line.as_bytes().chunks(100) {
-            encoder.push(chunk, TIME, &mut out);
+            encoder.push(chunk, TIME, at(0), &mut out);
         }
-        encoder.push(b"\r\n", TIME, &mut out);
+        encoder.push(b"\r\n", TIME, at(0), &mut out);
         let out = String::from_utf8(out).unwrap();
         let (text, records) = rebuild(&out, 1024);
         assert_eq!(text, line);
@@ -384,8 +426,8 @@ mod tests {
                     let mut encoder = LineEncoder::new(format.clone(), Stream::Stdout);
                     let mut out = Vec::new();
                     let (a, b) = input.as_bytes().split_at(split.min(input.len()));
-                    encoder.push(a, TIME, &mut out);
-                    encoder.push(b, TIME, &mut out);
+                    encoder.push(a, TIME, at(0), &mut out);
+                    encoder.push(b, TIME, at(0), &mut out);
                     encoder.finish(TIME, &mut out);
                     assert_eq!(String::from_utf8(out).unwrap(), whole, "split at {split}");
                 }
@@ -476,7 +518,7 @@ mod tests {
                     _ => 1 + random.below(300),
                 };
                 let (now, later) = rest.split_at(size.min(rest.len()));
-                encoder.push(now, TIME, &mut out);
+                encoder.push(now, TIME, at(0), &mut out);
                 assert!(encoder.pending.len() <= max + 1);
                 rest = later;
             }
@@ -614,7 +656,7 @@ mod tests {
                     let mut records = 0;
                     let started = std::time::Instant::now();
                     for chunk in input.chunks(64 * 1024) {
-                        encoder.push(chunk, TIME, &mut out);
+                        encoder.push(chunk, TIME, at(0), &mut out);
                         if count {
                             records += memchr::memchr_iter(b'\n', &out).count();
                         }

@@ -590,8 +590,8 @@ mod tests {
         // Also when its CR LF arrives cut in two: the CR is not taken for part of the line.
         let mut encoder = LineEncoder::new(format.clone(), Stream::Stdout);
         let mut out = Vec::new();
-        encoder.push(format!("{full}\r").as_bytes(), TIME, &mut out);
-        encoder.push(b"\n", TIME, &mut out);
+        encoder.push(format!("{full}\r").as_bytes(), TIME, at(0), &mut out);
+        encoder.push(b"\n", TIME, at(0), &mut out);
         assert_eq!(String::from_utf8(out).unwrap(), format!("{full}\n"));
         // Without them, the keys to add do not fit: text, in pieces.
         let short = format!("{{\"pad\":\"{}\"}}", "p".repeat(max - 60));

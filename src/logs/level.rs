@@ -950,7 +950,7 @@ fn skip_escapes(mut bytes: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
     use crate::logs::level_corpus;
-    use crate::logs::test_support::{XorShift, encode, format, objects};
+    use crate::logs::test_support::{XorShift, at, encode, format, objects};
     use crate::logs::{LineEncoder, Stream};
 
     const ALL: [Level; 6] = [
@@ -1376,7 +1376,12 @@ mod tests {
                     _ => 1 + random.below(700),
                 }
                 .min(rest.len());
-                encoder.push(&rest[..take], crate::logs::test_support::TIME, &mut out);
+                encoder.push(
+                    &rest[..take],
+                    crate::logs::test_support::TIME,
+                    at(0),
+                    &mut out,
+                );
                 rest = &rest[take..];
             }
             encoder.finish(crate::logs::test_support::TIME, &mut out);

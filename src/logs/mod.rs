@@ -32,6 +32,5 @@ mod writer;
 
 pub use framing::LineEncoder;
 pub use level::Level;
-pub use multiline::HOLD;
 pub use record::{EventFields, LogFormat, Stream, encode_event, valid_field_key};
 pub use schema::LogSchema;

@@ -26,25 +26,38 @@
 //!   Python logging's `ERROR:root:failed`): the trace that may follow it joins its record.
 //!
 //! A line that could start a trace (or a record a next line could continue) is held: the
-//! relay waits at most [`HOLD`] for more input, then writes it. Every other line goes out in
-//! the same pass as without joining. Continuation lines with nothing to continue (the rest of
-//! a trace after a hold ran out) start a record of their own, so a trace is never scattered
-//! into a record per line. A line longer than the record limit is never joined (framing
-//! writes it in pieces as it arrives); a joined record longer than the limit goes out in
-//! `"partial":true` pieces as its lines arrive, so what is held stays under about twice the
-//! limit; a record takes at most [`MAX_LINES`] lines, the next ones start a new record.
+//! relay waits for more input at most [`HOLD`] after the last read that added to the record
+//! (the pipe has been idle that long), and at most [`MAX_HOLD`] after the record's first line;
+//! then it writes the record. Every other line goes out in the same pass as without joining.
+//! A trace cut by a bound (the hold ran out, [`MAX_HOLD`], [`MAX_LINES`], a line longer than
+//! the record limit) goes on: its next lines join each other in a record of their own with
+//! the level of the record they continue, until a line that does not continue it. Lines that
+//! only continue a trace, with no trace before them, begin a record of their own too, so a
+//! trace is never scattered into a record per line. A line longer than the record limit is
+//! never joined (framing writes it in pieces as it arrives); a joined record longer than the
+//! limit goes out in `"partial":true` pieces as its lines arrive, so what is held stays under
+//! about twice the limit; a record takes at most [`MAX_LINES`] lines.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::json;
 use super::level::{self, Level};
 use super::writer::Writer;
 
 /// How long the relay waits for more of the child's output while a record is held, counted
-/// from the read that began the record. Traces are written in one burst (microseconds
-/// between lines), so this only matters when the child stops writing: a line that could
-/// start a trace, and is the last for now, is written at most this late.
+/// from the last read that added to it: the pipe has been idle this long, so the trace is
+/// taken to be over. A runtime writes its trace in one burst (microseconds between lines),
+/// and a logger that writes a line at a time, or a container short of CPU, a few
+/// milliseconds apart: a trace joins as long as no gap between its lines reaches this.
 pub const HOLD: Duration = Duration::from_millis(50);
+
+/// The longest a record is held, counted from the read of its first line, however steadily
+/// its lines keep coming: then it goes out, and the trace's next lines make a record of their
+/// own with its level. It bounds how late any line reaches the log (an alert on the error, a
+/// reader of `kubectl logs`) at about this, against a trace written slowly for good; 2 s
+/// joins a trace of 40 lines at the slowest pace [`HOLD`] lets join (just under 50 ms a line)
+/// and 200 lines at 10 ms a line, while a second would cut a 30-line trace paced at 40 ms.
+pub const MAX_HOLD: Duration = Duration::from_secs(2);
 
 /// The most lines a joined record takes: endless continuation lines become records of this
 /// many lines each, whatever comes. Far more than anyone reads in one record; a longer trace
@@ -318,6 +331,17 @@ fn first_word(line: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
+/// A blank line after the held record, which the next line may show to be part of the trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Blank {
+    /// None since the last line.
+    No,
+    /// Held with the record, read at this time.
+    Held([u8; 27]),
+    /// Written when the hold ran out: the trace's next line, if any, comes after a blank line.
+    Out,
+}
+
 /// Joins one stream's complete lines into records: see the module's documentation.
 #[derive(Debug)]
 pub(super) struct Joiner {
@@ -326,122 +350,218 @@ pub(super) struct Joiner {
     text: Vec<u8>,
     /// Lines in the held record; 0 when nothing is held.
     lines: usize,
-    /// Which lines may continue the record: None when no trace is under way. Kept when a
-    /// record is cut at [`MAX_LINES`], so that the trace goes on in the next record.
+    /// Which lines may continue the trace: None when no trace is under way. Kept when a
+    /// record goes out before its trace is over (a bound cut it), so that the trace goes on
+    /// in the next record.
     state: Option<State>,
-    /// The held record's level, from its first line.
+    /// The trace's level, from its first line: every record of the trace gets it.
     level: Level,
     /// When the held record's first line was read: the record's time.
     time: [u8; 27],
-    /// A blank line read after the held record, which the next line may show to be part of
-    /// it: when it was read.
-    blank: Option<[u8; 27]>,
-    /// Records held so far: tells one held record from the next.
-    begun: u64,
+    /// A blank line after the held record.
+    blank: Blank,
+    /// When the held record's first line (or a blank line held alone) was read: the record
+    /// goes out at most [`MAX_HOLD`] later.
+    first_read: Instant,
+    /// When the last read that added to the held record was: the relay waits for more at
+    /// most [`HOLD`] after it.
+    last_read: Instant,
 }
 
 impl Joiner {
     pub(super) fn new() -> Joiner {
+        let now = Instant::now();
         Joiner {
             text: Vec::new(),
             lines: 0,
             state: None,
             level: Level::Info,
             time: [0; 27],
-            blank: None,
-            begun: 0,
+            blank: Blank::No,
+            first_read: now,
+            last_read: now,
         }
     }
 
-    /// Which record is held, if one is (see `LineEncoder::held`).
-    pub(super) fn held(&self) -> Option<u64> {
-        (self.lines > 0).then_some(self.begun)
+    /// Until when the relay may wait for more input while a record is held: [`HOLD`] after
+    /// the last read that added to it, [`MAX_HOLD`] after its first line at the latest. None
+    /// when nothing is held. Then the relay calls [`Self::expire`].
+    pub(super) fn held_until(&self) -> Option<Instant> {
+        self.held()
+            .then(|| after(self.last_read, HOLD).min(after(self.first_read, MAX_HOLD)))
     }
 
-    /// One complete line (its CR LF or LF already taken off), read at `time`: joined to the
-    /// held record, held as a record's first line, or written to `out` at once.
+    /// A read at `now` took bytes of this stream while a record is held: the pipe was not
+    /// idle, so the wait for more starts again (the record's total bound stays).
+    pub(super) fn touch(&mut self, now: Instant) {
+        if self.held() {
+            self.last_read = now;
+        }
+    }
+
+    /// Whether a record (or a blank line that may be part of one) is held.
+    fn held(&self) -> bool {
+        self.lines > 0 || matches!(self.blank, Blank::Held(_))
+    }
+
+    /// One complete line (its CR LF or LF already taken off), read at `time` (`now` on the
+    /// monotonic clock): joined to the held record, held as a record's first line, or
+    /// written to `out` at once.
     pub(super) fn line(
         &mut self,
         line: &[u8],
         time: &[u8; 27],
+        now: Instant,
         writer: &mut Writer,
         out: &mut Vec<u8>,
     ) {
-        if line.len() > writer.longest() {
+        let longest = writer.longest();
+        if line.len() > longest {
             // Too long for one record: never joined (framing writes such a line in pieces as
             // it arrives, before it is complete; the same line whole goes out the same way).
-            self.flush(writer, out);
-            writer.text(line, None, time, out);
+            let start = line.get(..longest).unwrap_or(line);
+            let level = self.long_line(start, writer, out);
+            writer.text(line, Some(level), time, out);
             return;
         }
         if let Some(state) = self.state {
-            if line.is_empty() && self.lines > 0 && self.blank.is_none() && state.takes_blank() {
-                self.blank = Some(*time);
+            if line.is_empty() && self.blank == Blank::No && state.takes_blank() {
+                if self.lines == 0 {
+                    self.first_read = now;
+                }
+                self.last_read = now;
+                self.blank = Blank::Held(*time);
                 return;
             }
-            if let Some(next) = state.next(line, self.blank.is_some()) {
-                self.join(line, next, time, writer, out);
+            if let Some(next) = state.next(line, self.blank != Blank::No) {
+                self.join(line, next, time, now, writer, out);
                 return;
             }
             self.flush(writer, out);
         }
-        self.begin(line, time, writer, out);
+        self.begin(line, time, now, writer, out);
+    }
+
+    /// A line too long for one record, by its first `writer.longest()` bytes (`start`: what
+    /// framing has of it when it must write its first piece): what is held goes out before
+    /// it. Returns the level its records get: the trace's if it continues the trace under way
+    /// (which then goes on after it), else its own. It may begin a trace too (a first line
+    /// with a long message): the trace's next lines then get its level.
+    pub(super) fn long_line(
+        &mut self,
+        start: &[u8],
+        writer: &mut Writer,
+        out: &mut Vec<u8>,
+    ) -> Level {
+        let next = self
+            .state
+            .and_then(|state| state.next(start, self.blank != Blank::No));
+        if next.is_some() {
+            // The blank line before it is inside the trace.
+            self.write_record(writer, out);
+            if let Blank::Held(time) = self.blank {
+                writer.text(b"", Some(self.level), &time, out);
+            }
+            self.blank = Blank::No;
+            self.state = next.filter(|state| *state != State::Done);
+            return self.level;
+        }
+        self.flush(writer, out);
+        let named = level::sniff(start);
+        let level = named.unwrap_or(writer.default_level());
+        let begins = match json::may_be_object(start) {
+            true => None,
+            false => start_or_logger(start, named),
+        };
+        self.state = match begins {
+            Some(state) => {
+                self.level = level;
+                Some(state)
+            }
+            None => None,
+        };
+        level
     }
 
     /// Writes the held record (and a blank line held after it): the trace is over.
     pub(super) fn flush(&mut self, writer: &mut Writer, out: &mut Vec<u8>) {
         self.write(writer, out);
         self.state = None;
+        self.blank = Blank::No;
     }
 
-    /// A line with nothing held before it: the first line of a held record, if it can begin
-    /// a trace or be followed by one; else its record, at once, as without joining.
-    fn begin(&mut self, line: &[u8], time: &[u8; 27], writer: &mut Writer, out: &mut Vec<u8>) {
+    /// The relay's wait ran out ([`Self::held_until`]): writes the held record (and a blank
+    /// line held after it). The trace may go on: its next lines join each other in a record
+    /// of their own, with its level.
+    pub(super) fn expire(&mut self, writer: &mut Writer, out: &mut Vec<u8>) {
+        self.write(writer, out);
+    }
+
+    /// A line with no trace under way: the first line of a held record, if it can begin a
+    /// trace or be followed by one; else its record, at once, as without joining.
+    fn begin(
+        &mut self,
+        line: &[u8],
+        time: &[u8; 27],
+        now: Instant,
+        writer: &mut Writer,
+        out: &mut Vec<u8>,
+    ) {
         if json::may_be_object(line) {
-            // A JSON line is its own record; no trace continues it.
+            // A JSON line is its own record (passed through); no trace continues it.
             writer.text(line, None, time, out);
             return;
         }
         let named = level::sniff(line);
-        let state = match start(line) {
-            Some(state) => state,
-            None if named >= Some(Level::Warn) => State::Logger,
-            None => {
-                // Sniffed once: the record gets the level found here.
-                writer.text(
-                    line,
-                    Some(named.unwrap_or(writer.default_level())),
-                    time,
-                    out,
-                );
-                return;
-            }
+        let Some(state) = start_or_logger(line, named) else {
+            // Sniffed once: the record gets the level found here.
+            writer.text(
+                line,
+                Some(named.unwrap_or(writer.default_level())),
+                time,
+                out,
+            );
+            return;
         };
         self.level = named.unwrap_or(writer.default_level());
-        self.join(line, state, time, writer, out);
+        self.join(line, state, time, now, writer, out);
     }
 
-    /// Adds `line` to the held record (beginning one if none is held), which is now in
-    /// `state`. Writes pieces of the record once it is too long for one, and the record
-    /// itself once nothing can follow or it has [`MAX_LINES`] lines.
+    /// Adds `line`, read at `now`, to the held record (beginning one if none is held), which
+    /// is now in `state`. Writes pieces of the record once it is too long for one, the record
+    /// so far first if it has been held [`MAX_HOLD`], and the record itself once nothing can
+    /// follow or it has [`MAX_LINES`] lines.
     fn join(
         &mut self,
         line: &[u8],
         state: State,
         time: &[u8; 27],
+        now: Instant,
         writer: &mut Writer,
         out: &mut Vec<u8>,
     ) {
+        if self.lines > 0 && now >= after(self.first_read, MAX_HOLD) {
+            // Held long enough: the trace goes on in a record of its own (with a blank line
+            // held before this line, if there is one).
+            self.write_record(writer, out);
+            self.first_read = now;
+        } else if self.lines == 0 && !matches!(self.blank, Blank::Held(_)) {
+            self.first_read = now;
+        }
+        self.last_read = now;
         if self.lines == 0 {
-            self.begun += 1;
-            self.time = *time;
+            self.time = match self.blank {
+                Blank::Held(blank_time) => blank_time,
+                _ => *time,
+            };
         } else {
             self.text.push(b'\n');
         }
-        if self.blank.take().is_some() {
+        if let Blank::Held(_) = self.blank {
             self.text.push(b'\n');
             self.lines += 1;
         }
+        self.blank = Blank::No;
         self.text.extend_from_slice(line);
         self.lines += 1;
         self.state = Some(state);
@@ -458,15 +578,37 @@ impl Joiner {
 
     /// Writes the held record, if any, and a blank line held after it; the state stays.
     fn write(&mut self, writer: &mut Writer, out: &mut Vec<u8>) {
+        self.write_record(writer, out);
+        if let Blank::Held(time) = self.blank {
+            writer.text(b"", None, &time, out);
+            self.blank = Blank::Out;
+        }
+    }
+
+    /// Writes the held record, if any; the state and a blank line held after it stay.
+    fn write_record(&mut self, writer: &mut Writer, out: &mut Vec<u8>) {
         if self.lines > 0 {
             writer.text(&self.text, Some(self.level), &self.time, out);
         }
         self.text.clear();
         self.lines = 0;
-        if let Some(time) = self.blank.take() {
-            writer.text(b"", None, &time, out);
-        }
     }
+}
+
+/// The state a trace begins in with `line` (whose level, if it names one, is `named`), if
+/// it can begin one or be followed by one (a logger's line naming warn or worse).
+fn start_or_logger(line: &[u8], named: Option<Level>) -> Option<State> {
+    match start(line) {
+        Some(state) => Some(state),
+        None if named >= Some(Level::Warn) => Some(State::Logger),
+        None => None,
+    }
+}
+
+/// `at` + `wait`, or `at` should that not be representable (it always is, for a clock that
+/// started at boot).
+fn after(at: Instant, wait: Duration) -> Instant {
+    at.checked_add(wait).unwrap_or(at)
 }
 
 #[cfg(test)]
@@ -528,7 +670,7 @@ mod tests {
         let mut rest = input;
         while !rest.is_empty() {
             let (now, later) = rest.split_at(cut().clamp(1, rest.len()));
-            encoder.push(now, TIME, &mut out);
+            encoder.push(now, TIME, at(0), &mut out);
             rest = later;
         }
         encoder.finish(TIME, &mut out);
@@ -645,8 +787,8 @@ mod tests {
             "key: value",
         ] {
             let mut out = Vec::new();
-            encoder.push(format!("{line}\n").as_bytes(), TIME, &mut out);
-            assert_eq!(encoder.held(), None, "{line:?}");
+            encoder.push(format!("{line}\n").as_bytes(), TIME, at(0), &mut out);
+            assert_eq!(encoder.held_until(), None, "{line:?}");
             assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1, "{line:?}");
         }
     }
@@ -674,13 +816,12 @@ mod tests {
         ] {
             let mut encoder = LineEncoder::new(format.clone(), Stream::Stdout);
             let mut out = Vec::new();
-            encoder.push(format!("{line}\n").as_bytes(), TIME, &mut out);
+            encoder.push(format!("{line}\n").as_bytes(), TIME, at(0), &mut out);
             assert!(out.is_empty(), "{line:?} was not held");
-            let held = encoder.held();
-            assert!(held.is_some(), "{line:?}");
+            assert_eq!(encoder.held_until(), Some(at(HOLD_MS)), "{line:?}");
             // A plain line ends it at once: both go out in the same push.
-            encoder.push(b"next\n", LATER, &mut out);
-            assert_eq!(encoder.held(), None);
+            encoder.push(b"next\n", LATER, at(10), &mut out);
+            assert_eq!(encoder.held_until(), None);
             let records = whole_records(std::str::from_utf8(&out).unwrap());
             let got: Vec<&str> = records.iter().map(|(_, m)| m.as_str()).collect();
             assert_eq!(got, [line, "next"]);
@@ -688,35 +829,45 @@ mod tests {
             assert_eq!(records[0].0["time"], std::str::from_utf8(TIME).unwrap());
             // Or the relay's flush, once its wait ran out.
             let mut out = Vec::new();
-            encoder.push(format!("{line}\n").as_bytes(), TIME, &mut out);
-            let again = encoder.held();
-            assert!(
-                again.is_some() && again != held,
-                "a new record, a new number"
-            );
+            encoder.push(format!("{line}\n").as_bytes(), TIME, at(1000), &mut out);
+            assert_eq!(encoder.held_until(), Some(at(1000 + HOLD_MS)));
             encoder.flush_held(&mut out);
-            assert_eq!(encoder.held(), None);
+            assert_eq!(encoder.held_until(), None);
             assert_eq!(msgs(std::str::from_utf8(&out).unwrap()), [line]);
         }
     }
 
+    /// The relay waits HOLD after the last read that added to the record (or brought part of
+    /// its next line), and MAX_HOLD after its first line at the most.
     #[test]
-    fn a_held_record_keeps_its_number_while_lines_join_it() {
+    fn the_hold_runs_from_the_last_read_and_is_bounded_from_the_first() {
         let mut encoder = LineEncoder::new(joining(16384), Stream::Stderr);
         let mut out = Vec::new();
-        encoder.push(b"TypeError: x\n", TIME, &mut out);
-        let held = encoder.held();
-        encoder.push(b"    at f (/a.js:1:1)\n    at g", LATER, &mut out);
-        assert_eq!(encoder.held(), held);
-        encoder.push(b" (/a.js:2:2)\n", LATER, &mut out);
-        assert_eq!(encoder.held(), held);
+        encoder.push(b"TypeError: x\n", TIME, at(0), &mut out);
+        assert_eq!(encoder.held_until(), Some(at(HOLD_MS)));
+        encoder.push(b"    at f (/a.js:1:1)\n    at g", LATER, at(40), &mut out);
+        assert_eq!(encoder.held_until(), Some(at(40 + HOLD_MS)));
+        // Part of a line: the pipe is not idle.
+        encoder.push(b" (/a.js:2", LATER, at(80), &mut out);
+        assert_eq!(encoder.held_until(), Some(at(80 + HOLD_MS)));
+        encoder.push(b":2)\n", LATER, at(120), &mut out);
+        assert_eq!(encoder.held_until(), Some(at(120 + HOLD_MS)));
+        assert!(out.is_empty());
+        // Lines keep coming: the wait never ends later than MAX_HOLD after the first line.
+        let max = MAX_HOLD.as_millis() as u64;
+        for ms in (160..max).step_by(40) {
+            encoder.push(b"    at h (/a.js:3:3)\n", LATER, at(ms), &mut out);
+            let until = at(ms + HOLD_MS).min(at(max));
+            assert_eq!(encoder.held_until(), Some(until), "{ms}");
+        }
         assert!(out.is_empty());
         encoder.finish(LATER, &mut out);
         let records = whole_records(std::str::from_utf8(&out).unwrap());
         assert_eq!(records.len(), 1);
-        assert_eq!(
-            records[0].1,
-            "TypeError: x\n    at f (/a.js:1:1)\n    at g (/a.js:2:2)"
+        assert!(
+            records[0]
+                .1
+                .starts_with("TypeError: x\n    at f (/a.js:1:1)\n    at g (/a.js:2:2)\n")
         );
         assert_eq!(records[0].0["time"], std::str::from_utf8(TIME).unwrap());
     }
@@ -836,11 +987,11 @@ mod tests {
         let mut writer = Writer::new(format.clone(), Stream::Stderr);
         let mut joiner = Joiner::new();
         let mut out = Vec::new();
-        joiner.line(b"java.lang.Error: deep", TIME, &mut writer, &mut out);
+        joiner.line(b"java.lang.Error: deep", TIME, at(0), &mut writer, &mut out);
         let frames = 5 * MAX_LINES;
         for n in 0..frames {
             let frame = format!("\tat com.example.Loop.spin(Loop.java:{n})");
-            joiner.line(frame.as_bytes(), TIME, &mut writer, &mut out);
+            joiner.line(frame.as_bytes(), TIME, at(0), &mut writer, &mut out);
             assert!(joiner.text.len() <= 2 * max, "{}", joiner.text.len());
             assert!(joiner.lines < MAX_LINES);
         }
@@ -1080,6 +1231,315 @@ mod tests {
             );
         }
     }
+
+    const HOLD_MS: u64 = HOLD.as_millis() as u64;
+
+    /// A format with joining on and stderr's default level `info` (usher's default), under
+    /// which a line with no level of its own is told from a trace's.
+    fn joining_info() -> Arc<LogFormat> {
+        let format = LogFormat::new(
+            crate::logs::LogSchema::Usher,
+            16384,
+            Vec::new(),
+            Level::Info,
+        );
+        Arc::new(format.with_multiline(true))
+    }
+
+    /// The relay over `reads` (each a read at a moment, in ms): before each read, if the
+    /// held record's wait ran out first (the pipe was idle until then), the relay's flush;
+    /// at the end, the flush of what is still held, then the end of the stream. Returns the
+    /// records as (level, msg).
+    fn relay(
+        format: &Arc<LogFormat>,
+        stream: Stream,
+        reads: &[(u64, String)],
+    ) -> Vec<(String, String)> {
+        let mut encoder = LineEncoder::new(format.clone(), stream);
+        let mut out = Vec::new();
+        for (ms, data) in reads {
+            if encoder.held_until().is_some_and(|until| until < at(*ms)) {
+                encoder.flush_held(&mut out);
+            }
+            encoder.push(data.as_bytes(), TIME, at(*ms), &mut out);
+        }
+        encoder.flush_held(&mut out);
+        encoder.finish(TIME, &mut out);
+        whole_records(std::str::from_utf8(&out).unwrap())
+            .into_iter()
+            .map(|(record, msg)| (record["level"].as_str().unwrap().to_string(), msg))
+            .collect()
+    }
+
+    /// `lines`, one read each, `gap` ms apart, then a plain line one more gap later.
+    fn paced(lines: &[String], gap: u64) -> Vec<(u64, String)> {
+        let mut reads: Vec<(u64, String)> = lines
+            .iter()
+            .enumerate()
+            .map(|(n, line)| (n as u64 * gap, format!("{line}\n")))
+            .collect();
+        reads.push((lines.len() as u64 * gap, "done\n".to_string()));
+        reads
+    }
+
+    fn lines_of(records: &[(String, String)]) -> Vec<String> {
+        records
+            .iter()
+            .flat_map(|(_, msg)| msg.split('\n').map(str::to_string))
+            .collect()
+    }
+
+    /// The trial's trace: 30 lines of Java, `Caused by:` halfway.
+    fn java30() -> Vec<String> {
+        super::traces::paced_java(30, 1_764_513_257_123_456)
+    }
+
+    /// A trace written a line at a time, with any gap shorter than HOLD: one record, with the
+    /// level of its first line, on either stream.
+    #[test]
+    fn a_trace_written_slowly_is_one_record_while_no_gap_reaches_the_hold() {
+        let format = joining_info();
+        let trace = java30();
+        for stream in STREAMS {
+            for gap in [0, 2, 10, 20, 30, 45, HOLD_MS] {
+                let records = relay(&format, stream, &paced(&trace, gap));
+                let expected = [
+                    ("error".to_string(), trace.join("\n")),
+                    ("info".to_string(), "done".to_string()),
+                ];
+                assert_eq!(records, expected, "{gap} ms on {stream:?}");
+            }
+        }
+    }
+
+    /// Gaps longer than HOLD cut the trace; every piece, `Caused by:` too, keeps the level of
+    /// the trace's first line, and the lines of a piece stay joined.
+    #[test]
+    fn the_pieces_of_a_trace_cut_by_idle_gaps_keep_its_level() {
+        let format = joining_info();
+        let trace = java30();
+        for stream in STREAMS {
+            // A gap longer than the hold after every line.
+            let records = relay(&format, stream, &paced(&trace, HOLD_MS + 1));
+            assert_eq!(records.len(), 31, "{stream:?}");
+            assert!(records[..30].iter().all(|(level, _)| level == "error"));
+            assert_eq!(records[15].1, "Caused by: java.io.IOException: paced cause");
+            assert_eq!(lines_of(&records[..30]), trace);
+            // Bursts of five lines, 60 ms apart (a logger flushing now and then).
+            let mut reads = Vec::new();
+            for (n, chunk) in trace.chunks(5).enumerate() {
+                reads.push((n as u64 * 60, format!("{}\n", chunk.join("\n"))));
+            }
+            let records = relay(&format, stream, &reads);
+            let expected: Vec<(String, String)> = trace
+                .chunks(5)
+                .map(|chunk| ("error".to_string(), chunk.join("\n")))
+                .collect();
+            assert_eq!(records, expected, "{stream:?}");
+        }
+    }
+
+    /// Lines every 10 ms for 5 s: the record goes out once it has been held MAX_HOLD, and the
+    /// trace goes on in records of its own, each held MAX_HOLD at most, with its level.
+    #[test]
+    fn a_trace_that_keeps_coming_goes_out_every_max_hold() {
+        let format = joining_info();
+        let trace = super::traces::paced_java(500, 1);
+        let records = relay(&format, Stream::Stderr, &paced(&trace, 10));
+        let sizes: Vec<usize> = records.iter().map(|(_, m)| m.split('\n').count()).collect();
+        // Lines read at 0 to 1990 ms, 2000 to 3990, 4000 to 4990; then `done`.
+        assert_eq!(sizes, [200, 200, 100, 1]);
+        assert!(records[..3].iter().all(|(level, _)| level == "error"));
+        assert_eq!(lines_of(&records[..3]), trace);
+        // And when the input is always there (the relay never waits), at the first line read
+        // once MAX_HOLD is over.
+        let max = MAX_HOLD.as_millis() as u64;
+        let mut encoder = LineEncoder::new(format.clone(), Stream::Stderr);
+        let mut out = Vec::new();
+        encoder.push(b"java.lang.Error: x\n", TIME, at(0), &mut out);
+        encoder.push(b"\tat a\n", TIME, at(max - 1), &mut out);
+        assert!(out.is_empty());
+        encoder.push(b"\tat b\n\tat c\n", LATER, at(max), &mut out);
+        assert_eq!(
+            msgs(std::str::from_utf8(&out).unwrap()),
+            ["java.lang.Error: x\n\tat a"]
+        );
+        assert_eq!(encoder.held_until(), Some(at(max + HOLD_MS)));
+        encoder.finish(LATER, &mut out);
+        let records = whole_records(std::str::from_utf8(&out).unwrap());
+        assert_eq!(records[1].1, "\tat b\n\tat c");
+        assert_eq!(records[1].0["level"], "error");
+        // The time a record's first line was read.
+        assert_eq!(records[1].0["time"], std::str::from_utf8(LATER).unwrap());
+    }
+
+    /// Every way a trace's record goes out before the trace is over (the hold ran out,
+    /// MAX_LINES, a line longer than the record limit): the next lines that continue it take
+    /// its level, and join each other; a line that does not continue it ends the trace.
+    #[test]
+    fn lines_after_a_cut_take_the_level_of_the_trace_they_continue() {
+        let format = joining_info();
+        // After the hold: Java, a logger's line and its trace, Go past its blank line, Python
+        // past a blank line and a chaining sentence.
+        for (lines, cut_after, expected) in [
+            (
+                &[
+                    "ERROR [main] c.e.App - failed",
+                    "java.lang.IllegalStateException: x",
+                    "\tat a",
+                ][..],
+                1,
+                &[
+                    ("error", "ERROR [main] c.e.App - failed"),
+                    ("error", "java.lang.IllegalStateException: x\n\tat a"),
+                ][..],
+            ),
+            (
+                &[
+                    "WARN retrying",
+                    "java.net.ConnectException: refused",
+                    "\tat a",
+                ],
+                1,
+                &[
+                    ("warn", "WARN retrying"),
+                    ("warn", "java.net.ConnectException: refused\n\tat a"),
+                ],
+            ),
+            (
+                &["panic: boom", "", "goroutine 1 [running]:", "main.main()"],
+                1,
+                &[
+                    ("fatal", "panic: boom"),
+                    ("fatal", "\ngoroutine 1 [running]:\nmain.main()"),
+                ],
+            ),
+            (
+                &["panic: boom", "", "goroutine 1 [running]:", "main.main()"],
+                2,
+                &[
+                    ("fatal", "panic: boom"),
+                    ("info", ""),
+                    ("fatal", "goroutine 1 [running]:\nmain.main()"),
+                ],
+            ),
+            (
+                &[
+                    "Traceback (most recent call last):",
+                    "  File \"a\", line 1",
+                    "KeyError: 1",
+                    "",
+                    DURING_HANDLING_TEXT,
+                    "",
+                    "Traceback (most recent call last):",
+                    "  File \"b\", line 2",
+                    "ValueError: x",
+                ],
+                5,
+                &[
+                    (
+                        "error",
+                        "Traceback (most recent call last):\n  File \"a\", line 1\nKeyError: 1\n\nDuring handling of the above exception, another exception occurred:",
+                    ),
+                    (
+                        "error",
+                        "\nTraceback (most recent call last):\n  File \"b\", line 2\nValueError: x",
+                    ),
+                ],
+            ),
+        ] {
+            for stream in STREAMS {
+                let first: String = lines[..cut_after]
+                    .iter()
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                let rest: String = lines[cut_after..]
+                    .iter()
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                let reads = [
+                    (0, first),
+                    (HOLD_MS + 10, rest),
+                    (HOLD_MS + 20, "done\n".to_string()),
+                ];
+                let records = relay(&format, stream, &reads);
+                let mut want: Vec<(String, String)> = expected
+                    .iter()
+                    .map(|(l, m)| (l.to_string(), m.to_string()))
+                    .collect();
+                want.push(("info".to_string(), "done".to_string()));
+                assert_eq!(
+                    records, want,
+                    "{lines:?} cut after {cut_after} on {stream:?}"
+                );
+            }
+        }
+        // After MAX_LINES lines.
+        let mut input = String::from("java.lang.Error: deep\n");
+        for n in 0..MAX_LINES + 10 {
+            input.push_str(&format!("\tat com.example.Loop.spin(Loop.java:{n})\n"));
+        }
+        let records = relay(&format, Stream::Stderr, &[(0, input)]);
+        assert_eq!(records.len(), 2);
+        assert!(records.iter().all(|(level, _)| level == "error"));
+        // After a frame longer than the record limit, whole or in pieces: the frame's pieces
+        // and the frames after it.
+        let format = Arc::new(
+            LogFormat::new(crate::logs::LogSchema::Usher, 1024, Vec::new(), Level::Info)
+                .with_multiline(true),
+        );
+        let long = format!("\tat {}", "x".repeat(3000));
+        let input = format!("java.lang.Error: x\n{long}\n\tat y\n\tat z\ndone\n");
+        let whole = encode(&format, Stream::Stderr, input.as_bytes());
+        let records = whole_records(&whole);
+        let got: Vec<(&str, &str)> = records
+            .iter()
+            .map(|(r, m)| (r["level"].as_str().unwrap(), m.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("error", "java.lang.Error: x"),
+                ("error", long.as_str()),
+                ("error", "\tat y\n\tat z"),
+                ("info", "done")
+            ]
+        );
+        assert_eq!(
+            encode_cut(&format, Stream::Stderr, input.as_bytes(), || 100),
+            whole
+        );
+        // A long first line: the frames after it take its level.
+        let input = format!("java.lang.Error: {}\n\tat y\ndone\n", "x".repeat(3000));
+        let got: Vec<String> = whole_records(&encode(&format, Stream::Stderr, input.as_bytes()))
+            .iter()
+            .map(|(r, _)| r["level"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(got, ["error", "error", "info"]);
+    }
+
+    /// Once a line that does not continue the trace came, the trace is over: a frame after it
+    /// is a record of its own with its own level, as ever.
+    #[test]
+    fn a_line_that_does_not_continue_the_trace_ends_it() {
+        let format = joining_info();
+        let reads = [
+            (0, "java.lang.Error: x\n".to_string()),
+            (HOLD_MS + 10, "plain\n".to_string()),
+            (HOLD_MS + 20, "\tat orphan\n".to_string()),
+        ];
+        let records = relay(&format, Stream::Stderr, &reads);
+        let expected = [
+            ("error", "java.lang.Error: x"),
+            ("info", "plain"),
+            ("info", "\tat orphan"),
+        ]
+        .map(|(l, m)| (l.to_string(), m.to_string()));
+        assert_eq!(records, expected);
+    }
+
+    const DURING_HANDLING_TEXT: &str =
+        "During handling of the above exception, another exception occurred:";
 
     const DIRECT_CAUSE_TEXT: &str =
         "The above exception was the direct cause of the following exception:";

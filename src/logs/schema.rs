@@ -949,7 +949,7 @@ mod tests {
             let mut encoder = LineEncoder::new(format.clone(), Stream::Stdout);
             let mut out = Vec::new();
             for byte in input.as_bytes().chunks(7) {
-                encoder.push(byte, TIME, &mut out);
+                encoder.push(byte, TIME, crate::logs::test_support::at(0), &mut out);
             }
             encoder.finish(TIME, &mut out);
             assert_eq!(String::from_utf8(out).unwrap(), whole, "{:?}", names.schema);

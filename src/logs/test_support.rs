@@ -1,6 +1,7 @@
 //! What the logs' unit tests share: formats, whole-input encoding, records read back, a PRNG.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
@@ -8,6 +9,13 @@ use super::{Level, LineEncoder, LogFormat, LogSchema, Stream};
 
 pub(super) const TIME: &[u8; 27] = b"2026-11-26T14:34:17.123456Z";
 pub(super) const LATER: &[u8; 27] = b"2026-11-26T14:34:18.000001Z";
+
+/// The moment `ms` milliseconds after a fixed start on the monotonic clock: the tests give
+/// reads these times, so that how long a record is held is exact whatever the machine does.
+pub(super) fn at(ms: u64) -> Instant {
+    static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+    *START + Duration::from_millis(ms)
+}
 
 pub(super) fn format(max: usize, fields: &[(&str, &str)], stderr_level: Level) -> Arc<LogFormat> {
     schema_format(LogSchema::Usher, max, fields, stderr_level)
@@ -39,7 +47,7 @@ pub(super) fn plain() -> Arc<LogFormat> {
 pub(super) fn encode(format: &Arc<LogFormat>, stream: Stream, input: &[u8]) -> String {
     let mut encoder = LineEncoder::new(format.clone(), stream);
     let mut out = Vec::new();
-    encoder.push(input, TIME, &mut out);
+    encoder.push(input, TIME, at(0), &mut out);
     encoder.finish(TIME, &mut out);
     String::from_utf8(out).unwrap()
 }
