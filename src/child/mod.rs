@@ -106,6 +106,9 @@ pub struct ChildSpec {
     pub capture_output: bool,
     pub environment: Vec<(OsString, OsString)>,
     pub privileges: Privileges,
+    /// The `oom_score_adj` the child sets itself before its exec (see
+    /// `container::oom_score`); None to keep usher's.
+    pub oom_score_adj: Option<i32>,
 }
 
 impl ChildSpec {
@@ -162,6 +165,7 @@ impl ChildSpec {
             capture_output: config.log_format == LogMode::Json,
             environment,
             privileges,
+            oom_score_adj: None,
         })
     }
 }
@@ -359,6 +363,7 @@ pub fn spawn(spec: &ChildSpec) -> Result<Started, SpawnError> {
             keep_caps: privileges.keep_caps.map(|set| set.0),
             no_new_privs: privileges.no_new_privs,
         },
+        spec.oom_score_adj,
     );
     let child = command.spawn().map_err(spawn_error)?;
     // The command holds the pipes' write ends: usher must not keep them open, or the relays
