@@ -379,17 +379,23 @@ fn connect(port: u16) -> Option<TcpStream> {
     TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()
 }
 
-/// Slowloris: `count` connections, each sending one more byte of an endless header every
-/// second for `length`; a connection the server closes is opened again. Says how many the
-/// server closed.
+/// Slowloris: `count` connections, opened (and opened again when the server closes one) at
+/// up to 1,000 a second, each sending its first byte at once and one more byte of an endless
+/// header every second, for `length`. Says how many the server closed.
 fn slowloris(port: u16, count: usize, length: Duration) -> String {
     let head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ";
     let mut held: Vec<(TcpStream, usize)> = Vec::new();
     let mut closed = 0;
     let start = Instant::now();
-    while start.elapsed() < length {
+    for tick in 0.. {
+        if start.elapsed() >= length {
+            break;
+        }
         // As slowloris tools do: the first byte at once, the next ones slowly.
-        while held.len() < count {
+        for _ in 0..100 {
+            if held.len() >= count {
+                break;
+            }
             let Some(mut stream) = connect(port) else {
                 break;
             };
@@ -397,19 +403,21 @@ fn slowloris(port: u16, count: usize, length: Duration) -> String {
             let sent = usize::from(stream.write(&head[..1]).is_ok_and(|n| n == 1));
             held.push((stream, sent));
         }
-        for (stream, sent) in &mut held {
-            let byte = head.get(*sent).copied().unwrap_or(b'a');
-            if stream.write(&[byte]).is_ok_and(|n| n == 1) {
-                *sent += 1;
-            } else {
-                *sent = usize::MAX; // closed by the server: replaced below
+        if tick % 10 == 9 {
+            for (stream, sent) in &mut held {
+                let byte = head.get(*sent).copied().unwrap_or(b'a');
+                if stream.write(&[byte]).is_ok_and(|n| n == 1) {
+                    *sent += 1;
+                } else {
+                    *sent = usize::MAX; // closed by the server: replaced
+                }
             }
+            let before = held.len();
+            held.retain(|(_, sent)| *sent != usize::MAX);
+            closed += before - held.len();
         }
-        let before = held.len();
-        held.retain(|(_, sent)| *sent != usize::MAX);
-        closed += before - held.len();
-        // Pacing, not synchronisation: one byte per connection a second.
-        std::thread::sleep(Duration::from_secs(1));
+        // Pacing, not synchronisation: 100 ms a tick.
+        std::thread::sleep(Duration::from_millis(100));
     }
     format!("slowloris: {count} connections held, {closed} closed by usher and reopened")
 }

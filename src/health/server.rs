@@ -8,7 +8,7 @@
 use std::convert::Infallible;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,10 @@ const RESERVED_FILES: u64 = 64;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// A client must send its request headers within this.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection is closed after answering this many requests (the last answer says
+/// `Connection: close`): a client that pipelines requests and never reads the answers makes
+/// usher render them only until this, not until the socket's buffers are full.
+const MAX_REQUESTS: u32 = 100;
 /// No connection lives longer than this, idle keep-alive included.
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
 
@@ -123,6 +127,7 @@ async fn serve(listener: tokio::net::TcpListener, health: Arc<Health>) {
             accepted: Instant::now(),
             heard: AtomicBool::new(false),
             busy: AtomicBool::new(false),
+            requests: AtomicU32::new(0),
         });
         let id = open.lock().next_id();
         let ended = Ended {
@@ -153,6 +158,7 @@ async fn serve_connection(stream: tokio::net::TcpStream, health: Arc<Health>, st
     let state_accepted = state.accepted;
     let service = service_fn(move |request: Request<Incoming>| {
         state.busy.store(true, Ordering::Relaxed);
+        let last = state.requests.fetch_add(1, Ordering::Relaxed) + 1 >= MAX_REQUESTS;
         let (method, path) = (request.method().as_str(), request.uri().path());
         let mut answer = routes::route(method, path, &health);
         let resources = routes::wants_resources(method, path)
@@ -165,7 +171,7 @@ async fn serve_connection(stream: tokio::net::TcpStream, health: Arc<Health>, st
                 answer.body.push_str(&resources.text().await);
             }
             state.busy.store(false, Ordering::Relaxed);
-            Ok::<_, Infallible>(to_hyper(answer))
+            Ok::<_, Infallible>(to_hyper(answer, last))
         }
     });
     // The time to send the first head counts from the connection, not from the first byte
@@ -186,6 +192,8 @@ struct State {
     heard: AtomicBool,
     /// A request is being answered.
     busy: AtomicBool,
+    /// Requests answered or being answered.
+    requests: AtomicU32,
 }
 
 /// The connections being served, oldest first. A std mutex: only the server's one thread
@@ -277,11 +285,16 @@ impl Drop for Ended {
     }
 }
 
-fn to_hyper(answer: routes::Response) -> Response<Full<Bytes>> {
+/// The answer as hyper's response; `last` closes the connection after it.
+fn to_hyper(answer: routes::Response, last: bool) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(answer.body)));
     *response.status_mut() = hyper::StatusCode::from_u16(answer.status)
         .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
+    if last {
+        let close = hyper::header::HeaderValue::from_static("close");
+        headers.insert(hyper::header::CONNECTION, close);
+    }
     headers.insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static(answer.content_type),
