@@ -10,6 +10,10 @@
 //! - `hog spawn`: the middle process.
 //! - `hog hold MIB`: allocates and touches MIB MiB, says `holding MIB MiB pid=N`, then holds
 //!   them until SIGTERM and exits 0 (a known resident size for `/metrics`).
+//! - `hog memfd`: says `hog pid=N filling a memfd`, then writes a MiB at a time into a memfd
+//!   until the OOM killer ends it: the memory is charged to its cgroup but is not in its
+//!   resident set (as with files in `/dev/shm` or a tmpfs), so its own badness stays tiny, and
+//!   only its `oom_score_adj` makes the OOM killer prefer it to a larger process (usher).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Write;
@@ -42,10 +46,24 @@ fn touched_mib() -> Vec<u8> {
     std::hint::black_box(chunk)
 }
 
+fn memfd() -> ! {
+    say(&format!("hog pid={} filling a memfd", std::process::id()));
+    // SAFETY: a valid, NUL-terminated name and no flags.
+    let fd = unsafe { libc::memfd_create(c"hog".as_ptr(), 0) };
+    assert!(fd >= 0, "memfd_create: {}", std::io::Error::last_os_error());
+    // SAFETY: the descriptor was just created and is owned here alone.
+    let mut file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let chunk = vec![1u8; 1 << 20];
+    loop {
+        file.write_all(&chunk).unwrap();
+    }
+}
+
 fn main() {
     let me = std::env::current_exe().unwrap();
     match std::env::args().nth(1).as_deref() {
         None => hog(),
+        Some("memfd") => memfd(),
         // Left to usher on purpose: this process exits at once, orphaning the hog.
         #[allow(clippy::zombie_processes)]
         Some("spawn") => {
@@ -80,6 +98,6 @@ fn main() {
             signals.forever().next();
             drop(std::hint::black_box(kept));
         }
-        Some(other) => panic!("usage: hog [worker orphan|child | hold MIB]; not {other:?}"),
+        Some(other) => panic!("usage: hog [worker orphan|child | hold MIB | memfd]; not {other:?}"),
     }
 }

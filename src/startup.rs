@@ -8,8 +8,9 @@
 //! 3. bind the health server's address (the default one, when taken, is left: a warning);
 //! 4. become a subreaper when not PID 1, create the notify socket (`--ready-when notify`,
 //!    `--live-when watchdog`), find the container's cgroups and take the OOM kill counter's
-//!    baseline, hold the log relays' threads (a pids limit refuses them now or never), spawn
-//!    the child (the foreground of usher's terminal when it has one: design.md, "Terminals");
+//!    baseline, plan the child's `oom_score_adj` (`container::oom_score`), hold the log relays'
+//!    threads (a pids limit refuses them now or never), spawn the child (the foreground of
+//!    usher's terminal when it has one: design.md, "Terminals");
 //! 5. drop usher's own root (the held threads end before it);
 //! 6. start threads (log relays, event writer, health server, readiness and liveness
 //!    watchers, notify listener): only after the drop, since capabilities are per thread; a
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::child::{self, ChildSpec};
 use crate::config::{Config, LiveCheck, LogMode, Multiline, OnUnhealthy, ReadySource};
-use crate::container::{Container, oom, termination};
+use crate::container::{Container, oom, oom_score, termination};
 use crate::health::liveness::{self, Alarm, AlarmReceiver};
 use crate::health::notify::{self, NotifySocket, Roles};
 use crate::health::resources::Resources;
@@ -217,6 +218,8 @@ fn supervise(
     if oom_watcher.is_some() {
         health.watch_oom();
     }
+    // The app goes before usher when memory runs out.
+    child.oom_score_adj = oom_score::arrange(container.memory_limit());
     if listener.is_some() {
         health.set_resources(Resources::new(container));
     }
@@ -272,6 +275,9 @@ fn supervise(
     };
     let main_pid = started.pid;
     let terminal = started.terminal;
+    if let Some(planned) = child.oom_score_adj {
+        oom_score::check(main_pid, planned);
+    }
     health.child_started(main_pid);
     info!(
         child_started,

@@ -344,20 +344,29 @@ pub enum ChildSession {
 
 /// Prepares the child between fork and exec: first its session ([`ChildSession`]), then a
 /// clean signal mask (it would otherwise inherit usher's, with everything blocked: std's spawn
-/// does not reset it). Then, in this order: supplementary groups, gid, uid, capabilities,
-/// no_new_privs. Dispositions need no reset: usher un-ignored every signal it takes over at
+/// does not reset it), then its `oom_score_adj` when given (see `container::oom_score`; a
+/// failure is left for the parent to notice). Then, in this order: supplementary groups, gid,
+/// uid, capabilities, no_new_privs. Dispositions need no reset: usher un-ignored every signal it takes over at
 /// start-up and exec resets the handlers Rust's runtime installed; only libc's reserved
 /// signals, which usher could not touch through libc, are reset here with the raw system
 /// call, in case usher itself inherited them ignored.
 ///
 /// std's own `Command::uid`/`gid` are not used: std runs them before this hook and drops the
 /// supplementary groups its own way; doing it all here keeps the order in one place.
-pub fn prepare_child(command: &mut Command, session: ChildSession, privileges: ChildPrivileges) {
+pub fn prepare_child(
+    command: &mut Command,
+    session: ChildSession,
+    privileges: ChildPrivileges,
+    oom_score_adj: Option<i32>,
+) {
+    // Formatted before the fork: nothing may allocate between fork and exec.
+    let oom_score_adj = oom_score_adj.map(|value| value.to_string().into_bytes());
     // SAFETY: the hook runs between fork and exec in a single-threaded child, where only
     // async-signal-safe calls are allowed: nix's sigprocmask, setsid, setpgid, getpgrp,
     // tcsetpgrp and prctl wrappers (each one system call, errno turned into an `io::Error`
     // without allocating), raw system calls and prctl are; nothing allocates (the groups were
-    // collected before the fork) or takes a lock. The terminal's descriptor is usher's own,
+    // collected before the fork, the oom_score_adj formatted) or takes a lock; nix's open
+    // takes the path as the C string it is. The terminal's descriptor is usher's own,
     // close-on-exec, and open until the spawn returns.
     // nix: this block is std's `pre_exec`, which nix cannot replace; the raw system calls
     // inside say where they are made why nix does not serve.
@@ -385,6 +394,15 @@ pub fn prepare_child(command: &mut Command, session: ChildSession, privileges: C
                 let none = std::ptr::null::<u64>();
                 if libc::syscall(libc::SYS_rt_sigaction, signo, action, none, mask_size) == -1 {
                     return Err(io::Error::last_os_error());
+                }
+            }
+            // Before the credential change: after it the process is no longer dumpable, and
+            // /proc/self's files are root's. Any process may raise its own value.
+            if let Some(value) = &oom_score_adj {
+                let flags = nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC;
+                let path = c"/proc/self/oom_score_adj";
+                if let Ok(file) = nix::fcntl::open(path, flags, nix::sys::stat::Mode::empty()) {
+                    let _ = nix::unistd::write(&file, value);
                 }
             }
             if let Some((uid, gid, groups)) = &privileges.switch_to {

@@ -142,6 +142,9 @@ pub struct ChildSpec {
     /// Warnings for once usher's events are set up: the image's files that a numeric `--user`
     /// did without because they could not be read (see [`user::resolve_in_noting`]).
     pub unreadable: Vec<String>,
+    /// The `oom_score_adj` the child sets itself before its exec (see
+    /// `container::oom_score`); None to keep usher's.
+    pub oom_score_adj: Option<i32>,
 }
 
 impl ChildSpec {
@@ -212,6 +215,7 @@ impl ChildSpec {
             environment,
             privileges,
             unreadable,
+            oom_score_adj: None,
         })
     }
 }
@@ -443,6 +447,7 @@ fn spawn_once(spec: &ChildSpec, capture: bool, piped: &mut bool) -> Result<Start
             keep_caps: privileges.keep_caps.map(|set| set.0),
             no_new_privs: privileges.no_new_privs,
         },
+        spec.oom_score_adj,
     );
     let child = command.spawn().map_err(spawn_error)?;
     // The command holds the pipes' write ends: usher must not keep them open, or the relays

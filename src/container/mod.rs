@@ -14,6 +14,7 @@ pub mod cgroup;
 pub mod cpu;
 pub mod memory;
 pub mod oom;
+pub mod oom_score;
 pub mod pids;
 pub mod process_tree;
 pub mod termination;

@@ -60,6 +60,11 @@ impl Container {
         }
     }
 
+    /// The memory limit of usher's cgroup in bytes; `None` for none, or when it cannot be read.
+    pub fn memory_limit(&self) -> Option<u64> {
+        crate::container::memory::limit(self.cgroups.memory.as_ref())
+    }
+
     /// The OOM kill counter of usher's memory cgroup (one small file); `None` when it cannot
     /// be read (warned about once).
     pub fn oom_kills(&self) -> Option<u64> {

@@ -185,6 +185,8 @@ pub struct Namespace<'a> {
     pub etc: Option<&'a EtcFiles>,
     /// A network namespace of its own (ports below 1024 are privileged there).
     pub own_network: bool,
+    /// A cgroup directory (under /sys/fs/cgroup) that usher is started in, with `unshare`.
+    pub cgroup: Option<&'a std::path::Path>,
 }
 
 /// A temporary directory with files for the tests (deleted on drop).
@@ -270,7 +272,15 @@ impl Usher {
 
     /// usher as PID 1 in a namespace set up as `namespace` says.
     pub fn pid1_in(namespace: &Namespace, args: &[&str]) -> Usher {
-        let mut command = Command::new("unshare");
+        let mut command = match namespace.cgroup {
+            Some(cgroup) => {
+                let mut join = Command::new("sh");
+                let script = r#"echo $$ > "$1/cgroup.procs" && shift && exec "$@""#;
+                join.args(["-c", script, "sh"]).arg(cgroup).arg("unshare");
+                join
+            }
+            None => Command::new("unshare"),
+        };
         command.args(["--pid", "--fork", "--mount-proc", "--kill-child"]);
         if namespace.own_network {
             command.arg("--net");
