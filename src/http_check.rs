@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 /// The most bytes one answer head (status line and headers) may take, and the most header lines
 /// it may have; a health endpoint's answer is far smaller.
-const MAX_HEAD: usize = 8192;
+pub const MAX_HEAD: usize = 8192;
 const MAX_HEADERS: usize = 128;
 /// How much of a non-HTTP answer an error quotes.
-const MAX_QUOTE: usize = 80;
+pub const MAX_QUOTE: usize = 80;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -208,14 +208,14 @@ pub fn check(target: &Target, timeout: Duration) -> Result<(), CheckError> {
 
 /// An answer being read: the bytes of the head not parsed yet, and the interim answers skipped.
 #[derive(Default)]
-struct Answer {
+pub struct Answer {
     unparsed: Vec<u8>,
     /// The last 1xx status skipped.
-    interim: Option<u16>,
+    pub interim: Option<u16>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum HeadError {
+pub enum HeadError {
     TooLarge,
     /// Quotes the start of what was read.
     NotHttp(String),
@@ -226,7 +226,7 @@ impl Answer {
     /// None while more bytes are needed. 1xx heads before it are dropped: interim answers
     /// carry no body (RFC 9110 §15.2), so the next head follows at once. 101 Switching
     /// Protocols is final: the peer stopped speaking HTTP.
-    fn feed(&mut self, bytes: &[u8]) -> Result<Option<u16>, HeadError> {
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<Option<u16>, HeadError> {
         self.unparsed.extend_from_slice(bytes);
         let mut config = httparse::ParserConfig::default();
         // Only the status matters: what a lenient client takes, usher takes too.
@@ -253,6 +253,13 @@ impl Answer {
             self.interim = Some(status);
             self.unparsed.drain(..length);
         }
+    }
+
+    /// How many bytes are kept for the head still to come: bounded by [`MAX_HEAD`] plus the
+    /// last read (the fuzz target `http_response` checks it).
+    #[cfg(fuzzing)]
+    pub fn buffered(&self) -> usize {
+        self.unparsed.len()
     }
 
     /// The first line of what is unparsed, cut short.

@@ -353,6 +353,12 @@ impl Joiner {
         }
     }
 
+    /// The bytes of the held record not written yet (see `LineEncoder::buffered`).
+    #[cfg(fuzzing)]
+    pub(super) fn buffered(&self) -> usize {
+        self.text.len()
+    }
+
     /// Which record is held, if one is (see `LineEncoder::held`).
     pub(super) fn held(&self) -> Option<u64> {
         (self.lines > 0).then_some(self.begun)
