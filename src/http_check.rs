@@ -238,7 +238,11 @@ impl Answer {
         loop {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut head = httparse::Response::new(&mut headers);
-            let (length, status) = match config.parse_response(&mut head, &self.unparsed) {
+            // Only the first MAX_HEAD bytes may hold the head, so the outcome is the same
+            // whether they came in one read or many: a longer head is too large even when it
+            // is complete, or broken, further on (found by the `http_response` fuzz target).
+            let window = self.unparsed.get(..MAX_HEAD).unwrap_or(&self.unparsed);
+            let (length, status) = match config.parse_response(&mut head, window) {
                 Ok(httparse::Status::Complete(length)) => (length, head.code.unwrap_or_default()),
                 Ok(httparse::Status::Partial) if self.unparsed.len() > MAX_HEAD => {
                     return Err(HeadError::TooLarge);
@@ -390,6 +394,31 @@ mod tests {
             .map(|_| answer.feed(header))
             .find(|result| *result != Ok(None));
         assert_eq!(result, Some(Err(HeadError::TooLarge)));
+        // The same head in one read (found by the `http_response` fuzz target: it was taken).
+        let mut whole = b"HTTP/1.1 200 OK\r\n".to_vec();
+        while whole.len() <= MAX_HEAD {
+            whole.extend(header);
+        }
+        whole.extend(b"\r\n");
+        assert_eq!(status_of(&whole), Err(HeadError::TooLarge));
+        // And when it turns out not to be HTTP only past the bound: in pieces the bound was
+        // reached first.
+        let mut broken = whole.clone();
+        broken.truncate(MAX_HEAD + 10);
+        broken.extend(b"\0\r\n\r\n");
+        assert_eq!(status_of(&broken), Err(HeadError::TooLarge));
+        let fits = [
+            &b"HTTP/1.1 200 OK\r\n"[..],
+            &header[..],
+            b"\r\n",
+            &[b'x'; MAX_HEAD],
+        ]
+        .concat();
+        assert_eq!(
+            status_of(&fits),
+            Ok(Some(200)),
+            "a body after the head is not the head"
+        );
         // So is one with too many (short) header lines.
         let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
         for _ in 0..=MAX_HEADERS {
