@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 /// The most bytes one answer head (status line and headers) may take, and the most header lines
 /// it may have; a health endpoint's answer is far smaller.
-const MAX_HEAD: usize = 8192;
+pub const MAX_HEAD: usize = 8192;
 const MAX_HEADERS: usize = 128;
 /// How much of a non-HTTP answer an error quotes.
-const MAX_QUOTE: usize = 80;
+pub const MAX_QUOTE: usize = 80;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -208,14 +208,14 @@ pub fn check(target: &Target, timeout: Duration) -> Result<(), CheckError> {
 
 /// An answer being read: the bytes of the head not parsed yet, and the interim answers skipped.
 #[derive(Default)]
-struct Answer {
+pub struct Answer {
     unparsed: Vec<u8>,
     /// The last 1xx status skipped.
-    interim: Option<u16>,
+    pub interim: Option<u16>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum HeadError {
+pub enum HeadError {
     TooLarge,
     /// Quotes the start of what was read.
     NotHttp(String),
@@ -226,7 +226,7 @@ impl Answer {
     /// None while more bytes are needed. 1xx heads before it are dropped: interim answers
     /// carry no body (RFC 9110 §15.2), so the next head follows at once. 101 Switching
     /// Protocols is final: the peer stopped speaking HTTP.
-    fn feed(&mut self, bytes: &[u8]) -> Result<Option<u16>, HeadError> {
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<Option<u16>, HeadError> {
         self.unparsed.extend_from_slice(bytes);
         let mut config = httparse::ParserConfig::default();
         // Only the status matters: what a lenient client takes, usher takes too.
@@ -238,7 +238,11 @@ impl Answer {
         loop {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut head = httparse::Response::new(&mut headers);
-            let (length, status) = match config.parse_response(&mut head, &self.unparsed) {
+            // Only the first MAX_HEAD bytes may hold the head, so the outcome is the same
+            // whether they came in one read or many: a longer head is too large even when it
+            // is complete, or broken, further on (found by the `http_response` fuzz target).
+            let window = self.unparsed.get(..MAX_HEAD).unwrap_or(&self.unparsed);
+            let (length, status) = match config.parse_response(&mut head, window) {
                 Ok(httparse::Status::Complete(length)) => (length, head.code.unwrap_or_default()),
                 Ok(httparse::Status::Partial) if self.unparsed.len() > MAX_HEAD => {
                     return Err(HeadError::TooLarge);
@@ -253,6 +257,13 @@ impl Answer {
             self.interim = Some(status);
             self.unparsed.drain(..length);
         }
+    }
+
+    /// How many bytes are kept for the head still to come: bounded by [`MAX_HEAD`] plus the
+    /// last read (the fuzz target `http_response` checks it).
+    #[cfg(fuzzing)]
+    pub fn buffered(&self) -> usize {
+        self.unparsed.len()
     }
 
     /// The first line of what is unparsed, cut short.
@@ -383,6 +394,31 @@ mod tests {
             .map(|_| answer.feed(header))
             .find(|result| *result != Ok(None));
         assert_eq!(result, Some(Err(HeadError::TooLarge)));
+        // The same head in one read (found by the `http_response` fuzz target: it was taken).
+        let mut whole = b"HTTP/1.1 200 OK\r\n".to_vec();
+        while whole.len() <= MAX_HEAD {
+            whole.extend(header);
+        }
+        whole.extend(b"\r\n");
+        assert_eq!(status_of(&whole), Err(HeadError::TooLarge));
+        // And when it turns out not to be HTTP only past the bound: in pieces the bound was
+        // reached first.
+        let mut broken = whole.clone();
+        broken.truncate(MAX_HEAD + 10);
+        broken.extend(b"\0\r\n\r\n");
+        assert_eq!(status_of(&broken), Err(HeadError::TooLarge));
+        let fits = [
+            &b"HTTP/1.1 200 OK\r\n"[..],
+            &header[..],
+            b"\r\n",
+            &[b'x'; MAX_HEAD],
+        ]
+        .concat();
+        assert_eq!(
+            status_of(&fits),
+            Ok(Some(200)),
+            "a body after the head is not the head"
+        );
         // So is one with too many (short) header lines.
         let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
         for _ in 0..=MAX_HEADERS {

@@ -1,23 +1,11 @@
 //! usher: a tiny PID 1 for containers. Parse and validate, then probe, help, version or run;
 //! exit with the child's status (design.md, sections 1 and 2).
 
-mod child;
-mod cli;
-mod config;
-mod container;
-mod health;
-mod http_check;
-mod log_io;
-mod logs;
-mod probe;
-mod startup;
-mod supervise;
-mod sys;
-
 use std::io::Write;
 use std::process::ExitCode;
 
-use cli::Invocation;
+use usher::cli::{self, Invocation};
+use usher::{probe, startup};
 
 /// `usher 0.2.0-dev (commit abc1234, x86_64-unknown-linux-gnu)`: the commit is `abc1234-dirty` when
 /// built from changed sources and `unknown` without `.git` (a tarball); see build.rs.
@@ -39,7 +27,7 @@ fn main() -> ExitCode {
     if !matches!(invocation, Ok(Invocation::Run(_))) {
         // Every signal usher takes over is blocked since load time (sys.rs), for supervision
         // only: a probe must end at once on SIGTERM like any command, in the mask it inherited.
-        if let Err(e) = sys::restore_inherited_signal_mask() {
+        if let Err(e) = usher::restore_inherited_signal_mask() {
             let _ = writeln!(
                 std::io::stderr(),
                 "usher: failed to restore the inherited signal mask: {e}"

@@ -67,6 +67,8 @@ static INHERITED_MASK: OnceLock<SigSet> = OnceLock::new();
 /// sigprocmask, and a `OnceLock` set once without contention (an atomic state word, no lock
 /// taken, nothing allocated). Should any of it fail (none can with these arguments), usher
 /// blocks its signals in `take_over_signals`, as it did before.
+// Not placed in `.init_array` in the fuzz targets (below), where nothing else calls it.
+#[cfg_attr(fuzzing, allow(dead_code))]
 extern "C" fn block_taken_signals_at_load() {
     let Ok(taken) = taken_signals() else {
         return;
@@ -77,9 +79,12 @@ extern "C" fn block_taken_signals_at_load() {
     }
 }
 
-/// The constructor's place in `.init_array`. Not in unit tests: their harness (the same crate)
-/// must keep its signals.
-#[cfg(not(test))]
+/// The constructor's place in `.init_array`, in the usher binary only: not in unit tests,
+/// whose harness (the same crate) must keep its signals, nor in the fuzz targets (`fuzz/`,
+/// built with `--cfg fuzzing`), where libFuzzer catches SIGSEGV, SIGALRM and the rest with
+/// handlers. `#[used]` keeps it through the link although nothing refers to it: rustc hands
+/// the linker a library's used statics too, and the linker keeps `.init_array` whole.
+#[cfg(not(any(test, fuzzing)))]
 #[used]
 // SAFETY: `.init_array` holds pointers to `extern "C"` functions that glibc calls once, in order,
 // before `main` (with argc, argv and envp, which a function without parameters may ignore under

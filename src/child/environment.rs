@@ -211,7 +211,7 @@ fn trim(bytes: &[u8]) -> &[u8] {
 
 /// The variables of one dotenv file, in file order (repeats included; the caller keeps the
 /// last). Errors are `PATH:LINE: why` and never quote the line, which may hold a secret.
-fn parse_env_file(content: &[u8], path: &Path) -> Result<Vec<(OsString, OsString)>, EnvError> {
+pub fn parse_env_file(content: &[u8], path: &Path) -> Result<Vec<(OsString, OsString)>, EnvError> {
     // Editors on Windows may start the file with a UTF-8 byte order mark; it is not part of the
     // first key.
     let content = content.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(content);

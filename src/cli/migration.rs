@@ -48,10 +48,10 @@ fn read<T>(
     };
     let value = value
         .into_string()
-        .map_err(|_| UsageError(format!("{name}: not valid UTF-8")))?;
+        .map_err(|_| UsageError::new(format!("{name}: not valid UTF-8")))?;
     parse(&value)
         .map(Some)
-        .map_err(|why| UsageError(format!("{name}: {why}")))
+        .map_err(|why| UsageError::new(format!("{name}: {why}")))
 }
 
 /// `USHER_*` variables usher knows besides those of its options: those it reads elsewhere or

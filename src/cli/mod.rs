@@ -43,11 +43,32 @@ pub enum Invocation {
 /// A usage or configuration error: one line, exit status 2.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct UsageError(pub String);
+pub struct UsageError(String);
+
+impl UsageError {
+    /// The error of `text`, with its control characters shown escaped (`\n`, `\u{1b}`): they
+    /// can only come from what the user wrote (a value holding a newline, an option spelled
+    /// with an escape sequence), and printed raw they would break the error's one line or
+    /// drive the terminal. Found by the `cli` fuzz target.
+    fn new(text: String) -> UsageError {
+        if !text.chars().any(char::is_control) {
+            return UsageError(text);
+        }
+        let mut shown = String::with_capacity(text.len() + 8);
+        for c in text.chars() {
+            if c.is_control() {
+                shown.extend(c.escape_default());
+            } else {
+                shown.push(c);
+            }
+        }
+        UsageError(shown)
+    }
+}
 
 impl From<lexopt::Error> for UsageError {
     fn from(error: lexopt::Error) -> Self {
-        UsageError(error.to_string())
+        UsageError::new(error.to_string())
     }
 }
 
@@ -61,7 +82,7 @@ struct Raw {
 
 impl Raw {
     fn parse<T>(&self, mut parse: impl FnMut(&str) -> Result<T, String>) -> Result<T, UsageError> {
-        parse(&self.value).map_err(|why| UsageError(format!("{}: {why}", self.source)))
+        parse(&self.value).map_err(|why| UsageError::new(format!("{}: {why}", self.source)))
     }
 }
 
@@ -117,7 +138,7 @@ impl Settings<'_> {
         };
         let value = value
             .into_string()
-            .map_err(|_| UsageError(format!("{name}: not valid UTF-8")))?;
+            .map_err(|_| UsageError::new(format!("{name}: not valid UTF-8")))?;
         let raw = |value: &str| Raw {
             value: value.to_string(),
             source: name.to_string(),
@@ -194,7 +215,7 @@ fn string_value(parser: &mut lexopt::Parser, flag: &str) -> Result<String, Usage
     parser
         .value()?
         .into_string()
-        .map_err(|_| UsageError(format!("{flag}: value is not valid UTF-8")))
+        .map_err(|_| UsageError::new(format!("{flag}: value is not valid UTF-8")))
 }
 
 /// Parses usher's arguments (without the program name) and environment.
@@ -255,15 +276,17 @@ fn parse_probe(
                 let typed = typed_name(&arg);
                 let value = string_value(&mut parser, &typed)?;
                 timeout = values::duration(&value)
-                    .map_err(|why| UsageError(format!("probe {typed}: {why}")))?;
+                    .map_err(|why| UsageError::new(format!("probe {typed}: {why}")))?;
                 if timeout.is_zero() {
-                    return Err(UsageError(format!("probe {typed}: must be more than 0")));
+                    return Err(UsageError::new(format!(
+                        "probe {typed}: must be more than 0"
+                    )));
                 }
             }
             (None, Value(value)) if target.is_none() => {
                 target = Some(value.to_string_lossy().into_owned());
             }
-            (None, arg) => return Err(UsageError(format!("probe: {}", arg.unexpected()))),
+            (None, arg) => return Err(UsageError::new(format!("probe: {}", arg.unexpected()))),
         }
     }
     let text = match target {
@@ -271,7 +294,7 @@ fn parse_probe(
         None => own_health_url(env)?,
     };
     let target = http_check::parse_target(&text)
-        .map_err(|why| UsageError(format!("probe {text}: {why}")))?;
+        .map_err(|why| UsageError::new(format!("probe {text}: {why}")))?;
     Ok(Invocation::Probe(Probe { target, timeout }))
 }
 
@@ -284,9 +307,9 @@ fn own_health_url(env: &dyn Fn(&str) -> Option<OsString>) -> Result<String, Usag
     let value = env("USHER_HEALTH_ADDR").map(|v| v.to_string_lossy().into_owned());
     let mut addr = match value {
         Some(value) => values::health_addr(&value)
-            .map_err(|why| UsageError(format!("probe: USHER_HEALTH_ADDR: {why}")))?
+            .map_err(|why| UsageError::new(format!("probe: USHER_HEALTH_ADDR: {why}")))?
             .ok_or_else(|| {
-                UsageError(
+                UsageError::new(
                     "probe: USHER_HEALTH_ADDR is off, so usher serves no /health here: name a \
                      TARGET (usher probe http://127.0.0.1:PORT/PATH)"
                         .to_string(),
@@ -372,7 +395,7 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
         .map(|(k, v)| values::json_len(k) + values::json_len(v) + 2)
         .sum();
     if fields_bytes + 256 > log_max_record {
-        return Err(UsageError(format!(
+        return Err(UsageError::new(format!(
             "--log-field: the static fields take {fields_bytes} bytes of every record, too many \
              for --log-max-record {log_max_record}"
         )));
@@ -399,7 +422,7 @@ fn validate(mut settings: Settings, command: Vec<OsString>) -> Result<Invocation
     let secret_env =
         settings.take_parsed_as(&SECRET_ENV, SecretNames::parse, &mut given_as.secret_env)?;
     if command.is_empty() {
-        return Err(UsageError(
+        return Err(UsageError::new(
             "no command given (usage: usher [OPTIONS] [--] COMMAND [ARG...])".to_string(),
         ));
     }
@@ -476,6 +499,28 @@ mod tests {
         // `probe` is a subcommand only as the first word.
         let config = run(&["-v", "probe"]).unwrap();
         assert_eq!(config.command, ["probe"]);
+    }
+
+    /// Found by the `cli` fuzz target (fuzz/): an option spelled with a control character was
+    /// echoed raw in its error. Every error stays one line and cannot drive a terminal,
+    /// whatever the user wrote.
+    #[test]
+    fn errors_show_control_characters_escaped() {
+        assert_eq!(error(&["-\u{7}", "x"]), r"invalid option '-\u{7}'");
+        assert_eq!(
+            error(&["--grace", "1\n2", "x"]),
+            r#"--grace: invalid duration "1\n2" (a whole number with ms, s, m or h, e.g. 250ms, 10s, 2m; a bare number means seconds)"#
+        );
+        let err = run_env(&["x"], &[("USHER_LOG_FORMAT", "\u{1b}[2Jjson")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"USHER_LOG_FORMAT: unknown log format "\u{1b}[2Jjson" (json, raw or auto)"#
+        );
+        // Other characters are kept as written.
+        assert_eq!(
+            error(&["--log-format", "é", "x"]),
+            r#"--log-format: unknown log format "é" (json, raw or auto)"#
+        );
     }
 
     #[test]

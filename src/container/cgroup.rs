@@ -100,7 +100,7 @@ pub fn parse_mountinfo(text: &str) -> impl Iterator<Item = Mount<'_>> {
 }
 
 /// mountinfo writes space, tab, newline and backslash in paths as `\040`-style octal escapes.
-fn unescape(field: &str) -> String {
+pub fn unescape(field: &str) -> String {
     if !field.contains('\\') {
         return field.to_owned();
     }

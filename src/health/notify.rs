@@ -30,7 +30,7 @@ use crate::health::{CheckRecord, CheckState, Health};
 use crate::log_io::events::{debug, warn};
 
 /// STATUS= texts longer than this are cut: the body of /ready stays small.
-const MAX_STATUS: usize = 256;
+pub const MAX_STATUS: usize = 256;
 /// After an unexpected receive error, wait this long: never spin.
 const ERROR_BACKOFF: Duration = Duration::from_millis(100);
 /// Ancestors followed at most from a sender up to the main child (a loop in /proc cannot be,
@@ -311,7 +311,7 @@ fn act(
 
 /// A watchdog message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Ping {
+pub enum Ping {
     /// `WATCHDOG=1`
     Alive,
     /// `WATCHDOG=trigger`: the app asks to be treated as hung.
@@ -321,16 +321,16 @@ enum Ping {
 /// What one sd_notify datagram says (sd_notify(3): newline-separated `KEY=VALUE`; the last
 /// assignment of a key wins).
 #[derive(Debug, Default, PartialEq, Eq)]
-struct Notification {
+pub struct Notification {
     /// `READY=1` (true), `STOPPING=1` or `RELOADING=1` (false), with the key as sent.
-    ready: Option<(bool, &'static str)>,
+    pub ready: Option<(bool, &'static str)>,
     /// `STATUS=`, cut to `MAX_STATUS` bytes on a character boundary.
-    status: Option<String>,
-    watchdog: Option<Ping>,
+    pub status: Option<String>,
+    pub watchdog: Option<Ping>,
 }
 
 impl Notification {
-    fn parse(datagram: &[u8]) -> Notification {
+    pub fn parse(datagram: &[u8]) -> Notification {
         let mut notification = Notification::default();
         let message = String::from_utf8_lossy(datagram);
         for (key, value) in message.lines().filter_map(|line| line.split_once('=')) {

@@ -127,6 +127,15 @@ impl LineEncoder {
         }
     }
 
+    /// The bytes held between pushes: (the unfinished line's, the held record's). Bounded by
+    /// the record limit whatever the child writes (the fuzz targets `log_encoder` and
+    /// `multiline` check it).
+    #[cfg(fuzzing)]
+    pub fn buffered(&self) -> (usize, usize) {
+        let held = self.joiner.as_ref().map_or(0, Joiner::buffered);
+        (self.pending.len(), held)
+    }
+
     /// Records written since the last call, as (records, of which partial), for /metrics.
     pub fn take_counts(&mut self) -> (usize, usize) {
         let records = std::mem::take(&mut self.writer.records);
@@ -603,7 +612,7 @@ mod tests {
         }
     }
 
-    /// `cargo test --release --bin usher logs::framing::tests::throughput -- --ignored
+    /// `cargo test --release --lib logs::framing::tests::throughput -- --ignored
     /// --nocapture`: 1,000,000 lines through `push` in 64 KiB chunks, with multi-line joining
     /// off and on, for three kinds of lines: 100-byte lines that start with a level (`INFO
     /// request ...`), `examples/flood`'s 100-byte lines that name none (`0000001 xxx...`), and

@@ -1441,7 +1441,7 @@ mod tests {
     }
 
     /// A rough figure for sniff alone, per line: the corpus's lines and flood-like plain lines
-    /// (`cargo test --release --bin usher logs::level::tests::sniff_speed -- --ignored
+    /// (`cargo test --release --lib logs::level::tests::sniff_speed -- --ignored
     /// --nocapture`; `SNIFF_ONLY=flood` or `corpus` runs one, e.g. under callgrind).
     #[test]
     #[ignore]

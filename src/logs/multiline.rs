@@ -383,6 +383,12 @@ impl Joiner {
         }
     }
 
+    /// The bytes of the held record not written yet (see `LineEncoder::buffered`).
+    #[cfg(fuzzing)]
+    pub(super) fn buffered(&self) -> usize {
+        self.text.len()
+    }
+
     /// Until when the relay may wait for more input while a record is held: [`HOLD`] after
     /// the last read that added to it, [`MAX_HOLD`] after its first line at the latest. None
     /// when nothing is held. Then the relay calls [`Self::expire`].
