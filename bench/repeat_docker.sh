@@ -3,6 +3,7 @@
 # clean runs, failed runs with the tests that failed, what any run left on the engine, times.
 #
 #   bench/repeat_docker.sh [N]
+#   SUITE=swarm bench/repeat_docker.sh [N]    the Swarm suite (tests/swarm.rs) instead
 #
 # Each run is its own test run (E2E_RUN_ID=<this script's id>-rK): after it, nothing labelled
 # with its id may remain (containers, images, build contexts in the temporary directory), or the
@@ -12,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-20}"
+suite="${SUITE:-docker}"
 export CI="${CI:-true}"
 
 logs=target/repeat_docker
@@ -21,9 +23,9 @@ base="$(.ci/docker_sweep --id $$)"
 current=""
 trap '[ -z "$current" ] || .ci/docker_sweep "$current" || true' EXIT
 
-echo "== building (cargo build --examples, cargo test --test docker --no-run)" >&2
+echo "== building (cargo build --examples, cargo test --test $suite --no-run)" >&2
 cargo build --examples -q
-cargo test --test docker --no-run -q 2>/dev/null
+cargo test --test "$suite" --no-run -q 2>/dev/null
 
 clean=0
 failed=()
@@ -34,13 +36,24 @@ for k in $(seq 1 "$runs"); do
     log="$logs/run-$k.log"
     t0=$(date +%s.%N)
     status=0
-    E2E_RUN_ID="$current" cargo test -q --test docker >"$log" 2>&1 || status=$?
+    E2E_RUN_ID="$current" cargo test -q --test "$suite" >"$log" 2>&1 || status=$?
     took=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {print b - a}')
     times+=("$took")
     left="$(
         docker ps -aq --filter "label=usher-e2e=$current"
         docker images -aq --filter "label=usher-e2e=$current"
         grep -ls "^LABEL usher-e2e=$current " "${TMPDIR:-/tmp}"/usher-docker-*/Dockerfile || true
+        # The Swarm suite's label values are the run id and a suffix per stack.
+        {
+            docker ps -a --filter label=usher-swarm --format '{{.Label "usher-swarm"}}'
+            docker network ls --filter label=usher-swarm --format '{{.Label "usher-swarm"}}'
+            docker images -q --filter label=usher-swarm |
+                xargs -r docker image inspect -f '{{index .Config.Labels "usher-swarm"}}'
+            docker service ls -q 2>/dev/null | xargs -r docker service inspect \
+                -f '{{index .Spec.Labels "usher-swarm"}}' 2>/dev/null || true
+            docker secret ls -q 2>/dev/null | xargs -r docker secret inspect \
+                -f '{{index .Spec.Labels "usher-swarm"}}' 2>/dev/null || true
+        } | grep -E "^$current(-|$)" || true
     )"
     why=""
     if [ "$status" != 0 ]; then
@@ -66,7 +79,7 @@ done
 sorted="$(printf '%s\n' "${times[@]}" | sort -g)"
 median="$(echo "$sorted" | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')"
 echo
-echo "Docker suite, $runs runs in a row: $clean clean, ${#failed[@]} failed; total $((SECONDS - started)) s;" \
+echo "$suite suite, $runs runs in a row: $clean clean, ${#failed[@]} failed; total $((SECONDS - started)) s;" \
     "per run median $(printf '%.1f' "$median") s, min $(printf '%.1f' "$(echo "$sorted" | head -1)") s," \
     "max $(printf '%.1f' "$(echo "$sorted" | tail -1)") s"
 echo "($(nproc) CPUs, Docker $(docker version -f '{{.Server.Version}}'), $(date -u '+%Y-%m-%d %H:%M UTC'))"
