@@ -495,10 +495,22 @@ fn stderr_closed_usher_keeps_working_and_stdout_gets_everything() {
     );
 }
 
-/// How far from its capacity a pipe counts as full: a blocked writer leaves at most the rest
-/// of the page it stopped in, and the reader may have left part of the first page unused; a
-/// quarter of the capacity, as one CI run saw the pipe stop short of the 16 KiB first chosen.
-const FULL_MARGIN: usize = 256 * 1024;
+/// Whether one of usher's threads is blocked in `write` or `writev` on its stdout (fd 1), as
+/// `/proc/PID/task/TID/syscall` shows (proc(5)): the collector's pipe is full and usher's
+/// relay waits on it. How many bytes the pipe holds then varies with how the writes filled
+/// its pages, so the count alone cannot say the pipe is full.
+fn usher_blocked_on_stdout(usher: i32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{usher}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        let syscall = std::fs::read_to_string(task.path().join("syscall")).unwrap_or_default();
+        let mut fields = syscall.split_whitespace();
+        let number = fields.next().and_then(|n| n.parse::<libc::c_long>().ok());
+        let fd = fields.next();
+        matches!(number, Some(libc::SYS_write | libc::SYS_writev)) && fd == Some("0x1")
+    })
+}
 
 /// Lines the app writes while it is blocked by the collector, more than the pipes between the
 /// app and the collector hold (1 MiB each, JSON records about twice the line).
@@ -518,9 +530,9 @@ fn a_stalled_collector_loses_nothing_and_usher_keeps_working() {
     run.stdout().until("before 000003");
     // The fault: nothing reads usher's stdout from here on, until the pipe is full.
     run.command(&format!("out {STALLED_LINES} stalled"));
-    wait_until("usher's stdout pipe to fill", || {
-        let (waiting, capacity) = run.stdout().filled();
-        waiting + FULL_MARGIN >= capacity
+    let usher = run.usher_pid();
+    wait_until("usher's relay to block on its full stdout pipe", || {
+        usher_blocked_on_stdout(usher)
     });
     let (waiting, capacity) = run.stdout().filled();
     run.command("err 3 during");
@@ -535,7 +547,7 @@ fn a_stalled_collector_loses_nothing_and_usher_keeps_working() {
     let slowest = run.health_answers(5);
     // Still blocked: the app has not finished writing.
     assert!(!run.has_said(&format!("wrote {STALLED_LINES}")));
-    let usher = run.usher_pid();
+    assert!(usher_blocked_on_stdout(usher));
     let rss = status_field(usher, "VmRSS").unwrap_or_default();
     // The collector resumes: every line, in order.
     let (last, lines) = run.stdout().until(&format!("stalled {STALLED_LINES:06}"));
@@ -563,9 +575,9 @@ fn a_stalled_collector_does_not_hold_up_a_graceful_stop() {
     let mut run = Run::start("stalled-stop", &Setup::default());
     run.ack("ready");
     run.command(&format!("out {STALLED_LINES} stalled"));
-    wait_until("usher's stdout pipe to fill", || {
-        let (waiting, capacity) = run.stdout().filled();
-        waiting + FULL_MARGIN >= capacity
+    let usher = run.usher_pid();
+    wait_until("usher's relay to block on its full stdout pipe", || {
+        usher_blocked_on_stdout(usher)
     });
     let (code, took) = run.stop();
     assert_eq!(code, 143);
