@@ -7,7 +7,8 @@
 //! - a rolling update to v2: no failed request, and every v1 task drained (`stop_requested`
 //!   with its `drain_ms`), forwarded SIGTERM after the drain, and exited 0;
 //! - an update to a v3 whose health never turns healthy: rolled back automatically, v2 serving
-//!   throughout, no failed request, no answer from v3;
+//!   throughout, no failed request, no answer from v3; at most the one v2 task that shared a
+//!   slot with the failed v3 task is replaced, drained like any stopped task;
 //! - `docker service scale` down to 1: no failed request, the two tasks stopped cleanly.
 //!
 //! The swarm is made on loopback when none is active, and left afterwards only then. Every
@@ -714,15 +715,44 @@ fn swarm_rolling_update_rollback_and_scale_down_lose_no_request() {
         &run.service,
     ]);
     assert_eq!(image, run.image("v2"), "{state}");
-    let mut after = run.wait_healthy(3, "v2");
+    let after = run.wait_healthy(3, "v2");
     let (summary, output) = load.finish();
     assert_no_failure("rolled-back update to v3", &summary, &output, &["v2"]);
-    let (mut before, mut after_sorted) = (v2.clone(), std::mem::take(&mut after));
-    before.sort();
-    after_sorted.sort();
-    assert_eq!(
-        before, after_sorted,
-        "the rollback replaced v2 tasks: {state}"
+    // Swarm rolls back slot by slot: the slot the failed v3 task was started in is dirty, and
+    // its rollback may replace the v2 task that shares it (one seen in 20 runs). With
+    // parallelism 1 that is at most one slot; its v2 task goes like any stopped task: drained,
+    // exit 0. The other v2 tasks are never touched.
+    let history = docker_ok(&[
+        "service",
+        "ps",
+        "--no-trunc",
+        "--format",
+        "{{.Name}} {{.Image}} {{.DesiredState}} {{.CurrentState}} {{.Error}}",
+        &run.service,
+    ]);
+    let replaced: Vec<&String> = v2.iter().filter(|c| !after.contains(c)).collect();
+    assert!(
+        replaced.len() <= 1,
+        "the rollback replaced {} v2 tasks: {state}\n{history}",
+        replaced.len()
+    );
+    let (gone, kept): (Vec<TaskLog>, Vec<TaskLog>) = v2_logs
+        .into_iter()
+        .partition(|task| replaced.contains(&&task.container));
+    v2_logs = kept;
+    for task in gone {
+        let container = task.container.clone();
+        let last = assert_drained_and_stopped(task);
+        report.push(format!(
+            "rollback replaced v2 task {container} (its slot held the failed v3 task): last \
+             request {last:+.3}s from its SIGTERM"
+        ));
+    }
+    v2_logs.extend(
+        after
+            .iter()
+            .filter(|c| !v2.contains(c))
+            .map(|c| TaskLog::follow(c)),
     );
     report.push(format!("rollback ({state}): {summary}"));
 
