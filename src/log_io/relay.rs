@@ -11,8 +11,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::health::Health;
@@ -26,7 +25,7 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// The running relays; each reports on `done` when its pipe reached end of file.
 pub struct Relays {
-    done: Receiver<Stream>,
+    done: Arc<Finished>,
     running: usize,
     /// Bytes read so far by all relays: draining that still moves is not cut short.
     progress: Arc<AtomicU64>,
@@ -133,7 +132,8 @@ pub fn start(
     reserved: Option<Reservation>,
 ) -> io::Result<Relays> {
     let mut jobs: Vec<Job> = Vec::new();
-    let (sender, done) = channel();
+    let done = Arc::new(Finished::default());
+    let report = Report::new(&done);
     let running = pipes.len();
     let progress = Arc::new(AtomicU64::new(0));
     sys::enlarge_pipe(&io::stdout());
@@ -141,7 +141,7 @@ pub fn start(
     for (pipe, stream) in pipes {
         sys::enlarge_pipe(&pipe);
         let format = Arc::clone(format);
-        let sender: Sender<Stream> = sender.clone();
+        let report = report.clone();
         let progress = Arc::clone(&progress);
         let health = Arc::clone(health);
         let name = format!("usher-{}", stream.as_str());
@@ -152,7 +152,7 @@ pub fn start(
             if let Some(pipe) = pipe {
                 relay(pipe, stream, format, &progress, &health);
             }
-            let _ = sender.send(stream);
+            report.done();
         };
         match reserved {
             Some(_) => jobs.push(Box::new(body)),
@@ -162,6 +162,7 @@ pub fn start(
     if let Some(reserved) = reserved {
         reserved.run(jobs);
     }
+    drop(report);
     Ok(Relays {
         done,
         running,
@@ -176,12 +177,16 @@ impl Relays {
     pub fn wait(&mut self, idle: Duration) -> bool {
         let mut seen = self.progress.load(Ordering::Relaxed);
         let mut deadline = Instant::now() + idle;
+        let mut taken = 0;
         while self.running > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.done.recv_timeout(left.min(Duration::from_millis(100))) {
-                Ok(_) => self.running -= 1,
-                Err(RecvTimeoutError::Disconnected) => return false,
-                Err(RecvTimeoutError::Timeout) => {
+            match self.done.next(taken, left.min(Duration::from_millis(100))) {
+                Next::Finished => {
+                    taken += 1;
+                    self.running -= 1;
+                }
+                Next::Gone => return false,
+                Next::Timeout => {
                     let now = self.progress.load(Ordering::Relaxed);
                     if now != seen {
                         seen = now;
@@ -193,6 +198,73 @@ impl Relays {
             }
         }
         true
+    }
+}
+
+/// The relays' reports that their pipes were drained: a count, not a channel (std's channels
+/// cost about 9 KB of binary for this one use). `(finished, reporters)`: how many relays
+/// reported, and how many [`Report`]s exist that still may.
+#[derive(Default)]
+struct Finished {
+    state: Mutex<(usize, usize)>,
+    changed: Condvar,
+}
+
+/// What [`Finished::next`] saw.
+enum Next {
+    /// A relay reported, past the `taken` reports already seen.
+    Finished,
+    /// No report left to come: every [`Report`] is gone (a relay's job dropped unrun).
+    Gone,
+    Timeout,
+}
+
+impl Finished {
+    /// Waits up to `timeout` for a report beyond the first `taken` ones.
+    fn next(&self, taken: usize, timeout: Duration) -> Next {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (state, _) = self
+            .changed
+            .wait_timeout_while(state, timeout, |&mut (finished, reporters)| {
+                finished <= taken && reporters > 0
+            })
+            .unwrap_or_else(PoisonError::into_inner);
+        match *state {
+            (finished, _) if finished > taken => Next::Finished,
+            (_, 0) => Next::Gone,
+            _ => Next::Timeout,
+        }
+    }
+
+    fn update(&self, change: impl FnOnce(&mut (usize, usize))) {
+        change(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner));
+        self.changed.notify_all();
+    }
+}
+
+/// A relay's way to report its pipe drained, once; each copy counts as a reporter until dropped.
+struct Report(Arc<Finished>);
+
+impl Report {
+    fn new(finished: &Arc<Finished>) -> Report {
+        finished.update(|state| state.1 += 1);
+        Report(Arc::clone(finished))
+    }
+
+    fn done(self) {
+        self.0.update(|state| state.0 += 1);
+    }
+}
+
+impl Clone for Report {
+    fn clone(&self) -> Report {
+        Report::new(&self.0)
+    }
+}
+
+impl Drop for Report {
+    fn drop(&mut self) {
+        self.0.update(|state| state.1 = state.1.saturating_sub(1));
     }
 }
 
