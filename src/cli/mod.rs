@@ -82,7 +82,12 @@ struct Raw {
 
 impl Raw {
     fn parse<T>(&self, mut parse: impl FnMut(&str) -> Result<T, String>) -> Result<T, UsageError> {
-        parse(&self.value).map_err(|why| UsageError::new(format!("{}: {why}", self.source)))
+        parse(&self.value).map_err(|why| self.invalid(&why))
+    }
+
+    /// The error for a value `parse` refused (`why`): not generic, so one copy of it.
+    fn invalid(&self, why: &str) -> UsageError {
+        UsageError::new(format!("{}: {why}", self.source))
     }
 }
 
@@ -183,7 +188,7 @@ impl Settings<'_> {
         opt: &'static Opt,
         parse: impl FnMut(&str) -> Result<T, String>,
     ) -> Result<Option<T>, UsageError> {
-        self.take_one(opt)?.map(|raw| raw.parse(parse)).transpose()
+        self.take_parsed_into(opt, parse, None)
     }
 
     /// `take_parsed`, also setting `given_as` to the flag or variable the value came from.
@@ -193,12 +198,45 @@ impl Settings<'_> {
         parse: impl FnMut(&str) -> Result<T, String>,
         given_as: &mut String,
     ) -> Result<Option<T>, UsageError> {
+        self.take_parsed_into(opt, parse, Some(given_as))
+    }
+
+    /// What `take_parsed` and `take_parsed_as` do; the work is in [`Self::take_with`], which is
+    /// not generic: one copy of it, rather than one for each type parsed (about 3 KB of binary).
+    fn take_parsed_into<T>(
+        &mut self,
+        opt: &'static Opt,
+        mut parse: impl FnMut(&str) -> Result<T, String>,
+        given_as: Option<&mut String>,
+    ) -> Result<Option<T>, UsageError> {
+        let mut parsed = None;
+        self.take_with(
+            opt,
+            &mut |value| {
+                parsed = Some(parse(value)?);
+                Ok(())
+            },
+            given_as,
+        )?;
+        Ok(parsed)
+    }
+
+    /// Takes the option's value, if given, and hands it to `parse`; sets `given_as` to the flag
+    /// or variable it came from.
+    fn take_with(
+        &mut self,
+        opt: &'static Opt,
+        parse: &mut dyn FnMut(&str) -> Result<(), String>,
+        given_as: Option<&mut String>,
+    ) -> Result<(), UsageError> {
         let Some(raw) = self.take_one(opt)? else {
-            return Ok(None);
+            return Ok(());
         };
-        let value = raw.parse(parse)?;
-        *given_as = raw.source;
-        Ok(Some(value))
+        raw.parse(parse)?;
+        if let Some(given_as) = given_as {
+            *given_as = raw.source;
+        }
+        Ok(())
     }
 }
 
