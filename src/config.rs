@@ -244,7 +244,7 @@ impl ReadySource {
 
     /// The child is ready as soon as it runs.
     pub fn is_started(&self) -> bool {
-        *self == ReadySource::Started
+        matches!(self, ReadySource::Started)
     }
 }
 

@@ -179,7 +179,7 @@ fn supervise(
     }
     // The child must find NOTIFY_SOCKET in its environment: the socket exists before it does.
     let roles = Roles {
-        ready: config.ready_when == ReadySource::Notify,
+        ready: matches!(config.ready_when, ReadySource::Notify),
         watchdog: config.live_when.watchdog(),
     };
     let notify = if roles.ready || roles.watchdog.is_some() {
@@ -372,7 +372,7 @@ fn supervise(
     {
         // The socket went with the thread that could not start: the app's messages are
         // refused (ECONNREFUSED) rather than queued until its sends block.
-        if config.ready_when == ReadySource::Notify {
+        if matches!(config.ready_when, ReadySource::Notify) {
             unwatched(&health, Watched::Readiness, &e);
         }
         if config.live_when.watchdog().is_some() {
@@ -475,7 +475,9 @@ fn unwatched(health: &Health, watched: Watched, error: &std::io::Error) {
 /// The liveness alarm, when a failed check must reach the event loop: `--on-unhealthy stop`
 /// with a check other than `running` (whose failure is the child's exit, which the loop sees).
 fn liveness_alarm(config: &Config) -> std::io::Result<(Option<Alarm>, Option<AlarmReceiver>)> {
-    if config.policy.on_unhealthy != OnUnhealthy::Stop || config.live_when == LiveCheck::Running {
+    if config.policy.on_unhealthy != OnUnhealthy::Stop
+        || matches!(config.live_when, LiveCheck::Running)
+    {
         return Ok((None, None));
     }
     let (alarm, receiver) = liveness::alarm()?;
