@@ -128,9 +128,22 @@ pub fn unescape(field: &str) -> String {
 /// The candidate directories (absolute, as mounted) of `controller`'s cgroup, in the order to
 /// try them (module doc), and their version, from the texts of /proc/self/cgroup and
 /// /proc/self/mountinfo; `None` when no line and mount match.
+#[cfg(any(test, fuzzing))]
 pub fn candidates(
     cgroup: &str,
     mountinfo: &str,
+    controller: &str,
+) -> Option<(Version, Vec<String>)> {
+    let mounts: Vec<Mount> = parse_mountinfo(mountinfo).collect();
+    candidates_among(cgroup, &mounts, controller)
+}
+
+/// [`candidates`] with mountinfo's cgroup mounts parsed once ([`parse_mountinfo`]): usher
+/// looks up four controllers at start, and parsing every line of mountinfo for each cost
+/// more instructions than the rest of the lookup.
+pub fn candidates_among(
+    cgroup: &str,
+    mounts: &[Mount],
     controller: &str,
 ) -> Option<(Version, Vec<String>)> {
     let v1 = parse_proc_cgroup(cgroup)
@@ -145,10 +158,11 @@ pub fn candidates(
         mount.version == version && (version == Version::V2 || names(mount.options, controller))
     };
     // Several mounts of one hierarchy: prefer the one whose root holds the path.
-    let mount = parse_mountinfo(mountinfo)
-        .filter(serves)
+    let mount = mounts
+        .iter()
+        .filter(|mount| serves(mount))
         .find(|mount| relative(membership.path, &unescape(mount.root)).is_some())
-        .or_else(|| parse_mountinfo(mountinfo).find(serves))?;
+        .or_else(|| mounts.iter().find(|mount| serves(mount)))?;
     let point = unescape(mount.mount_point);
     let point = point.trim_end_matches('/');
     let mut paths: Vec<String> = Vec::with_capacity(3);
@@ -191,8 +205,9 @@ pub fn discover(root: &Path) -> Result<Cgroups, ReadError> {
     let proc_self = root.join("proc/self");
     let cgroup = super::read_text(&proc_self, "cgroup")?;
     let mountinfo = super::read_text(&proc_self, "mountinfo")?;
+    let mounts: Vec<Mount> = parse_mountinfo(&mountinfo).collect();
     let locate = |controller: &str| {
-        let (version, paths) = candidates(&cgroup, &mountinfo, controller)?;
+        let (version, paths) = candidates_among(&cgroup, &mounts, controller)?;
         let path = paths
             .iter()
             .map(|p| root.join(p.trim_start_matches('/')))
