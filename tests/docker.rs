@@ -666,18 +666,9 @@ fn hog_image(test: &str) -> Image {
 /// GET `path` from usher's health port, published on the host (`-p 127.0.0.1::8558`):
 /// (status, body).
 fn http_get(container: &str, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
     let published = docker_ok(&["port", container, "8558"]);
-    let addr = published.lines().next().unwrap().trim().to_string();
-    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let status = answer.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
-    (status, body.unwrap_or_default())
+    let addr = published.lines().next().unwrap().trim().parse().unwrap();
+    status_and_body(&try_http_answer(addr, path).unwrap())
 }
 
 /// The value of a series in a Prometheus text, failing the test when it is absent.

@@ -62,17 +62,7 @@ fn message_starting(usher: &mut Usher, prefix: &str) -> String {
 
 /// One `GET path` on a new connection: the status line and the body, or why it failed.
 fn get(port: u16, path: &str) -> Result<(String, String), String> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = TcpStream::connect_timeout(&addr, DEADLINE).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    stream.set_write_timeout(Some(DEADLINE)).unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|e| e.to_string())?;
-    let mut answer = String::new();
-    stream
-        .read_to_string(&mut answer)
+    let answer = try_http_answer(SocketAddr::from(([127, 0, 0, 1], port)), path)
         .map_err(|e| e.to_string())?;
     let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
     let status = head.lines().next().unwrap_or_default().to_string();

@@ -533,20 +533,6 @@ fn wait_all_keeps_health_up_while_the_replacement_lives() {
     assert_eq!(usher.wait(), 0);
 }
 
-/// One `GET` over a fresh connection: (status, body).
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let status = answer.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
-    (status, body.unwrap_or_default())
-}
-
 /// A free loopback port below the kernel's ephemeral range (see tests/health.rs).
 fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};

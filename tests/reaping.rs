@@ -50,21 +50,6 @@ fn pid1_does_not_claim_to_be_a_subreaper() {
     );
 }
 
-/// One GET over a fresh connection to usher's health server: the body.
-fn get_body(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default()
-}
-
 /// The value of a series in /metrics text.
 fn metric(metrics: &str, series: &str) -> Option<u64> {
     metrics
@@ -108,7 +93,7 @@ fn reaping_is_summarised_in_the_log_and_counted_in_metrics() {
     // The counter is updated once the reaping round ends, a moment after the last waitpid.
     let mut metrics = String::new();
     wait_until("usher_zombies_reaped_total to reach 3000", || {
-        metrics = get_body(port, "/metrics");
+        metrics = http_get(port, "/metrics").1;
         metric(&metrics, "usher_zombies_reaped_total") == Some(3000)
     });
     usher.signal(libc::SIGTERM);

@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -393,24 +393,8 @@ fn timed_get(port: u16, path: &str) -> (u16, Duration) {
 
 fn try_get(port: u16, path: &str) -> std::io::Result<(u16, Duration)> {
     let asked = Instant::now();
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(DEADLINE))?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes())?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    let status = answer.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Ok((status, asked.elapsed()))
-}
-
-fn get_body(port: u16, path: &str) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
+    let answer = try_http_answer(std::net::SocketAddr::from(([127, 0, 0, 1], port)), path)?;
+    Ok((status_and_body(&answer).0, asked.elapsed()))
 }
 
 /// A figure for RELIABILITY.md, shown with `--nocapture`.
@@ -628,7 +612,7 @@ fn sixteen_open_files_are_enough_for_everything() {
     assert_eq!(lines.len(), 2);
     run.zombie_is_reaped();
     let slowest = run.health_answers(5);
-    let metrics = get_body(run.port.unwrap(), "/metrics");
+    let metrics = http_answer(run.port.unwrap(), "/metrics");
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
     let open = std::fs::read_dir(format!("/proc/{usher}/fd"))
         .unwrap()
@@ -1047,7 +1031,7 @@ fn without_proc_usher_supervises_reaps_and_stops() {
         run.zombie_is_reaped();
         let slowest = run.health_answers(5);
         let port = run.port.unwrap();
-        let metrics = get_body(port, "/metrics");
+        let metrics = http_answer(port, "/metrics");
         assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
         assert!(metrics.contains("\nusher_child_up 1\n"), "{metrics}");
         assert!(!metrics.contains("usher_app_processes"), "{metrics}");

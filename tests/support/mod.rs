@@ -12,6 +12,37 @@ use std::time::{Duration, Instant};
 /// How long any single expectation may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
+/// One `GET path` over a fresh connection to `addr` (`Connection: close`), the whole answer as
+/// text; connecting, writing and reading each within [`DEADLINE`].
+pub fn try_http_answer(addr: std::net::SocketAddr, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, DEADLINE)?;
+    stream.set_read_timeout(Some(DEADLINE))?;
+    stream.set_write_timeout(Some(DEADLINE))?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes())?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer)
+}
+
+/// [`try_http_answer`] on loopback `port`, failing the test when it cannot be had.
+pub fn http_answer(port: u16, path: &str) -> String {
+    try_http_answer(std::net::SocketAddr::from(([127, 0, 0, 1], port)), path).unwrap()
+}
+
+/// An HTTP answer's status code (0 when there is none) and body.
+pub fn status_and_body(answer: &str) -> (u16, String) {
+    let status = answer.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
+    (status, body.unwrap_or_default())
+}
+
+/// One `GET` on loopback `port`: (status, body).
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    status_and_body(&http_answer(port, path))
+}
+
 pub fn usher() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_usher"))
 }
